@@ -1,0 +1,185 @@
+"""Submitting and querying from any process: ``taskmill.connect(path)``. A client never dispatches.
+
+Each thread gets its own SQLite connection (apsw connections must not be shared between threads without
+care, and must never cross a fork). After each commit the client pings the supervisor's wake-up socket so
+the task starts within milliseconds.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+import msgspec
+
+from . import submission
+from .domain import DOMAINS, Domain
+from .handle import DomainHandle
+from .outcome import BatchOutcome, SubmitOutcome
+from .store import HistoryRecord, NewTask, Store, TaskRecord
+from .store.connection import Durability
+from .supervisor.wakeup import WakeupSender
+
+
+class TaskLookup(msgspec.Struct, frozen=True):
+    location: Literal["active", "history", "not_found"]
+    record: TaskRecord | HistoryRecord | None = None
+
+
+class Client:
+    """Submit, query and manage tasks in a taskmill database."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = "tasks.db",
+        *,
+        domains: Iterable[Domain] | None = None,
+        durability: Durability = "full",
+        max_payload_bytes: int = submission.DEFAULT_MAX_PAYLOAD,
+        default_ttl: float | None = None,
+    ) -> None:
+        self.path = os.fspath(path)
+        self.durability = durability
+        self._defaults = submission.Defaults(ttl=default_ttl, max_payload_bytes=max_payload_bytes)
+        self._domains: dict[str, Domain] | None = None if domains is None else {d.name: d for d in domains}
+        self._local = threading.local()
+        self._stores: list[Store] = []
+        self._stores_lock = threading.Lock()
+        self._sender: WakeupSender | None = None
+        self._closed = False
+        self._store()  # open (and migrate) now so a bad path fails here, not at first submit
+
+    # -- plumbing ---------------------------------------------------------------------------------------
+    def _store(self) -> Store:
+        store: Store | None = getattr(self._local, "store", None)
+        if store is None or store.pid != os.getpid():
+            store = Store(self.path, self.durability)
+            store.pid = os.getpid()  # type: ignore[attr-defined]
+            self._local.store = store
+            with self._stores_lock:
+                self._stores.append(store)
+        return store
+
+    def _notify(self) -> None:
+        if self._sender is None:
+            self._sender = WakeupSender(self.path)
+        self._sender.ping()
+
+    def _submit_rows(self, rows: Sequence[NewTask]) -> list[SubmitOutcome]:
+        store = self._store()
+        outcomes = [store.submit(rows[0])] if len(rows) == 1 else store.submit_batch(rows)
+        if any(o.kind not in ("duplicate", "rejected") for o in outcomes):
+            self._notify()
+        return outcomes
+
+    def _known_domains(self) -> dict[str, Domain]:
+        return self._domains if self._domains is not None else DOMAINS
+
+    def _lookup_key(self, key: str) -> TaskLookup:
+        store = self._store()
+        active = store.task_by_key(key)
+        if active is not None:
+            return TaskLookup("active", active)
+        past = store.history_by_key(key, 1)
+        return TaskLookup("history", past[0]) if past else TaskLookup("not_found")
+
+    def close(self) -> None:
+        with self._stores_lock:
+            for store in self._stores:
+                if getattr(store, "pid", None) == os.getpid():
+                    store.close()
+            self._stores.clear()
+        self._local = threading.local()
+        if self._sender is not None:
+            self._sender.close()
+        self._closed = True
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- submission -------------------------------------------------------------------------------------
+    def domain(self, domain: Domain) -> DomainHandle:
+        return DomainHandle(self, domain)
+
+    def submit(self, sub: submission.TaskSubmission) -> SubmitOutcome:
+        """Untyped submission of a qualified ``task_type`` ("domain::type"), validated against its class."""
+        return self._submit_rows([self._build_untyped(sub)])[0]
+
+    def submit_batch(self, subs: Iterable[submission.TaskSubmission]) -> BatchOutcome:
+        return BatchOutcome(self._submit_rows([self._build_untyped(s) for s in subs]))
+
+    def _build_untyped(self, sub: submission.TaskSubmission) -> NewTask:
+        domain, spec, payload = submission.resolve_untyped(self._known_domains(), sub)
+        return submission.build(
+            domain, spec, None, self._defaults, payload=payload, priority=sub.priority, key=sub.key,
+            label=sub.label, group=sub.group, tags=sub.tags, run_after=sub.run_after, run_at=sub.run_at,
+            ttl=sub.ttl, max_retries=sub.max_retries, on_duplicate=sub.on_duplicate,
+        )  # fmt: skip
+
+    # -- queries ----------------------------------------------------------------------------------------
+    def task(self, task_id: int) -> TaskRecord | None:
+        return self._store().task(task_id)
+
+    def task_by_key(self, key: str) -> TaskRecord | None:
+        """The active task holding the (hashed) dedup key."""
+        return self._store().task_by_key(key)
+
+    def task_lookup(self, task_type: str, key: str | None = None, payload: bytes | None = None) -> TaskLookup:
+        """Find a task by qualified type and its explicit key (or its encoded payload)."""
+        return self._lookup_key(submission.dedup_key(task_type, key, payload or b""))
+
+    def pending_count(self) -> int:
+        return self._store().count("pending")
+
+    def running_count(self) -> int:
+        return self._store().count("running")
+
+    def status_counts(self) -> dict[str, int]:
+        return self._store().status_counts()
+
+    def pending_tasks(self, limit: int = 100, offset: int = 0) -> list[TaskRecord]:
+        return self._store().tasks_by_status("pending", limit, offset)
+
+    def running_tasks(self, limit: int = 100, offset: int = 0) -> list[TaskRecord]:
+        return self._store().tasks_by_status("running", limit, offset)
+
+    def pending_by_type(self) -> dict[str, int]:
+        return self._store().pending_by_type()
+
+    def history(self, limit: int = 50, offset: int = 0) -> list[HistoryRecord]:
+        return self._store().history(limit, offset)
+
+    def history_by_type(self, task_type: str, limit: int = 50, offset: int = 0) -> list[HistoryRecord]:
+        return self._store().history_by_type(task_type, limit, offset)
+
+    def history_of(self, task_id: int) -> list[HistoryRecord]:
+        """Every terminal record of one task id, newest first."""
+        return self._store().history_of_task(task_id)
+
+    def failed_tasks(self, limit: int = 50, offset: int = 0) -> list[HistoryRecord]:
+        return self._store().history_by_status("failed", limit, offset)
+
+    def dead_letter_tasks(self, limit: int = 50, offset: int = 0) -> list[HistoryRecord]:
+        return self._store().history_by_status("dead_letter", limit, offset)
+
+    def retry_dead_letter(self, task_id: int) -> SubmitOutcome:
+        """Queue a dead-lettered task again with a fresh retry count."""
+        outcome = self._store().retry_dead_letter(task_id)
+        self._notify()
+        return outcome
+
+    def prune_history_by_count(self, keep: int) -> int:
+        return self._store().prune_history_by_count(keep)
+
+    def prune_history_by_age(self, days: float) -> int:
+        return self._store().prune_history_by_age(days)
+
+
+def connect(path: str | os.PathLike[str] = "tasks.db", **options: object) -> Client:
+    """A client for another process (a web app, a cron job): submit, query, manage; never dispatch."""
+    return Client(path, **options)  # type: ignore[arg-type]

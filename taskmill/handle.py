@@ -1,0 +1,103 @@
+"""DomainHandle: submit and query the tasks of one domain (``scheduler.domain(d)`` / ``client.domain(d)``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from . import submission
+from .domain import Domain
+from .errors import UnknownTaskType
+from .outcome import BatchOutcome, SubmitOutcome
+from .store.records import HistoryRecord, TaskRecord
+from .task import Task
+
+if TYPE_CHECKING:
+    from .client import Client, TaskLookup
+
+
+class DomainHandle:
+    """Submissions through a handle get the domain's prefix ("media::resize") and defaults."""
+
+    def __init__(self, client: Client, domain: Domain) -> None:
+        self._client = client
+        self.domain = domain
+        self.name = domain.name
+
+    def _spec(self, task: Task):  # type: ignore[no-untyped-def]
+        spec = self.domain.executors.get(f"{self.name}::{type(task).task_type}")
+        if spec is None or spec.task_cls is not type(task):
+            raise UnknownTaskType(
+                f"{type(task).__qualname__} has no executor in domain {self.name!r}; "
+                f"register one with @{self.name}.executor({type(task).__qualname__})"
+            )
+        return spec
+
+    def submit(
+        self,
+        task: Task,
+        *,
+        priority: int | None = None,
+        key: str | None = None,
+        label: str | None = None,
+        group: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        run_after: float | timedelta | None = None,
+        run_at: datetime | None = None,
+        ttl: float | None = None,
+        max_retries: int | None = None,
+        on_duplicate: str | None = None,
+    ) -> SubmitOutcome:
+        """Queue ``task``. Returns once the row is committed (durably, with ``durability="full"``)."""
+        row = submission.build(
+            self.domain, self._spec(task), task, self._client._defaults, priority=priority, key=key, label=label,
+            group=group, tags=tags, run_after=run_after, run_at=run_at, ttl=ttl, max_retries=max_retries,
+            on_duplicate=on_duplicate,
+        )  # fmt: skip
+        return self._client._submit_rows([row])[0]
+
+    def submit_batch(self, tasks: Iterable[Task], *, priority: int | None = None) -> BatchOutcome:
+        """Queue many tasks in one transaction (all or nothing); within the batch the last duplicate wins."""
+        defaults = self._client._defaults
+        rows = [submission.build(self.domain, self._spec(t), t, defaults, priority=priority) for t in tasks]
+        return BatchOutcome(self._client._submit_rows(rows))
+
+    # -- queries ----------------------------------------------------------------------------------------
+    def lookup(self, task: Task) -> TaskLookup:
+        """Where a task with this payload's dedup key is: active, in history, or not found."""
+        spec = self._spec(task)
+        payload = submission.encode_payload(spec, task, self._client._defaults.max_payload_bytes)
+        return self._client._lookup_key(submission.dedup_key(spec.qualified_type, task.key(), payload))
+
+    def pending_count(self) -> int:
+        return self._client._store().count("pending", self.name)
+
+    def running_count(self) -> int:
+        return self._client._store().count("running", self.name)
+
+    def dead_letter_tasks(self, limit: int = 50, offset: int = 0) -> list[HistoryRecord]:
+        return self._client._store().history_by_status("dead_letter", limit, offset, domain=self.name)
+
+    def retry_dead_letter(self, task_id: int) -> SubmitOutcome:
+        outcome = self._client._store().retry_dead_letter(task_id, domain=self.name)
+        self._client._notify()
+        return outcome
+
+    def task(self, task_id: int) -> TaskRecord | None:
+        rec = self._client.task(task_id)
+        return rec if rec is not None and rec.domain == self.name else None
+
+    def set_max_concurrency(self, n: int) -> None:
+        """Cap how many of this domain's tasks run at once (0 = no cap). Applies from the next dispatch turn."""
+        if n < 0:
+            raise ValueError("max_concurrency must be >= 0")
+        self.domain.max_concurrency = n
+        self._client._notify()
+
+    @property
+    def max_concurrency(self) -> int:
+        return self.domain.max_concurrency
+
+    def __repr__(self) -> str:
+        return f"DomainHandle({self.name!r})"

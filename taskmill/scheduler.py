@@ -1,0 +1,250 @@
+"""The Scheduler: a client that also runs the supervisor (embedded) — ``run()``, ``start()``/``stop()``, ``with``.
+
+The supervisor runs on its own thread and event loop (uvloop) inside the application's process and spawns
+the worker processes; submissions from application threads commit through their own connections and wake
+the loop directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import inspect
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+
+from .client import Client
+from .config import DEFAULT_RETENTION, RetentionPolicy, ShutdownMode
+from .domain import Domain, is_factory
+from .errors import ConfigError, TaskmillError
+from .events import EventBus, Subscription
+from .handle import DomainHandle
+from .policy.retry import RetryPolicy
+from .protocol import StateRef
+from .registry import Registry
+from .store.connection import Durability
+from .supervisor.runtime import Settings, Supervisor
+
+log = logging.getLogger("taskmill")
+
+
+def _state_ref(item: Any) -> StateRef:
+    """Describe app state so a worker can rebuild it: a factory by import path, or an encodable instance."""
+    target = item if is_factory(item) else type(item)
+    module, qualname = getattr(target, "__module__", None), getattr(target, "__qualname__", "")
+    if module is None or "<locals>" in qualname or "<lambda>" in qualname:
+        raise ConfigError(f"app_state item {item!r} must be importable (defined at module level)")
+    if module == "__main__":
+        main = importlib.import_module("__main__")
+        module = "__main__" if getattr(main, "__file__", None) else None
+        if module is None:
+            raise ConfigError(
+                f"app_state item {item!r} is defined in an interactive session; workers cannot see it"
+            )
+    if is_factory(item):
+        return StateRef(f"{module}:{qualname}")
+    try:
+        return StateRef(f"{module}:{qualname}", msgspec.msgpack.encode(item))
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise ConfigError(
+            f"app_state instance of {qualname} cannot be sent to worker processes ({exc}); pass a factory "
+            "(a class or function defined at module level) that builds it in each worker"
+        ) from exc
+
+
+class Scheduler(Client):
+    """Owns dispatch for one database: a supervisor thread and a pool of worker processes."""
+
+    def __init__(
+        self,
+        store: str | os.PathLike[str] = "tasks.db",
+        domains: Iterable[Domain] = (),
+        *,
+        max_concurrency: int | None = None,
+        workers: int | None = None,
+        async_concurrency: int = 16,
+        poll_interval: float = 0.5,
+        max_retries: int = 3,
+        retry: RetryPolicy | None = None,
+        shutdown: ShutdownMode | None = None,
+        app_state: Iterable[Any] = (),
+        durability: Durability = "full",
+        retention: RetentionPolicy | None = DEFAULT_RETENTION,
+        max_payload_bytes: int = 1024 * 1024,
+        default_ttl: float | None = None,
+        prefetch: bool = True,
+        resource_monitoring: bool = False,
+    ) -> None:
+        domains = list(domains)
+        if not domains:
+            raise ConfigError("Scheduler needs at least one Domain (domains=[...])")
+        n_workers = workers if workers is not None else (os.cpu_count() or 2)
+        if n_workers < 1:
+            raise ConfigError("workers must be >= 1")
+        concurrency = max_concurrency if max_concurrency is not None else n_workers
+        if concurrency < 0 or async_concurrency < 1 or poll_interval <= 0 or max_retries < 0:
+            raise ConfigError(
+                "max_concurrency >= 0, async_concurrency >= 1, poll_interval > 0, max_retries >= 0"
+            )
+        super().__init__(store, domains=domains, durability=durability, max_payload_bytes=max_payload_bytes,
+                         default_ttl=default_ttl)  # fmt: skip
+        base_retry = retry or RetryPolicy.constant(max_retries)
+        self.registry = Registry(domains, retry=base_retry)
+        self.shutdown_mode = shutdown or ShutdownMode.graceful(10.0)
+        self.resource_monitoring = resource_monitoring
+        self.bus = EventBus()
+        self.settings = Settings(
+            store_path=self.path, durability=durability, workers=n_workers, max_concurrency=concurrency,
+            async_concurrency=async_concurrency, poll_interval=poll_interval, prefetch=prefetch,
+            retention=retention, shutdown_timeout=self.shutdown_mode.timeout,
+            app_state=[_state_ref(item) for item in app_state],
+        )  # fmt: skip
+        self._supervisor: Supervisor | None = None
+        self._thread: threading.Thread | None = None
+        self._thread_error: BaseException | None = None
+
+    # -- handles and events -----------------------------------------------------------------------------
+    def domain(self, domain: Domain) -> DomainHandle:
+        return DomainHandle(self, self.registry.domain(domain))
+
+    def subscribe(self, maxsize: int = 10_000) -> Subscription:
+        """Lifecycle events (sync or async iteration). A slow subscriber drops its oldest events."""
+        return self.bus.subscribe(maxsize)
+
+    def _notify(self) -> None:
+        sup = self._supervisor
+        if sup is not None and sup.loop is not None:
+            sup.wake_threadsafe()
+        else:
+            super()._notify()
+
+    def set_max_concurrency(self, n: int) -> None:
+        if n < 0:
+            raise ValueError("max_concurrency must be >= 0")
+        self.settings.max_concurrency = n
+        self._notify()
+
+    @property
+    def max_concurrency(self) -> int:
+        return self.settings.max_concurrency
+
+    @property
+    def is_running(self) -> bool:
+        return (
+            self._supervisor is not None
+            and self._supervisor.started.is_set()
+            and self._supervisor.error is None
+        )
+
+    # -- running ----------------------------------------------------------------------------------------
+    def _make_supervisor(self) -> Supervisor:
+        if self._supervisor is not None:
+            raise TaskmillError("this scheduler is already running")
+        self._supervisor = Supervisor(self.settings, self.registry, self.bus)
+        return self._supervisor
+
+    def _new_loop(self) -> asyncio.AbstractEventLoop:
+        try:
+            import uvloop
+
+            return uvloop.new_event_loop()
+        except ImportError:  # pragma: no cover
+            return asyncio.new_event_loop()
+
+    def run(self) -> None:
+        """Dispatch until SIGINT/SIGTERM (a second signal forces a hard stop) or :meth:`stop`."""
+        sup = self._make_supervisor()
+        loop = self._new_loop()
+        in_main = threading.current_thread() is threading.main_thread()
+        try:
+            if in_main:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.add_signal_handler(sig, sup.request_stop, self.shutdown_mode.kind == "hard")
+            loop.run_until_complete(sup.serve())
+        finally:
+            if in_main:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+            loop.close()
+            self._supervisor = None
+
+    def start(self, timeout: float = 120.0) -> None:
+        """Run the supervisor on a background thread; returns once the workers are up."""
+        sup = self._make_supervisor()
+
+        def target() -> None:
+            loop = self._new_loop()
+            try:
+                loop.run_until_complete(sup.serve())
+            except BaseException as exc:  # surfaced by start()/stop()
+                self._thread_error = exc
+            finally:
+                loop.close()
+
+        self._thread_error = None
+        self._thread = threading.Thread(target=target, name="taskmill-supervisor", daemon=True)
+        self._thread.start()
+        if not sup.started.wait(timeout):
+            raise TaskmillError(f"supervisor did not start within {timeout}s")
+        if sup.error is not None:
+            self._thread.join()
+            self._thread = None
+            self._supervisor = None
+            raise sup.error
+
+    def stop(self, *, hard: bool | None = None, timeout: float | None = None) -> None:
+        """Stop per the shutdown mode (``hard=True`` forces it) and wait for the supervisor to finish."""
+        sup, thread = self._supervisor, self._thread
+        if sup is None:
+            return
+        sup.request_stop(hard=self.shutdown_mode.kind == "hard" if hard is None else hard)
+        if thread is not None:
+            thread.join(timeout)
+            self._thread = None
+        self._supervisor = None
+        if self._thread_error is not None:
+            err, self._thread_error = self._thread_error, None
+            raise err
+
+    def wait_until_idle(self, timeout: float | None = None, poll: float = 0.01) -> bool:
+        """Block until nothing is pending or running (delayed tasks count as pending). False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        store = self._store()
+        while True:
+            counts = store.status_counts()
+            if counts["pending"] == 0 and counts["running"] == 0:
+                return True
+            if self._thread_error is not None:
+                raise self._thread_error
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(poll)
+
+    def __enter__(self) -> Scheduler:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.stop()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._supervisor is not None:
+            with contextlib.suppress(Exception):
+                self.stop(hard=True)
+        self.bus.close_all()
+        super().close()
+
+    @classmethod
+    def signature(cls) -> inspect.Signature:
+        return inspect.signature(cls.__init__)

@@ -1,0 +1,154 @@
+"""The SQLite store: every byte of SQL in taskmill lives in this package.
+
+:class:`Store` wraps one apsw connection. It is not shared between threads: the scheduler gives each
+thread its own (see ``taskmill.scheduler``), and worker processes never open one.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+
+import apsw
+
+from ..errors import InvalidState, NotFound
+from ..outcome import SubmitOutcome
+from . import dispatch, queries, sql
+from .connection import Durability, open_connection, read_tx, write_tx
+from .records import Candidate, Claimed, HistoryRecord, NewTask, TaskRecord
+from .schema import migrate
+from .submit import submit_many, submit_one
+
+__all__ = [
+    "Candidate", "Claimed", "Durability", "HistoryRecord", "NewTask", "Store", "TaskRecord", "dispatch",
+]  # fmt: skip
+
+BATCH_CHUNK = 10_000
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Store:
+    """One connection to the task database, with the operations every process needs."""
+
+    def __init__(self, path: str | os.PathLike[str], durability: Durability = "full") -> None:
+        self.path = os.fspath(path)
+        self.durability = durability
+        self.conn: apsw.Connection = open_connection(self.path, durability)
+        migrate(self.conn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def write(self):  # type: ignore[no-untyped-def]
+        """Context manager for one ``BEGIN IMMEDIATE`` transaction."""
+        return write_tx(self.conn)
+
+    # -- submission ------------------------------------------------------------------------------------
+    def submit(self, task: NewTask) -> SubmitOutcome:
+        with write_tx(self.conn):
+            return submit_one(self.conn, task, now_ms())
+
+    def submit_batch(self, tasks: Sequence[NewTask]) -> list[SubmitOutcome]:
+        """All chunks in one transaction: a batch is all or nothing."""
+        out: list[SubmitOutcome] = []
+        with write_tx(self.conn):
+            for start in range(0, len(tasks), BATCH_CHUNK):
+                out.extend(submit_many(self.conn, tasks[start : start + BATCH_CHUNK], now_ms()))
+        return out
+
+    # -- queries ---------------------------------------------------------------------------------------
+    def task(self, task_id: int) -> TaskRecord | None:
+        return queries.one_task(self.conn, sql.TASK_BY_ID, (task_id,))
+
+    def task_by_key(self, key: str) -> TaskRecord | None:
+        return queries.one_task(self.conn, sql.TASK_BY_KEY, (key,))
+
+    def tasks_by_status(self, status: str, limit: int = 100, offset: int = 0) -> list[TaskRecord]:
+        return queries.tasks(self.conn, sql.TASKS_BY_STATUS, (status, limit, offset))
+
+    def count(self, status: str, domain: str | None = None) -> int:
+        if domain is None:
+            return queries.scalar(self.conn, sql.COUNT_BY_STATUS, (status,))
+        return queries.scalar(self.conn, sql.COUNT_BY_STATUS_DOMAIN, (status, domain))
+
+    def status_counts(self) -> dict[str, int]:
+        with read_tx(self.conn):
+            return queries.status_counts(self.conn)
+
+    def pending_by_type(self) -> dict[str, int]:
+        return {t: int(n) for t, n in self.conn.execute(sql.PENDING_BY_TYPE)}
+
+    def history(self, limit: int = 50, offset: int = 0) -> list[HistoryRecord]:
+        return queries.histories(self.conn, sql.HISTORY_PAGE, (limit, offset))
+
+    def history_by_type(self, task_type: str, limit: int = 50, offset: int = 0) -> list[HistoryRecord]:
+        return queries.histories(self.conn, sql.HISTORY_BY_TYPE, (task_type, limit, offset))
+
+    def history_by_key(self, key: str, limit: int = 50) -> list[HistoryRecord]:
+        return queries.histories(self.conn, sql.HISTORY_BY_KEY, (key, limit))
+
+    def history_of_task(self, task_id: int) -> list[HistoryRecord]:
+        return queries.histories(self.conn, sql.HISTORY_OF_TASK, (task_id,))
+
+    def history_by_status(
+        self, status: str, limit: int = 50, offset: int = 0, domain: str | None = None
+    ) -> list[HistoryRecord]:
+        if domain is None:
+            return queries.histories(self.conn, sql.HISTORY_BY_STATUS, (status, limit, offset))
+        return queries.histories(self.conn, sql.HISTORY_BY_STATUS_DOMAIN, (status, domain, limit, offset))
+
+    def history_count(self) -> int:
+        return queries.scalar(self.conn, sql.HISTORY_COUNT)
+
+    def history_status_counts(self) -> dict[str, int]:
+        return {s: int(n) for s, n in self.conn.execute(sql.HISTORY_STATUS_COUNTS)}
+
+    def data_version(self) -> int:
+        return queries.scalar(self.conn, sql.DATA_VERSION)
+
+    # -- dead letters ----------------------------------------------------------------------------------
+    def retry_dead_letter(self, task_id: int, *, domain: str | None = None) -> SubmitOutcome:
+        """Re-submit a dead-lettered task with a fresh retry count, under its original id's key.
+
+        The history row is removed only if the task was queued again, so a failed re-submit loses nothing.
+        """
+        with write_tx(self.conn):
+            found = queries.histories(self.conn, sql.DEAD_LETTER_OF_TASK, (task_id,))
+            if not found:
+                if not queries.histories(self.conn, sql.HISTORY_OF_TASK, (task_id,)):
+                    raise NotFound(f"no history for task {task_id}")
+                raise InvalidState(f"task {task_id} is not dead-lettered")
+            rec = found[0]
+            if domain is not None and rec.domain != domain:
+                raise InvalidState(f"task {task_id} belongs to domain {rec.domain!r}, not {domain!r}")
+            row = next(iter(self.conn.execute(sql.HISTORY_ROW_FULL, (rec.hid,))))
+            new = NewTask(
+                task_type=row[0], domain=row[1], key=row[2], label=row[3], priority=row[4], payload=row[5],
+                created_at=now_ms(), expected_read_bytes=row[6], expected_write_bytes=row[7],
+                expected_net_rx_bytes=row[8], expected_net_tx_bytes=row[9], max_retries=row[10],
+                parent_id=row[11], fail_fast=bool(row[12]), group_key=row[13],
+                tags=queries._tags(row[14]), on_duplicate="reject",
+            )  # fmt: skip
+            outcome = submit_one(self.conn, new, now_ms())
+            if outcome.is_inserted:
+                self.conn.execute(sql.DELETE_HISTORY_ROW, (rec.hid,))
+            return outcome
+
+    # -- maintenance -----------------------------------------------------------------------------------
+    def prune_history_by_count(self, keep: int) -> int:
+        with write_tx(self.conn):
+            return dispatch.prune_by_count(self.conn, keep)
+
+    def prune_history_by_age(self, days: float) -> int:
+        with write_tx(self.conn):
+            return dispatch.prune_by_age(self.conn, now_ms() - int(days * 86_400_000))
+
+    def checkpoint(self) -> None:
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def integrity_check(self) -> list[str]:
+        return [str(r[0]) for r in self.conn.execute("PRAGMA integrity_check")]

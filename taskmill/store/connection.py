@@ -1,0 +1,115 @@
+"""Opening the database and running transactions.
+
+Every write runs inside ``BEGIN IMMEDIATE`` so the write lock is taken up front (a deferred transaction that
+upgrades to a writer can fail with SQLITE_BUSY no matter how long it waits). Busy errors are retried here,
+inside a time budget, so callers never see "database is locked".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import time
+from collections.abc import Iterator
+from typing import Literal
+
+import apsw
+
+from ..errors import SchemaError, StorageFull, StoreBusy, StoreError
+
+Durability = Literal["full", "normal"]
+MIN_SQLITE = (3, 51, 3)
+BUSY_BUDGET_S = 30.0
+
+
+def _check_sqlite_version() -> None:
+    version = tuple(int(p) for p in apsw.sqlite_lib_version().split(".")[:3])
+    if version < MIN_SQLITE:
+        need = ".".join(map(str, MIN_SQLITE))
+        raise SchemaError(
+            f"taskmill needs SQLite >= {need}, apsw is linked against {apsw.sqlite_lib_version()}"
+        )
+
+
+def _pragma(conn: apsw.Connection, name: str, value: str | int, expect: str | int | None = None) -> None:
+    """Set one pragma and read it back: apsw runs multi-statement strings lazily (DESIGN.md §5)."""
+    rows = list(conn.execute(f"PRAGMA {name}={value}"))
+    got = rows[0][0] if rows else next(iter(conn.execute(f"PRAGMA {name}")), (None,))[0]
+    want = value if expect is None else expect
+    if got is not None and str(got).lower() != str(want).lower():
+        raise StoreError(f"could not set PRAGMA {name}={value} (database reports {got!r})")
+
+
+def open_connection(path: str, durability: Durability = "full", *, readonly: bool = False) -> apsw.Connection:
+    """Open ``path`` in WAL mode with the durability the caller asked for."""
+    _check_sqlite_version()
+    if durability not in ("full", "normal"):
+        raise StoreError(f"durability must be 'full' or 'normal', got {durability!r}")
+    flags = apsw.SQLITE_OPEN_READONLY if readonly else apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+    try:
+        conn = apsw.Connection(os.fspath(path), flags=flags | apsw.SQLITE_OPEN_NOMUTEX)
+    except apsw.CantOpenError as exc:
+        raise StoreError(f"cannot open database {path!r}: {exc}") from exc
+    conn.setbusytimeout(int(BUSY_BUDGET_S * 1000))
+    if not readonly:
+        _retry(lambda: _pragma(conn, "journal_mode", "wal"))
+    sync = {"full": ("FULL", 2), "normal": ("NORMAL", 1)}[durability]
+    _pragma(conn, "synchronous", sync[0], sync[1])
+    _pragma(conn, "foreign_keys", "OFF", 0)
+    _pragma(conn, "temp_store", "MEMORY", 2)
+    _pragma(conn, "cache_size", -16384)
+    return conn
+
+
+def _retry(fn, budget: float = BUSY_BUDGET_S):  # type: ignore[no-untyped-def]
+    """Run ``fn`` again on SQLITE_BUSY/LOCKED with jittered backoff until ``budget`` seconds have passed."""
+    deadline = time.monotonic() + budget
+    delay = 0.001
+    while True:
+        try:
+            return fn()
+        except (apsw.BusyError, apsw.LockedError) as exc:
+            if time.monotonic() >= deadline:
+                raise StoreBusy(f"database write lock held for more than {budget:.0f}s") from exc
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.05)
+        except apsw.FullError as exc:
+            raise StorageFull(f"disk full: {exc}") from exc
+
+
+@contextlib.contextmanager
+def write_tx(conn: apsw.Connection) -> Iterator[apsw.Connection]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``; rolls back explicitly on any error (no reliance on connection drop)."""
+    _retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+    try:
+        yield conn
+    except BaseException:
+        with contextlib.suppress(apsw.Error):
+            conn.execute("ROLLBACK")
+        raise
+    try:
+        _retry(lambda: conn.execute("COMMIT"))
+    except BaseException:
+        with contextlib.suppress(apsw.Error):
+            conn.execute("ROLLBACK")
+        raise
+
+
+@contextlib.contextmanager
+def read_tx(conn: apsw.Connection) -> Iterator[apsw.Connection]:
+    """A deferred read transaction: one consistent snapshot across several SELECTs."""
+    _retry(lambda: conn.execute("BEGIN"))
+    try:
+        yield conn
+    finally:
+        with contextlib.suppress(apsw.Error):
+            conn.execute("COMMIT")
+
+
+def translate_errors(exc: apsw.Error) -> StoreError:
+    if isinstance(exc, apsw.FullError):
+        return StorageFull(f"disk full: {exc}")
+    if isinstance(exc, apsw.BusyError | apsw.LockedError):
+        return StoreBusy(str(exc))
+    return StoreError(str(exc))

@@ -1,0 +1,107 @@
+"""The supervisor's side of the store: claim runnable tasks and record their outcomes in batches.
+
+Claims and results are coalesced: one write transaction per dispatch-loop turn, however many tasks it
+covers, so ``durability="full"`` costs one fsync per turn rather than per task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import apsw
+import msgspec
+
+from . import sql
+from .records import Candidate, Claimed
+
+_json = msgspec.json.encode
+
+# A result row: [id, started_ms, finished_ms, read, write, rx, tx, attempt, error-or-None]
+ResultRow = list
+
+
+def claim_next(conn: apsw.Connection, limit: int, now_ms: int) -> list[Claimed]:
+    """Claim up to ``limit`` runnable tasks in priority then FIFO order (no gates apply)."""
+    rows = [Claimed(*r) for r in conn.execute(sql.CLAIM_NEXT, (now_ms, limit))]
+    rows.sort(key=lambda c: (c.priority, c.id))
+    return rows
+
+
+def claim_ids(conn: apsw.Connection, ids: Sequence[int], now_ms: int) -> list[Claimed]:
+    rows = [Claimed(*r) for r in conn.execute(sql.CLAIM_IDS, (now_ms, _json(list(ids)).decode()))]
+    rows.sort(key=lambda c: (c.priority, c.id))
+    return rows
+
+
+def peek_ready(conn: apsw.Connection, after: tuple[int, int], limit: int) -> list[Candidate]:
+    """Runnable candidates strictly after ``(priority, id)``: keyset paging past denied tasks."""
+    return [Candidate(*r) for r in conn.execute(sql.PEEK_READY, (after[0], after[1], limit))]
+
+
+def promote_due(conn: apsw.Connection, now_ms: int) -> int:
+    conn.execute(sql.PROMOTE_DUE, (now_ms,))
+    return conn.changes()
+
+
+def next_run_after(conn: apsw.Connection) -> int | None:
+    row = next(iter(conn.execute(sql.NEXT_RUN_AFTER)), None)
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def has_ready(conn: apsw.Connection) -> bool:
+    return next(iter(conn.execute(sql.HAS_READY)), None) is not None
+
+
+def finish(conn: apsw.Connection, rows: Sequence[ResultRow], status: str, *, had_tags: bool) -> int:
+    """Move finished tasks to history with ``status``; requeued ones go back to pending instead.
+
+    Returns how many rows reached history (fenced: stale attempts are ignored).
+    """
+    if not rows:
+        return 0
+    payload = _json(rows).decode()
+    count_delta = 0 if status == "completed" else 1
+    conn.execute(sql.FINISH_TO_HISTORY, (payload, status, count_delta))
+    moved = conn.changes()
+    if status == "completed":
+        conn.execute(sql.REQUEUE_FINISHED, (payload,))
+    conn.execute(sql.DELETE_FINISHED, (payload,))
+    if had_tags:
+        conn.execute(sql.DELETE_FINISHED_TAGS, (payload,))
+    return moved
+
+
+def retry_later(conn: apsw.Connection, items: Iterable[tuple[str, int | None, int, int]]) -> None:
+    """``items``: (error, run_after_ms or None, id, attempt). The task goes back to the queue."""
+    conn.executemany(sql.RETRY_LATER, list(items))
+
+
+def retry_inline(
+    conn: apsw.Connection, error: str, now_ms: int, tid: int, attempt: int
+) -> tuple[int, int] | None:
+    """Count a failed attempt and keep the task running for an immediate re-run: (new attempt, retries)."""
+    row = next(iter(conn.execute(sql.RETRY_INLINE, (error, now_ms, tid, attempt))), None)
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
+def release(conn: apsw.Connection, items: Iterable[tuple[int, int]]) -> None:
+    """Give claimed-but-never-started tasks back to the queue, uncounted. ``items``: (id, attempt)."""
+    conn.executemany(sql.RELEASE, list(items))
+
+
+def recover(conn: apsw.Connection, now_ms: int) -> int:
+    """After a crash: running tasks go back to pending without using a retry. Returns how many."""
+    conn.execute(sql.RECOVER_RUNNING)
+    n = conn.changes()
+    conn.execute(sql.RECOVER_PAUSED, (now_ms,))
+    return n
+
+
+def prune_by_count(conn: apsw.Connection, keep: int) -> int:
+    conn.execute(sql.PRUNE_BY_COUNT, (keep,))
+    return conn.changes()
+
+
+def prune_by_age(conn: apsw.Connection, cutoff_ms: int) -> int:
+    conn.execute(sql.PRUNE_BY_AGE, (cutoff_ms,))
+    return conn.changes()

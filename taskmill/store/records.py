@@ -1,0 +1,130 @@
+"""Rows as typed records. Times are epoch seconds (float); the database stores integer milliseconds."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+TaskStatus = Literal["pending", "running", "paused", "waiting", "blocked"]
+HistoryStatus = Literal[
+    "completed", "failed", "cancelled", "superseded", "expired", "dependency_failed", "dead_letter"
+]
+
+
+class NewTask(msgspec.Struct, kw_only=True):
+    """A fully resolved submission: every default layer applied, payload encoded, key hashed."""
+
+    task_type: str
+    domain: str
+    key: str
+    label: str
+    priority: int
+    payload: bytes
+    created_at: int
+    expected_read_bytes: int = 0
+    expected_write_bytes: int = 0
+    expected_net_rx_bytes: int = 0
+    expected_net_tx_bytes: int = 0
+    max_retries: int | None = None
+    run_after: int | None = None
+    parent_id: int | None = None
+    fail_fast: bool = True
+    group_key: str | None = None
+    on_dep_failure: str = "cancel"
+    ttl_seconds: float | None = None
+    ttl_from: str = "submission"
+    expires_at: int | None = None
+    tags: dict[str, str] = {}
+    on_duplicate: str = "skip"
+    depends_on: list[int] = []
+
+
+class TaskRecord(msgspec.Struct, kw_only=True):
+    """A task in the active queue."""
+
+    id: int
+    task_type: str
+    domain: str
+    key: str
+    label: str
+    priority: int
+    status: TaskStatus
+    payload: bytes | None
+    retry_count: int
+    max_retries: int | None
+    last_error: str | None
+    attempt: int
+    created_at: float
+    started_at: float | None
+    run_after: float | None
+    parent_id: int | None
+    group_key: str | None
+    expected_read_bytes: int = 0
+    expected_write_bytes: int = 0
+    expected_net_rx_bytes: int = 0
+    expected_net_tx_bytes: int = 0
+    requeue: bool = False
+    expires_at: float | None = None
+    tags: dict[str, str] = {}
+
+
+class HistoryRecord(msgspec.Struct, kw_only=True):
+    """A terminal outcome. ``task_id`` is the task's own id (a requeued task can have several rows)."""
+
+    hid: int
+    task_id: int
+    task_type: str
+    domain: str
+    key: str
+    label: str
+    priority: int
+    status: HistoryStatus
+    payload: bytes | None
+    retry_count: int
+    max_retries: int | None
+    last_error: str | None
+    created_at: float
+    started_at: float | None
+    completed_at: float
+    duration: float | None
+    parent_id: int | None
+    group_key: str | None
+    actual_read_bytes: int | None = None
+    actual_write_bytes: int | None = None
+    actual_net_rx_bytes: int | None = None
+    actual_net_tx_bytes: int | None = None
+    tags: dict[str, str] = {}
+
+
+class Claimed(msgspec.Struct, array_like=True):
+    """What dispatch needs of a freshly claimed task (no payload copy beyond the one sent to the worker)."""
+
+    id: int
+    task_type: str
+    domain: str
+    key: str
+    label: str
+    priority: int
+    payload: bytes
+    retry_count: int
+    max_retries: int | None
+    attempt: int
+    created_at: int
+    group_key: str | None
+    tags: str | None
+    parent_id: int | None
+
+
+class Candidate(msgspec.Struct, array_like=True):
+    """A peeked runnable task: just enough for the gate to decide."""
+
+    id: int
+    task_type: str
+    domain: str
+    priority: int
+    group_key: str | None
+
+
+def ms_to_s(value: int | None) -> float | None:
+    return None if value is None else value / 1000.0

@@ -1,0 +1,209 @@
+"""Turning a typed task plus overrides into a stored row, applying the default layers in one place.
+
+Precedence, most specific first: per call > task type (``Task.config()``) > domain default > scheduler
+global > built-in. (The original let domain defaults beat the type's config; its docs promise this order.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from .domain import Domain, ExecutorSpec
+from .errors import InvalidPayload, PayloadTooLarge, SubmitError, UnknownTaskType
+from .priority import Priority, as_priority
+from .store.records import NewTask
+from .task import DUPLICATE_STRATEGIES, Task
+
+MAX_TAGS = 32
+MAX_TAG_KEY = 64
+MAX_TAG_VALUE = 256
+DEFAULT_MAX_PAYLOAD = 1024 * 1024
+
+_encoder = msgspec.msgpack.Encoder()
+
+
+class TaskSubmission(msgspec.Struct, kw_only=True):
+    """An untyped submission, for callers that do not import the payload class.
+
+    ``payload`` is a mapping (validated against the registered class) or msgpack bytes.
+    """
+
+    task_type: str
+    payload: dict[str, Any] | bytes | None = None
+    priority: int | None = None
+    key: str | None = None
+    label: str | None = None
+    group: str | None = None
+    tags: dict[str, str] | None = None
+    run_after: float | None = None
+    run_at: datetime | None = None
+    ttl: float | None = None
+    max_retries: int | None = None
+    on_duplicate: str | None = None
+
+
+class Defaults(msgspec.Struct, frozen=True, kw_only=True):
+    """The scheduler-wide layer."""
+
+    ttl: float | None = None
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD
+
+
+def dedup_key(qualified_type: str, explicit: str | None, payload: bytes) -> str:
+    h = hashlib.sha256(qualified_type.encode())
+    h.update(b":")
+    h.update(explicit.encode() if explicit is not None else payload)
+    return h.hexdigest()
+
+
+def check_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    if len(tags) > MAX_TAGS:
+        raise SubmitError(f"at most {MAX_TAGS} tags per task, got {len(tags)}")
+    out: dict[str, str] = {}
+    for k, v in tags.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise SubmitError(f"tag keys and values must be strings, got {k!r}: {v!r}")
+        if not k or len(k.encode()) > MAX_TAG_KEY:
+            raise SubmitError(f"tag key {k[:80]!r} must be 1..{MAX_TAG_KEY} bytes")
+        if len(v.encode()) > MAX_TAG_VALUE:
+            raise SubmitError(f"tag {k!r} value is longer than {MAX_TAG_VALUE} bytes")
+        out[k] = v
+    return out
+
+
+def _delay_ms(now_ms: int, run_after: float | timedelta | None, run_at: datetime | None) -> int | None:
+    if run_after is not None and run_at is not None:
+        raise SubmitError("give run_after or run_at, not both")
+    if run_at is not None:
+        if run_at.tzinfo is None:
+            raise SubmitError("run_at must be timezone-aware (e.g. datetime.now(timezone.utc))")
+        due = int(run_at.timestamp() * 1000)
+    elif run_after is not None:
+        seconds = run_after.total_seconds() if isinstance(run_after, timedelta) else float(run_after)
+        if seconds < 0:
+            raise SubmitError(f"run_after must be >= 0 seconds, got {seconds}")
+        due = now_ms + int(seconds * 1000)
+    else:
+        return None
+    return due if due > now_ms else None  # a time already past runs at the next dispatch
+
+
+def encode_payload(spec: ExecutorSpec, task: Task, limit: int) -> bytes:
+    try:
+        payload = _encoder.encode(task)
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise InvalidPayload(f"{spec.qualified_type}: payload cannot be encoded: {exc}") from exc
+    if len(payload) > limit:
+        raise PayloadTooLarge(
+            f"{spec.qualified_type}: payload is {len(payload)} bytes, over the {limit}-byte limit; "
+            "store large data elsewhere and pass a reference"
+        )
+    try:  # msgspec does not type-check constructors: validate now so bad input fails here, not in a worker
+        spec.decoder.decode(payload)
+    except msgspec.ValidationError as exc:
+        raise InvalidPayload(f"{spec.qualified_type}: {exc}") from exc
+    return payload
+
+
+def build(
+    domain: Domain,
+    spec: ExecutorSpec,
+    task: Task | None,
+    defaults: Defaults,
+    *,
+    payload: bytes | None = None,
+    priority: int | None = None,
+    key: str | None = None,
+    label: str | None = None,
+    group: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    run_after: float | timedelta | None = None,
+    run_at: datetime | None = None,
+    ttl: float | None = None,
+    max_retries: int | None = None,
+    on_duplicate: str | None = None,
+    parent_id: int | None = None,
+    now_ms: int | None = None,
+) -> NewTask:
+    """Resolve every layer for one submission. Raises a :class:`SubmitError` and writes nothing on bad input."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    cfg = spec.type_config
+    if payload is None:
+        assert task is not None
+        payload = encode_payload(spec, task, defaults.max_payload_bytes)
+    explicit_key = key if key is not None else (task.key() if task is not None else None)
+    prio = as_priority(
+        priority
+        if priority is not None
+        else cfg.priority
+        if cfg.priority is not None
+        else domain.default_priority,
+        Priority.NORMAL,
+    )
+    strategy = on_duplicate or cfg.on_duplicate or "skip"
+    if strategy not in DUPLICATE_STRATEGIES:
+        raise SubmitError(f"on_duplicate must be one of {DUPLICATE_STRATEGIES}, got {strategy!r}")
+    merged: dict[str, str] = dict(domain.default_tags)
+    if cfg.tags:
+        merged.update(cfg.tags)
+    if task is not None:
+        merged.update(task.tags())
+    if tags:
+        merged.update(tags)
+    ttl_s = ttl if ttl is not None else cfg.ttl if cfg.ttl is not None else domain.default_ttl
+    if ttl_s is None:
+        ttl_s = defaults.ttl
+    if max_retries is not None and max_retries < 0:
+        raise SubmitError("max_retries must be >= 0")
+    io = cfg.expected_io
+    return NewTask(
+        task_type=spec.qualified_type,
+        domain=domain.name,
+        key=dedup_key(spec.qualified_type, explicit_key, payload),
+        label=label or explicit_key or spec.qualified_type,
+        priority=prio,
+        payload=payload,
+        created_at=now,
+        expected_read_bytes=io.read if io else 0,
+        expected_write_bytes=io.write if io else 0,
+        expected_net_rx_bytes=io.net_rx if io else 0,
+        expected_net_tx_bytes=io.net_tx if io else 0,
+        max_retries=max_retries,
+        run_after=_delay_ms(now, run_after, run_at),
+        parent_id=parent_id,
+        group_key=group
+        if group is not None
+        else cfg.group
+        if cfg.group is not None
+        else domain.default_group,
+        ttl_seconds=ttl_s,
+        expires_at=None if ttl_s is None else now + int(ttl_s * 1000),
+        tags=check_tags(merged) if merged else {},
+        on_duplicate=strategy,
+    )
+
+
+def resolve_untyped(domains: Mapping[str, Domain], sub: TaskSubmission) -> tuple[Domain, ExecutorSpec, bytes]:
+    """Find the executor of a qualified type and validate an untyped payload against its class."""
+    name, sep, _ = sub.task_type.partition("::")
+    domain = domains.get(name) if sep else None
+    spec = domain.executors.get(sub.task_type) if domain else None
+    if domain is None or spec is None:
+        raise UnknownTaskType(
+            f"no executor registered for task type {sub.task_type!r} (use the qualified 'domain::type' name)"
+        )
+    if isinstance(sub.payload, bytes):
+        raw = sub.payload
+    else:
+        raw = _encoder.encode(sub.payload or {})
+    try:
+        task = spec.decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise InvalidPayload(f"{sub.task_type}: {exc}") from exc
+    return domain, spec, _encoder.encode(task)

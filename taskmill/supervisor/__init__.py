@@ -1,0 +1,1 @@
+"""The supervisor: the one process that claims tasks and talks to workers."""

@@ -1,0 +1,180 @@
+"""Worker processes as the supervisor sees them: spawn by exec, framed socket, exit watcher, two-stage kill.
+
+Each worker runs ``python -m taskmill.workers`` in its own session (so ``killpg`` also reaches anything it
+spawned), talks over one end of a socketpair passed as an inherited fd, and is awaited with ``proc.wait()``
+(uvloop owns SIGCHLD, so there is no SIGCHLD handler here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from ..errors import WorkerBootError
+from ..protocol import (
+    HEADER,
+    Boot,
+    BootFailed,
+    ProtocolError,
+    Ready,
+    Stop,
+    ToSupervisor,
+    body_length,
+    decode_for_supervisor,
+    frame,
+)
+from ..store.records import Claimed
+
+BOOT_TIMEOUT_S = 120.0
+EXIT_BOOT_ERROR = 3
+
+
+class Inflight:
+    """One attempt handed to a worker."""
+
+    __slots__ = ("claimed", "is_async", "max_retries", "policy", "started")
+
+    def __init__(self, claimed: Claimed, is_async: bool, max_retries: int, policy: Any) -> None:
+        self.claimed = claimed
+        self.is_async = is_async
+        self.max_retries = max_retries
+        self.policy = policy
+        self.started = False
+
+
+def describe_exit(returncode: int | None) -> str:
+    if returncode is None:
+        return "worker vanished"
+    if returncode < 0:
+        sig = -returncode
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        hint = " (killed: perhaps out of memory?)" if sig == signal.SIGKILL else ""
+        return f"worker died (signal {sig}, {name}){hint}"
+    return f"worker exited with code {returncode}"
+
+
+class WorkerHandle:
+    def __init__(
+        self,
+        index: int,
+        on_message: Callable[[WorkerHandle, ToSupervisor], None],
+        on_exit: Callable[[WorkerHandle, int | None], None],
+    ) -> None:
+        self.index = index
+        self.pid = 0
+        self.on_message = on_message
+        self.on_exit = on_exit
+        self.task_types: dict[str, bool] = {}
+        self.sync: deque[Inflight] = deque()
+        self.asyncs: dict[tuple[int, int], Inflight] = {}
+        self.proc: asyncio.subprocess.Process | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.reader: asyncio.StreamReader | None = None
+        self.alive = False
+        self.retiring = False
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    @property
+    def idle(self) -> bool:
+        return not self.sync and not self.asyncs
+
+    async def start(self, boot: Boot, env: dict[str, str]) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "taskmill.workers", "--fd", str(theirs.fileno()),
+                pass_fds=(theirs.fileno(),), start_new_session=True, env=env, stdin=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+        finally:
+            theirs.close()
+        self.pid = self.proc.pid
+        self.reader, self.writer = await asyncio.open_unix_connection(sock=ours, limit=1 << 20)
+        self.send(boot)
+        try:
+            first = await asyncio.wait_for(self._read_one(), BOOT_TIMEOUT_S)
+        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError, ProtocolError) as exc:
+            rc = await self._reap()
+            raise WorkerBootError(f"worker {self.pid} failed to start ({exc!r}; exit code {rc})") from exc
+        if isinstance(first, BootFailed):
+            await self._reap()
+            raise WorkerBootError(f"worker could not import the domain modules:\n{first.error}")
+        if not isinstance(first, Ready):
+            self.kill()
+            raise WorkerBootError(f"worker sent {type(first).__name__} before Ready")
+        self.task_types = first.task_types
+        self.alive = True
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._read_loop()), loop.create_task(self._watch_exit())]
+
+    async def _reap(self) -> int | None:
+        assert self.proc is not None
+        try:
+            return await asyncio.wait_for(self.proc.wait(), 5.0)
+        except TimeoutError:
+            self.kill()
+            return await self.proc.wait()
+
+    async def _read_one(self) -> ToSupervisor:
+        assert self.reader is not None
+        header = await self.reader.readexactly(HEADER.size)
+        body = await self.reader.readexactly(body_length(header))
+        return decode_for_supervisor(body)
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                self.on_message(self, await self._read_one())
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the exit watcher reports the death
+        except ProtocolError:
+            self.kill()  # a worker that sends garbage is broken: replace it
+
+    async def _watch_exit(self) -> None:
+        assert self.proc is not None
+        rc = await self.proc.wait()
+        self.alive = False
+        if self.writer is not None:
+            self.writer.close()
+        self.on_exit(self, rc)
+
+    def send(self, msg: msgspec.Struct) -> None:
+        if self.writer is not None and not self.writer.is_closing():
+            self.writer.write(frame(msg))
+
+    def signal(self, signum: int) -> None:
+        if self.pid and self.alive:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        """SIGKILL the worker's whole process group, grandchildren included."""
+        if self.pid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+
+    async def stop(self, timeout: float) -> None:
+        """Ask the worker to exit; kill its group if it has not within ``timeout`` seconds."""
+        if self.proc is None:
+            return
+        self.retiring = True
+        self.send(Stop())
+        if self.writer is not None:
+            with contextlib.suppress(ConnectionError):
+                await self.writer.drain()
+        try:
+            await asyncio.wait_for(asyncio.shield(self.proc.wait()), timeout)
+        except TimeoutError:
+            self.kill()
+            await self.proc.wait()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(t, 1.0)

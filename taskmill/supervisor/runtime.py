@@ -1,0 +1,281 @@
+"""The supervisor's lifecycle: lock, recover, spawn workers, run dispatch turns, shut down.
+
+The loop waits on one future that anything can complete: an in-process submit, a datagram from another
+process, a worker frame, a worker exit, a stop request, or the next deadline (a delayed task falling due,
+the slow ``data_version`` safety-net poll, the shutdown deadline).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+import threading
+import time
+from typing import Any
+
+import msgspec
+
+from .. import events as ev
+from ..errors import StoreError, WorkerBootError
+from ..protocol import Boot, Progress, Results, StateRef, ToSupervisor
+from ..registry import Registry
+from ..store import Store, dispatch, now_ms
+from .dispatcher import Dispatcher
+from .lock import SupervisorLock
+from .pool import EXIT_BOOT_ERROR, WorkerHandle, describe_exit
+from .wakeup import WakeupListener
+
+log = logging.getLogger("taskmill.supervisor")
+
+
+class Settings(msgspec.Struct, kw_only=True):
+    store_path: str
+    durability: str = "full"
+    workers: int = 2
+    max_concurrency: int = 2
+    async_concurrency: int = 16
+    poll_interval: float = 0.5
+    prefetch: bool = True
+    retention: Any = None
+    shutdown_timeout: float = 10.0
+    app_state: list[StateRef] = []
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, registry: Registry, bus: ev.EventBus) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.bus = bus
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.started = threading.Event()
+        self.recovered = 0
+        self.error: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._wake_pending = False
+        self._stop_requested = False
+        self._hard_stop = False
+        self._fatal: BaseException | None = None
+        self._respawns: set[asyncio.Task[None]] = set()
+        self._boot: Boot | None = None
+        self._env: dict[str, str] = {}
+
+    # -- thread-safe controls -----------------------------------------------------------------------------
+    def wake_threadsafe(self) -> None:
+        if not self._wake_pending and self.loop is not None:
+            self._wake_pending = True
+            with contextlib.suppress(RuntimeError):  # loop already closed
+                self.loop.call_soon_threadsafe(self._wake)
+
+    def request_stop(self, hard: bool = False) -> None:
+        """Stop dispatching; ``hard`` (or a second request) skips the graceful wait."""
+        if self.loop is None:
+            return
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self._stop, hard)
+
+    def _stop(self, hard: bool) -> None:
+        self._hard_stop = hard or self._stop_requested
+        self._stop_requested = True
+        self._wake()
+
+    def _wake(self) -> None:
+        self._wake_pending = False
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    # -- worker callbacks ---------------------------------------------------------------------------------
+    def _on_message(self, worker: WorkerHandle, msg: ToSupervisor) -> None:
+        assert self.dispatcher is not None
+        if isinstance(msg, Results):
+            self.dispatcher.on_results(worker, msg.results)
+            self._wake()
+        elif isinstance(msg, Progress):
+            if self.bus.active:
+                f = worker.asyncs.get((msg.task_id, msg.attempt)) or next(
+                    (g for g in worker.sync if g.claimed.id == msg.task_id), None
+                )
+                if f is not None:
+                    from .dispatcher import header
+
+                    self.bus.publish(ev.Progress(header(f.claimed), msg.fraction, msg.message))
+
+    def _on_exit(self, worker: WorkerHandle, rc: int | None) -> None:
+        assert self.dispatcher is not None
+        if worker.retiring and worker.idle:
+            return
+        reason = describe_exit(rc)
+        if not self.dispatcher.shutting_down:
+            log.warning("worker %s: %s", worker.pid, reason)
+        self.dispatcher.on_worker_exit(worker, reason)
+        if not self._stop_requested and not worker.retiring:
+            task = asyncio.get_running_loop().create_task(self._respawn(worker.index, rc))
+            self._respawns.add(task)
+            task.add_done_callback(self._respawns.discard)
+        self._wake()
+
+    async def _respawn(self, index: int, rc: int | None) -> None:
+        assert self.dispatcher is not None and self._boot is not None
+        if rc == EXIT_BOOT_ERROR:
+            self._fatal = WorkerBootError("a worker exited with the boot-error code; not respawning")
+            self._wake()
+            return
+        handle = WorkerHandle(index, self._on_message, self._on_exit)
+        try:
+            await handle.start(self._boot, self._env)
+        except WorkerBootError as exc:
+            self._fatal = exc
+            self._wake()
+            return
+        if self._stop_requested:
+            await handle.stop(1.0)
+            return
+        self.dispatcher.workers[index] = handle
+        self.dispatcher.queue_maybe_nonempty = True
+        self._wake()
+
+    # -- main ---------------------------------------------------------------------------------------------
+    def _boot_message(self) -> Boot:
+        path = [p or os.getcwd() for p in sys.path]
+        return Boot(self.registry.origins(), self.settings.app_state, self.settings.async_concurrency, path)
+
+    async def serve(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        lock = SupervisorLock(self.settings.store_path)
+        lock.acquire()
+        store: Store | None = None
+        listener: WakeupListener | None = None
+        try:
+            store = Store(self.settings.store_path, self.settings.durability)  # type: ignore[arg-type]
+            with store.write():
+                self.recovered = dispatch.recover(store.conn, now_ms())
+            if self.recovered:
+                log.info("recovered %d task(s) left running by a previous supervisor", self.recovered)
+            self.dispatcher = Dispatcher(store, self.registry, self.bus, self.settings)
+            listener = WakeupListener(self.settings.store_path)
+            if listener.sock is not None:
+                self.loop.add_reader(listener.sock.fileno(), self._on_datagram, listener)
+            await self._spawn_all()
+            self.started.set()
+            await self._run(store)
+        except BaseException as exc:
+            self.error = exc
+            raise
+        finally:
+            self.started.set()
+            if listener is not None:
+                if listener.sock is not None:
+                    self.loop.remove_reader(listener.sock.fileno())
+                listener.close()
+            if store is not None:
+                with contextlib.suppress(Exception):
+                    store.checkpoint()
+                store.close()
+            lock.release()
+
+    def _on_datagram(self, listener: WakeupListener) -> None:
+        listener.drain()
+        if self.dispatcher is not None:
+            self.dispatcher.queue_maybe_nonempty = True
+            self.dispatcher.check_due = True
+        self._wake()
+
+    async def _spawn_all(self) -> None:
+        assert self.dispatcher is not None
+        self._boot = self._boot_message()
+        self._env = dict(os.environ)
+        self._env["PYTHONPATH"] = os.pathsep.join(self._boot.sys_path)
+        handles = [WorkerHandle(i, self._on_message, self._on_exit) for i in range(self.settings.workers)]
+        results = await asyncio.gather(
+            *(h.start(self._boot, self._env) for h in handles), return_exceptions=True
+        )
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            for h in handles:
+                h.kill()
+            raise failures[0]
+        missing = self.registry.task_types() - set(handles[0].task_types)
+        if missing:
+            for h in handles:
+                h.kill()
+            raise WorkerBootError(
+                f"workers do not know task type(s) {sorted(missing)}: define domains and executors at module "
+                "level, in a module (or the __main__ script) that workers can import"
+            )
+        self.dispatcher.workers = handles
+
+    async def _run(self, store: Store) -> None:
+        assert self.dispatcher is not None and self.loop is not None
+        d = self.dispatcher
+        last_version = store.data_version()
+        next_poll = time.monotonic() + self.settings.poll_interval
+        deadline: float | None = None
+        backoff = 0.0
+        while True:
+            if self._fatal is not None:
+                raise self._fatal
+            if self._stop_requested and deadline is None:
+                d.claiming = False
+                deadline = time.monotonic() + (0.0 if self._hard_stop else self.settings.shutdown_timeout)
+            if self._stop_requested and self._hard_stop:
+                deadline = min(deadline or 0.0, time.monotonic())
+            if deadline is not None and (d.inflight_count() == 0 or time.monotonic() >= deadline):
+                break
+            try:
+                d.turn()
+                backoff = 0.0
+            except StoreError as exc:  # disk full, lock budget exhausted: keep state, try again shortly
+                backoff = min(max(backoff * 2, 0.05), 2.0)
+                log.error("dispatch turn failed (%s); retrying in %.2fs", exc, backoff)
+            now = time.monotonic()
+            if now >= next_poll:
+                version = store.data_version()
+                if version != last_version:
+                    last_version = version
+                    d.queue_maybe_nonempty = True
+                    d.check_due = True
+                    continue
+                next_poll = now + self.settings.poll_interval
+            timeout = next_poll - now
+            if d.next_due_ms is not None:
+                timeout = min(timeout, max(0.0, (d.next_due_ms - now_ms()) / 1000.0))
+            if deadline is not None:
+                timeout = min(timeout, max(0.0, deadline - now))
+            if backoff:
+                timeout = backoff
+            if d.has_pending_writes and not backoff:
+                continue
+            await self._wait(timeout)
+        await self._shutdown()
+
+    async def _wait(self, timeout: float) -> None:
+        assert self.loop is not None
+        self._waiter = self.loop.create_future()
+        timer = self.loop.call_later(max(timeout, 0.0), self._wake)
+        try:
+            await self._waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    async def _shutdown(self) -> None:
+        """Whatever still runs is interrupted; its tasks go back to pending, uncounted, for the next start."""
+        assert self.dispatcher is not None
+        d = self.dispatcher
+        d.claiming = False
+        d.shutting_down = True
+        for t in list(self._respawns):
+            t.cancel()
+        busy = [w for w in d.workers if w.alive and not w.idle]
+        for w in busy:
+            w.kill()
+        await asyncio.gather(*(w.stop(2.0) for w in d.workers), return_exceptions=True)
+        for w in d.workers:  # exit callbacks may not have run for workers we killed
+            if w.sync or w.asyncs:
+                d.on_worker_exit(w, "supervisor shutting down")
+        with contextlib.suppress(StoreError):
+            d.turn()

@@ -1,0 +1,52 @@
+"""Worker process entry point. Exit codes are part of the contract with the supervisor (see EXIT_*)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import sys
+import traceback
+
+from ..protocol import Boot, BootFailed, Ready
+from .boot import boot
+from .channel import Channel
+from .runner import WorkerRuntime
+
+EXIT_OK = 0
+EXIT_BOOT_ERROR = 3  # user modules failed to import: the supervisor halts instead of respawning
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m taskmill.workers")
+    parser.add_argument("--fd", type=int, required=True)
+    args = parser.parse_args()
+    sock = socket.socket(fileno=args.fd)
+    sock.setblocking(True)
+    channel = Channel(sock)
+    msg = channel.recv()
+    if not isinstance(msg, Boot):
+        return EXIT_BOOT_ERROR
+    try:
+        executors, app_state, domain_state = boot(msg)
+    except BaseException:
+        channel.send(BootFailed(traceback.format_exc()))
+        return EXIT_BOOT_ERROR
+    try:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - uvloop is a dependency; plain asyncio still works
+        loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    runtime = WorkerRuntime(channel, executors, app_state, domain_state)
+    runtime.install_signal_handler()
+    channel.send(Ready(os.getpid(), {t: s.is_async for t, s in executors.items()}))
+    loop.run_until_complete(runtime.serve())
+    sys.stdout.flush()
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
