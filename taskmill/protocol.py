@@ -21,21 +21,23 @@ class ProtocolError(Exception):
 
 # -- supervisor → worker -----------------------------------------------------------------------------------
 class TaskSpec(msgspec.Struct, array_like=True, frozen=True):
-    """One attempt of one task, as the worker needs it."""
+    """One attempt of one task, as the worker needs it. Same wire layout as ``store.records.Claimed``, so the
+    supervisor sends claimed rows as they come out of the database."""
 
     id: int
-    attempt: int
     task_type: str
-    payload: bytes
-    priority: int
-    retry_count: int
-    max_retries: int
+    domain: str
     key: str
     label: str
+    priority: int
+    payload: bytes
+    retry_count: int
+    max_retries: int | None
+    attempt: int
     created_at: int
     group_key: str | None
-    parent_id: int | None
     tags: str | None
+    parent_id: int | None
 
 
 class StateRef(msgspec.Struct, array_like=True, frozen=True):
@@ -50,6 +52,7 @@ class Boot(msgspec.Struct, tag="boot", array_like=True):
     app_state: list[StateRef]
     async_concurrency: int
     sys_path: list[str]
+    default_max_retries: int = 3
 
 
 class Run(msgspec.Struct, tag="run", array_like=True):
@@ -91,6 +94,7 @@ class Result(msgspec.Struct, array_like=True):
     status: str
     started_ms: int
     finished_ms: int
+    elapsed_us: int = 0
     error: str | None = None
     retryable: bool = True
     retry_after: float | None = None

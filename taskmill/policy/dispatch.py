@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from ..store.records import Candidate
 
 PREFETCH_BUDGET_MS = 2.0
-MAX_PREFETCH = 64
+MAX_PREFETCH = 256
 
 
 def prefetch_depth(avg_duration_ms: float | None) -> int:

@@ -24,9 +24,6 @@ __all__ = [
     "Candidate", "Claimed", "Durability", "HistoryRecord", "NewTask", "Store", "TaskRecord", "dispatch",
 ]  # fmt: skip
 
-BATCH_CHUNK = 10_000
-
-
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -53,12 +50,9 @@ class Store:
             return submit_one(self.conn, task, now_ms())
 
     def submit_batch(self, tasks: Sequence[NewTask]) -> list[SubmitOutcome]:
-        """All chunks in one transaction: a batch is all or nothing."""
-        out: list[SubmitOutcome] = []
+        """One transaction: a batch is all or nothing, and the last of several equal keys wins."""
         with write_tx(self.conn):
-            for start in range(0, len(tasks), BATCH_CHUNK):
-                out.extend(submit_many(self.conn, tasks[start : start + BATCH_CHUNK], now_ms()))
-        return out
+            return submit_many(self.conn, tasks, now_ms())
 
     # -- queries ---------------------------------------------------------------------------------------
     def task(self, task_id: int) -> TaskRecord | None:
@@ -92,14 +86,15 @@ class Store:
         return queries.histories(self.conn, sql.HISTORY_BY_KEY, (key, limit))
 
     def history_of_task(self, task_id: int) -> list[HistoryRecord]:
+        """Every finished run of a task id (a requeued task has several), newest first."""
         return queries.histories(self.conn, sql.HISTORY_OF_TASK, (task_id,))
 
     def history_by_status(
         self, status: str, limit: int = 50, offset: int = 0, domain: str | None = None
     ) -> list[HistoryRecord]:
-        if domain is None:
-            return queries.histories(self.conn, sql.HISTORY_BY_STATUS, (status, limit, offset))
-        return queries.histories(self.conn, sql.HISTORY_BY_STATUS_DOMAIN, (status, domain, limit, offset))
+        if status == "completed":
+            return queries.histories(self.conn, sql.HISTORY_COMPLETED, (domain, limit, offset))
+        return queries.histories(self.conn, sql.HISTORY_BY_STATUS, (status, domain, limit, offset))
 
     def history_count(self) -> int:
         return queries.scalar(self.conn, sql.HISTORY_COUNT)
@@ -112,20 +107,22 @@ class Store:
 
     # -- dead letters ----------------------------------------------------------------------------------
     def retry_dead_letter(self, task_id: int, *, domain: str | None = None) -> SubmitOutcome:
-        """Re-submit a dead-lettered task with a fresh retry count, under its original id's key.
+        """Queue a dead-lettered task again with a fresh retry count (a new task id, same key).
 
-        The history row is removed only if the task was queued again, so a failed re-submit loses nothing.
+        The dead-letter row is removed only if the task was queued again, so a failed re-submit loses nothing.
         """
         with write_tx(self.conn):
-            found = queries.histories(self.conn, sql.DEAD_LETTER_OF_TASK, (task_id,))
+            found = queries.histories(self.conn, sql.HISTORY_ROW, (task_id,))
             if not found:
-                if not queries.histories(self.conn, sql.HISTORY_OF_TASK, (task_id,)):
-                    raise NotFound(f"no history for task {task_id}")
-                raise InvalidState(f"task {task_id} is not dead-lettered")
+                if self.task(task_id) is not None:
+                    raise InvalidState(f"task {task_id} is still active, not dead-lettered")
+                raise NotFound(f"no finished task with id {task_id}")
             rec = found[0]
+            if rec.status != "dead_letter":
+                raise InvalidState(f"task {task_id} is {rec.status}, not dead-lettered")
             if domain is not None and rec.domain != domain:
                 raise InvalidState(f"task {task_id} belongs to domain {rec.domain!r}, not {domain!r}")
-            row = next(iter(self.conn.execute(sql.HISTORY_ROW_FULL, (rec.hid,))))
+            row = next(iter(self.conn.execute(sql.RESUBMIT_SOURCE, (task_id,))))
             new = NewTask(
                 task_type=row[0], domain=row[1], key=row[2], label=row[3], priority=row[4], payload=row[5],
                 created_at=now_ms(), expected_read_bytes=row[6], expected_write_bytes=row[7],
@@ -135,7 +132,7 @@ class Store:
             )  # fmt: skip
             outcome = submit_one(self.conn, new, now_ms())
             if outcome.is_inserted:
-                self.conn.execute(sql.DELETE_HISTORY_ROW, (rec.hid,))
+                dispatch._delete(self.conn, [task_id])
             return outcome
 
     # -- maintenance -----------------------------------------------------------------------------------

@@ -16,8 +16,9 @@ from .records import Candidate, Claimed
 
 _json = msgspec.json.encode
 
-# A result row: [id, started_ms, finished_ms, read, write, rx, tx, attempt, error-or-None]
-ResultRow = list
+# A finished row: (status, finished_ms, started_ms, duration_ms, read, write, rx, tx, retry_delta, error,
+#                  id, attempt) — the parameters of sql.FINISH.
+FinishRow = tuple
 
 
 def claim_next(conn: apsw.Connection, limit: int, now_ms: int) -> list[Claimed]:
@@ -48,27 +49,22 @@ def next_run_after(conn: apsw.Connection) -> int | None:
     return None if row is None or row[0] is None else int(row[0])
 
 
-def has_ready(conn: apsw.Connection) -> bool:
-    return next(iter(conn.execute(sql.HAS_READY)), None) is not None
+def finish(conn: apsw.Connection, rows: Sequence[FinishRow]) -> int:
+    """Mark finished runs in place (fenced on the attempt). Returns how many completed runs were requeued.
 
-
-def finish(conn: apsw.Connection, rows: Sequence[ResultRow], status: str, *, had_tags: bool) -> int:
-    """Move finished tasks to history with ``status``; requeued ones go back to pending instead.
-
-    Returns how many rows reached history (fenced: stale attempts are ignored).
+    A task resubmitted while it ran (``requeue``) is not finished by ``FINISH``; its run is kept as a copy
+    row and the task goes back to pending instead.
     """
-    if not rows:
+    before = conn.total_changes()
+    conn.executemany(sql.FINISH, rows)
+    if conn.total_changes() - before == len(rows) or rows[0][0] != "completed":
         return 0
-    payload = _json(rows).decode()
-    count_delta = 0 if status == "completed" else 1
-    conn.execute(sql.FINISH_TO_HISTORY, (payload, status, count_delta))
-    moved = conn.changes()
-    if status == "completed":
-        conn.execute(sql.REQUEUE_FINISHED, (payload,))
-    conn.execute(sql.DELETE_FINISHED, (payload,))
-    if had_tags:
-        conn.execute(sql.DELETE_FINISHED_TAGS, (payload,))
-    return moved
+    leftovers = _json([[r[10], r[2], r[1], 0, 0, 0, 0, r[11]] for r in rows]).decode()
+    conn.execute(sql.REQUEUE_COPY, (leftovers,))
+    requeued = conn.changes()
+    if requeued:
+        conn.execute(sql.REQUEUE_RESET, (leftovers,))
+    return requeued
 
 
 def retry_later(conn: apsw.Connection, items: Iterable[tuple[str, int | None, int, int]]) -> None:
@@ -97,11 +93,19 @@ def recover(conn: apsw.Connection, now_ms: int) -> int:
     return n
 
 
-def prune_by_count(conn: apsw.Connection, keep: int) -> int:
-    conn.execute(sql.PRUNE_BY_COUNT, (keep,))
+def _delete(conn: apsw.Connection, ids: list[int]) -> int:
+    if not ids:
+        return 0
+    payload = _json(ids).decode()
+    conn.execute(sql.DELETE_TAGS_OF_IDS, (payload,))
+    conn.execute(sql.DELETE_IDS, (payload,))
     return conn.changes()
 
 
-def prune_by_age(conn: apsw.Connection, cutoff_ms: int) -> int:
-    conn.execute(sql.PRUNE_BY_AGE, (cutoff_ms,))
-    return conn.changes()
+def prune_by_count(conn: apsw.Connection, keep: int, limit: int = 50_000) -> int:
+    """Delete the oldest finished rows beyond the newest ``keep`` (at most ``limit`` per call)."""
+    return _delete(conn, [int(r[0]) for r in conn.execute(sql.PRUNE_IDS_BY_COUNT, (keep, limit))])
+
+
+def prune_by_age(conn: apsw.Connection, cutoff_ms: int, limit: int = 50_000) -> int:
+    return _delete(conn, [int(r[0]) for r in conn.execute(sql.PRUNE_IDS_BY_AGE, (cutoff_ms, limit))])

@@ -11,13 +11,17 @@ import apsw
 from ..errors import SchemaError
 from .connection import write_tx
 
+# One row per run. A task is active while ``finished_at`` is NULL; finishing it updates the row in place, so
+# completion never touches the (random-order) dedup key index — that is what keeps dispatch cheap. History
+# is the set of finished rows (the ``history`` view). A task that runs again in place (requeue) or is
+# superseded in place leaves a copy of the finished run, linked by ``run_of``.
 _V1 = [
     """
     CREATE TABLE tasks (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         task_type TEXT NOT NULL,
         domain TEXT NOT NULL,
-        key TEXT NOT NULL UNIQUE,
+        key TEXT NOT NULL,
         label TEXT NOT NULL,
         priority INTEGER NOT NULL,
         status TEXT NOT NULL DEFAULT 'pending',
@@ -27,13 +31,20 @@ _V1 = [
         expected_write_bytes INTEGER NOT NULL DEFAULT 0,
         expected_net_rx_bytes INTEGER NOT NULL DEFAULT 0,
         expected_net_tx_bytes INTEGER NOT NULL DEFAULT 0,
+        actual_read_bytes INTEGER,
+        actual_write_bytes INTEGER,
+        actual_net_rx_bytes INTEGER,
+        actual_net_tx_bytes INTEGER,
         retry_count INTEGER NOT NULL DEFAULT 0,
         max_retries INTEGER,
         last_error TEXT,
         attempt INTEGER NOT NULL DEFAULT 0,
         created_at INTEGER NOT NULL,
         started_at INTEGER,
+        finished_at INTEGER,
+        duration_ms INTEGER,
         run_after INTEGER,
+        run_of INTEGER,
         requeue INTEGER NOT NULL DEFAULT 0,
         requeue_priority INTEGER,
         parent_id INTEGER,
@@ -53,55 +64,23 @@ _V1 = [
         tags TEXT
     )
     """,
-    # Runnable-now queue: delayed rows keep run_after set until they are due, so this index holds only
-    # candidates and "next task" stays one index seek however deep the delayed backlog is.
-    "CREATE INDEX idx_tasks_ready ON tasks(priority, id) WHERE status = 'pending' AND run_after IS NULL",
-    "CREATE INDEX idx_tasks_delayed ON tasks(run_after) WHERE status = 'pending' AND run_after IS NOT NULL",
-    "CREATE INDEX idx_tasks_status ON tasks(status, domain)",
-    "CREATE INDEX idx_tasks_parent ON tasks(parent_id) WHERE parent_id IS NOT NULL",
-    "CREATE INDEX idx_tasks_group ON tasks(group_key, status) WHERE group_key IS NOT NULL",
-    "CREATE INDEX idx_tasks_expires ON tasks(expires_at) WHERE expires_at IS NOT NULL",
+    # Dedup: the newest non-copy row of a key is the only one that can be active.
+    "CREATE INDEX idx_key ON tasks(key)",
+    # Runnable now. Delayed rows keep run_after set until due, so "next task" is one seek at any backlog.
+    "CREATE INDEX idx_ready ON tasks(priority, id) WHERE status = 'pending' AND run_after IS NULL",
+    "CREATE INDEX idx_delayed ON tasks(run_after) WHERE status = 'pending' AND run_after IS NOT NULL",
+    "CREATE INDEX idx_active ON tasks(status, domain) WHERE finished_at IS NULL",
+    "CREATE INDEX idx_finished ON tasks(finished_at) WHERE finished_at IS NOT NULL",
+    "CREATE INDEX idx_finished_type ON tasks(task_type, finished_at) WHERE finished_at IS NOT NULL",
+    "CREATE INDEX idx_finished_status ON tasks(status, finished_at) "
+    "WHERE finished_at IS NOT NULL AND status <> 'completed'",
+    "CREATE INDEX idx_run_of ON tasks(run_of) WHERE run_of IS NOT NULL",
+    "CREATE INDEX idx_parent ON tasks(parent_id) WHERE parent_id IS NOT NULL",
+    "CREATE INDEX idx_group ON tasks(group_key, status) WHERE group_key IS NOT NULL AND finished_at IS NULL",
+    "CREATE INDEX idx_expires ON tasks(expires_at) WHERE expires_at IS NOT NULL AND finished_at IS NULL",
     """
-    CREATE TABLE history (
-        hid INTEGER PRIMARY KEY AUTOINCREMENT,
-        task_id INTEGER NOT NULL,
-        task_type TEXT NOT NULL,
-        domain TEXT NOT NULL,
-        key TEXT NOT NULL,
-        label TEXT NOT NULL,
-        priority INTEGER NOT NULL,
-        status TEXT NOT NULL,
-        payload BLOB,
-        memo BLOB,
-        expected_read_bytes INTEGER NOT NULL DEFAULT 0,
-        expected_write_bytes INTEGER NOT NULL DEFAULT 0,
-        expected_net_rx_bytes INTEGER NOT NULL DEFAULT 0,
-        expected_net_tx_bytes INTEGER NOT NULL DEFAULT 0,
-        actual_read_bytes INTEGER,
-        actual_write_bytes INTEGER,
-        actual_net_rx_bytes INTEGER,
-        actual_net_tx_bytes INTEGER,
-        retry_count INTEGER NOT NULL DEFAULT 0,
-        max_retries INTEGER,
-        last_error TEXT,
-        created_at INTEGER NOT NULL,
-        started_at INTEGER,
-        completed_at INTEGER NOT NULL,
-        duration_ms INTEGER,
-        run_after INTEGER,
-        parent_id INTEGER,
-        fail_fast INTEGER NOT NULL DEFAULT 1,
-        group_key TEXT,
-        ttl_seconds REAL,
-        expires_at INTEGER,
-        tags TEXT
-    )
+    CREATE VIEW history AS SELECT * FROM tasks WHERE finished_at IS NOT NULL
     """,
-    "CREATE INDEX idx_history_task ON history(task_id)",
-    "CREATE INDEX idx_history_type ON history(task_type, completed_at)",
-    "CREATE INDEX idx_history_key ON history(key, completed_at)",
-    "CREATE INDEX idx_history_status ON history(status, completed_at)",
-    "CREATE INDEX idx_history_completed ON history(completed_at)",
     """
     CREATE TABLE task_deps (
         task_id INTEGER NOT NULL,

@@ -1,5 +1,8 @@
 """Inserting tasks with dedup: the key is occupied while a task is active (pending/running/paused/...).
 
+Uniqueness is enforced here, inside the caller's ``BEGIN IMMEDIATE``, rather than by a UNIQUE index: the
+newest non-copy row of a key is the only one that can be active, so one index seek answers "is it taken".
+
 Duplicate strategies: ``skip`` (default; a strictly more urgent resubmission of a queued task upgrades its
 priority, resubmitting a running task requeues it to run once more after it finishes), ``supersede`` (the
 queued task is replaced in place, same id) and ``reject``.
@@ -38,7 +41,7 @@ def _on_conflict(conn: apsw.Connection, t: NewTask, existing: tuple, now_ms: int
         return _REJECTED
     if strategy == "supersede":
         if status in ("pending", "paused", "blocked"):
-            conn.execute(sql.SUPERSEDE_TO_HISTORY, (tid, now_ms))
+            conn.execute(sql.SUPERSEDE_COPY, (tid, now_ms))
             conn.execute(
                 sql.SUPERSEDE_IN_PLACE,
                 (
@@ -70,16 +73,19 @@ def _replace_tags(conn: apsw.Connection, tid: int, tags: dict[str, str]) -> None
         conn.executemany(sql.INSERT_TAG, [(tid, k, v) for k, v in tags.items()])
 
 
+def _active(row: tuple | None) -> tuple | None:  # type: ignore[type-arg]
+    return row if row is not None and row[2] in sql.ACTIVE else None
+
+
 def submit_one(conn: apsw.Connection, t: NewTask, now_ms: int) -> SubmitOutcome:
-    """Insert one task; the caller holds a write transaction."""
-    row = next(iter(conn.execute(sql.INSERT_TASK_RETURNING, _row_params(t))), None)
-    if row is not None:
-        tid = int(row[0])
-        if t.tags:
-            conn.executemany(sql.INSERT_TAG, [(tid, k, v) for k, v in t.tags.items()])
-        return SubmitOutcome("inserted", tid)
-    existing = next(iter(conn.execute(sql.EXISTING_BY_KEY, (t.key,))))
-    return _on_conflict(conn, t, existing, now_ms)
+    """Insert one task; the caller holds a write transaction (so the key check and insert are atomic)."""
+    existing = _active(next(iter(conn.execute(sql.EXISTING_BY_KEY, (t.key,))), None))
+    if existing is not None:
+        return _on_conflict(conn, t, existing, now_ms)
+    tid = int(next(iter(conn.execute(sql.INSERT_TASK_RETURNING, _row_params(t))))[0])
+    if t.tags:
+        conn.executemany(sql.INSERT_TAG, [(tid, k, v) for k, v in t.tags.items()])
+    return SubmitOutcome("inserted", tid)
 
 
 def submit_many(conn: apsw.Connection, tasks: Sequence[NewTask], now_ms: int) -> list[SubmitOutcome]:
@@ -88,7 +94,9 @@ def submit_many(conn: apsw.Connection, tasks: Sequence[NewTask], now_ms: int) ->
     for i, t in enumerate(tasks):
         last_index[t.key] = i
     existing = {
-        row[0]: row for row in conn.execute(sql.EXISTING_BY_KEYS, (_json(list(last_index)).decode(),))
+        row[0]: row
+        for row in conn.execute(sql.EXISTING_BY_KEYS, (_json(list(last_index)).decode(),))
+        if row[2] in sql.ACTIVE
     }
     outcomes: list[SubmitOutcome] = [_DUPLICATE] * len(tasks)
     fresh: list[int] = []

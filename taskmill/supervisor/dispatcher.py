@@ -1,8 +1,9 @@
 """One dispatch turn: record what finished, promote due tasks, claim and hand out work — one transaction.
 
-Worker callbacks only classify results into the pending lists below and wake the loop; ``turn()`` then
-writes all of them, plus the next claims, in a single ``BEGIN IMMEDIATE``. Events are published after the
-commit, so a subscriber never hears of a state the database does not hold.
+Worker callbacks only sort results into the pending lists below and wake the loop; ``turn()`` then writes
+all of them, plus the next claims, in a single ``BEGIN IMMEDIATE``. Events are published after the commit,
+so a subscriber never hears of a state the database does not hold. This is the hot path: per task it does
+a deque pop and a tuple append; everything else is per batch.
 """
 
 from __future__ import annotations
@@ -16,18 +17,19 @@ import msgspec
 
 from .. import events as ev
 from ..policy.dispatch import ewma, prefetch_depth, select_within_caps
-from ..policy.retry import decide_failure
-from ..protocol import Result, Run, TaskSpec
+from ..policy.retry import RetryPolicy, decide_failure
+from ..protocol import Result, Run
 from ..registry import Registry
 from ..store import Store, dispatch
 from ..store.records import Claimed
-from .pool import Inflight, WorkerHandle
+from .pool import WorkerHandle
 
 log = logging.getLogger("taskmill.supervisor")
 _tags = msgspec.json.Decoder(dict[str, str])
 PEEK_PAGE = 256
 PEEK_MAX_PAGES = 8
 PRUNE_EVERY = 1000
+TERMINAL = ("completed", "failed", "dead_letter", "cancelled")
 
 
 def now_ms() -> int:
@@ -46,18 +48,11 @@ class Dispatcher:
         self.bus = bus
         self.settings = settings  # max_concurrency, async_concurrency, prefetch, retention
         self.workers: list[WorkerHandle] = []
-        self.finished: dict[str, list[list[Any]]] = {
-            "completed": [],
-            "failed": [],
-            "dead_letter": [],
-            "cancelled": [],
-        }
-        self.finished_tags = False
+        self.finished: dict[str, list[tuple[Any, ...]]] = {s: [] for s in TERMINAL}
         self.retry_later: list[tuple[str, int | None, int, int]] = []
-        self.inline: list[tuple[WorkerHandle | None, Inflight, str]] = []
+        self.inline: list[tuple[WorkerHandle | None, Claimed, str]] = []
         self.releases: list[tuple[int, int]] = []
         self.pending_events: list[ev.Event] = []
-        self.running_by_domain: Counter[str] = Counter()
         self.avg_ms: float | None = None
         self.queue_maybe_nonempty = True
         self.next_due_ms: int | None = None
@@ -66,65 +61,76 @@ class Dispatcher:
         self.shutting_down = False
         self.since_prune = 0
         self.stats: Counter[str] = Counter()
+        self._types: dict[str, bool] = {}
 
-    # -- classification (called from worker callbacks) ----------------------------------------------------
-    def _pop(self, worker: WorkerHandle, r: Result) -> Inflight | None:
-        key = (r.id, r.attempt)
-        f = worker.asyncs.pop(key, None)
-        if f is None:
-            for i, g in enumerate(worker.sync):
-                if g.claimed.id == r.id and g.claimed.attempt == r.attempt:
-                    f = g
-                    del worker.sync[i]
-                    break
-        if f is None:
-            log.warning("stale result for task %s attempt %s ignored", r.id, r.attempt)
-            return None
-        self.running_by_domain[f.claimed.domain] -= 1
-        return f
-
+    # -- results (called from worker callbacks) -----------------------------------------------------------
     def on_results(self, worker: WorkerHandle, results: list[Result]) -> None:
-        for r in results:
-            f = self._pop(worker, r)
-            if f is not None:
-                self.classify(f, r, worker if worker.alive else None)
-
-    def classify(self, f: Inflight, r: Result, worker: WorkerHandle | None) -> None:
-        c = f.claimed
-        row = [c.id, r.started_ms, r.finished_ms, r.read_bytes, r.write_bytes, r.net_rx_bytes, r.net_tx_bytes,
-               c.attempt, None]  # fmt: skip
-        self.finished_tags = self.finished_tags or c.tags is not None
+        sync = worker.sync
+        done = self.finished["completed"]
         publish = self.bus.active
-        if r.status == "ok":
-            self.finished["completed"].append(row)
-            self.avg_ms = ewma(self.avg_ms, float(r.finished_ms - r.started_ms))
-            self.stats["completed"] += 1
-            if publish:
-                self.pending_events.append(ev.Completed(header(c), (r.finished_ms - r.started_ms) / 1000.0))
-            return
+        elapsed = 0
+        n_ok = 0
+        for r in results:
+            if sync and sync[0].id == r.id and sync[0].attempt == r.attempt:
+                c = sync.popleft()  # the common case: results arrive in the order the worker ran them
+            else:
+                found = worker.asyncs.pop((r.id, r.attempt), None) or self._pop_out_of_order(worker, r)
+                if found is None:
+                    log.warning("stale result for task %s attempt %s ignored", r.id, r.attempt)
+                    continue
+                c = found
+            if r.status == "ok":
+                done.append(self._row("completed", r, c, None))
+                elapsed += r.elapsed_us
+                n_ok += 1
+                if publish:
+                    self.pending_events.append(ev.Completed(header(c), r.elapsed_us / 1e6))
+            else:
+                self.classify_failure(c, r, worker if worker.alive else None)
+        if n_ok:
+            self.avg_ms = ewma(self.avg_ms, elapsed / n_ok / 1000.0, 0.3)
+            self.stats["completed"] += n_ok
+
+    @staticmethod
+    def _row(status: str, r: Result, c: Claimed, error: str | None) -> tuple[Any, ...]:
+        return (status, r.finished_ms, r.started_ms, r.finished_ms - r.started_ms, r.read_bytes, r.write_bytes,
+                r.net_rx_bytes, r.net_tx_bytes, 0 if status == "completed" else 1, error, c.id, c.attempt)  # fmt: skip
+
+    @staticmethod
+    def _pop_out_of_order(worker: WorkerHandle, r: Result) -> Claimed | None:
+        for i, c in enumerate(worker.sync):
+            if c.id == r.id and c.attempt == r.attempt:
+                del worker.sync[i]
+                return c
+        return None
+
+    def retry_policy(self, c: Claimed) -> tuple[RetryPolicy, int]:
+        policy, default_max = self.registry.retry_for(c.task_type)
+        return policy, c.max_retries if c.max_retries is not None else default_max
+
+    def classify_failure(self, c: Claimed, r: Result, worker: WorkerHandle | None) -> None:
+        publish = self.bus.active
         error = r.error or r.status
-        row[8] = error
         if r.status == "cancelled":
-            self.finished["cancelled"].append(row)
+            self.finished["cancelled"].append(self._row("cancelled", r, c, error))
             if publish:
                 self.pending_events.append(ev.Cancelled(header(c)))
             return
-        d = decide_failure(retryable=r.retryable, retry_count=c.retry_count, max_retries=f.max_retries,
-                           policy=f.policy, retry_after=r.retry_after)  # fmt: skip
+        policy, max_retries = self.retry_policy(c)
+        d = decide_failure(retryable=r.retryable, retry_count=c.retry_count, max_retries=max_retries,
+                           policy=policy, retry_after=r.retry_after)  # fmt: skip
         self.stats[d.kind] += 1
-        if d.kind == "fail":
-            self.finished["failed"].append(row)
+        if d.kind in ("fail", "dead_letter"):
+            status = "failed" if d.kind == "fail" else "dead_letter"
+            self.finished[status].append(self._row(status, r, c, error))
             if publish:
-                self.pending_events.append(ev.Failed(header(c), error, False, None, c.retry_count + 1))
-        elif d.kind == "dead_letter":
-            self.finished["dead_letter"].append(row)
-            if publish:
-                self.pending_events.append(ev.DeadLettered(header(c), error, c.retry_count + 1))
+                e = ev.Failed(header(c), error, False, None, c.retry_count + 1) if d.kind == "fail" else \
+                    ev.DeadLettered(header(c), error, c.retry_count + 1)  # fmt: skip
+                self.pending_events.append(e)
         elif d.delay <= 0 and worker is not None and not self.shutting_down:
-            self.inline.append((worker, f, error))
-            self.running_by_domain[c.domain] += 1
-            if not f.is_async:
-                worker.sync.append(f)  # keep the worker's slot while the retry is recorded
+            self.inline.append((worker, c, error))
+            if not self._is_async(c.task_type):
+                worker.sync.append(c)  # keeps the worker's slot while the failed attempt is recorded
             if publish:
                 self.pending_events.append(ev.Failed(header(c), error, True, None, c.retry_count + 1))
         else:
@@ -133,32 +139,27 @@ class Dispatcher:
             self.check_due = True
             self.queue_maybe_nonempty = True
             if publish:
-                self.pending_events.append(
-                    ev.Failed(header(c), error, True, d.delay or None, c.retry_count + 1)
-                )
+                self.pending_events.append(ev.Failed(header(c), error, True, d.delay or None, c.retry_count + 1))
 
     def on_worker_exit(self, worker: WorkerHandle, reason: str) -> None:
         """A worker died: its running attempt counts as failed, prefetched ones go back unstarted."""
-        retrying = {id(f) for w, f, _ in self.inline if w is worker}
-        self.inline = [(None if w is worker else w, f, e) for (w, f, e) in self.inline]
-        lost_sync = [f for f in worker.sync if id(f) not in retrying]
+        retrying = {id(c) for w, c, _ in self.inline if w is worker}
+        self.inline = [(None if w is worker else w, c, e) for (w, c, e) in self.inline]
+        lost_sync = [c for c in worker.sync if id(c) not in retrying]
         lost_async = list(worker.asyncs.values())
         worker.sync.clear()
         worker.asyncs.clear()
-        for i, f in enumerate(lost_sync):
-            self.running_by_domain[f.claimed.domain] -= 1
+        now = now_ms()
+        for i, c in enumerate(lost_sync):
             if i == 0 and not self.shutting_down:
-                now = now_ms()
-                self.classify(f, Result(f.claimed.id, f.claimed.attempt, "error", now, now, reason), None)
+                self.classify_failure(c, Result(c.id, c.attempt, "error", now, now, 0, reason), None)
             else:
-                self.releases.append((f.claimed.id, f.claimed.attempt))
-        for f in lost_async:
-            self.running_by_domain[f.claimed.domain] -= 1
+                self.releases.append((c.id, c.attempt))
+        for c in lost_async:
             if self.shutting_down:
-                self.releases.append((f.claimed.id, f.claimed.attempt))
+                self.releases.append((c.id, c.attempt))
             else:
-                now = now_ms()
-                self.classify(f, Result(f.claimed.id, f.claimed.attempt, "error", now, now, reason), None)
+                self.classify_failure(c, Result(c.id, c.attempt, "error", now, now, 0, reason), None)
         self.queue_maybe_nonempty = True
         if self.bus.active and not self.shutting_down:
             self.pending_events.append(ev.WorkerDied(None, worker.pid, reason))
@@ -170,7 +171,7 @@ class Dispatcher:
 
     def turn(self) -> None:
         now = now_ms()
-        sends: dict[WorkerHandle, list[TaskSpec]] = {}
+        sends: dict[WorkerHandle, list[Claimed]] = {}
         with self.store.write():
             self._write_outcomes(now, sends)
             if self.check_due or (self.next_due_ms is not None and now >= self.next_due_ms):
@@ -184,65 +185,66 @@ class Dispatcher:
                 self._prune(now)
         self._clear_outcomes()
         for worker, specs in sends.items():
-            worker.send(Run(specs))
+            worker.send(Run(specs))  # type: ignore[arg-type]  # Claimed has TaskSpec's wire layout
         if self.pending_events:
             events, self.pending_events = self.pending_events, []
             for e in events:
                 self.bus.publish(e)
 
-    def _write_outcomes(self, now: int, sends: dict[WorkerHandle, list[TaskSpec]]) -> None:
+    def _write_outcomes(self, now: int, sends: dict[WorkerHandle, list[Claimed]]) -> None:
         conn = self.store.conn
         for status, rows in self.finished.items():
             if rows:
-                dispatch.finish(conn, rows, status, had_tags=self.finished_tags)
+                if dispatch.finish(conn, rows) and status == "completed":
+                    self.queue_maybe_nonempty = True  # a requeued task is pending again
                 self.since_prune += len(rows)
-                if status == "completed":
-                    self.queue_maybe_nonempty = True  # a requeued task may be pending again
         if self.retry_later:
             dispatch.retry_later(conn, self.retry_later)
-        for worker, f, error in self.inline:
-            res = dispatch.retry_inline(conn, error, now, f.claimed.id, f.claimed.attempt)
+        for worker, c, error in self.inline:
+            res = dispatch.retry_inline(conn, error, now, c.id, c.attempt)
             if res is None or worker is None or not worker.alive:
-                if worker is not None and f in worker.sync:
-                    worker.sync.remove(f)
-                self.running_by_domain[f.claimed.domain] -= 1
+                if worker is not None and c in worker.sync:
+                    worker.sync.remove(c)
                 if res is not None:
-                    self.releases.append((f.claimed.id, res[0]))
+                    self.releases.append((c.id, res[0]))
                 continue
-            f.claimed = msgspec.structs.replace(f.claimed, attempt=res[0], retry_count=res[1])
-            if f.is_async:
-                worker.asyncs[(f.claimed.id, f.claimed.attempt)] = f
-            sends.setdefault(worker, []).append(self._spec(f))
+            again = msgspec.structs.replace(c, attempt=res[0], retry_count=res[1])
+            if c in worker.sync:
+                worker.sync[worker.sync.index(c)] = again
+            else:
+                worker.asyncs[(again.id, again.attempt)] = again
+            sends.setdefault(worker, []).append(again)
         if self.releases:
             dispatch.release(conn, self.releases)
 
     def _clear_outcomes(self) -> None:
         for rows in self.finished.values():
             rows.clear()
-        self.finished_tags = False
         self.retry_later.clear()
         self.inline.clear()
         self.releases.clear()
 
-    def _spec(self, f: Inflight) -> TaskSpec:
-        c = f.claimed
-        return TaskSpec(c.id, c.attempt, c.task_type, c.payload, c.priority, c.retry_count, f.max_retries, c.key,
-                        c.label, c.created_at, c.group_key, c.parent_id, c.tags)  # fmt: skip
+    def _claim_and_assign(self, now: int, sends: dict[WorkerHandle, list[Claimed]]) -> None:
+        """Claim as much as the workers can take now, then hand it out.
 
-    def _claim_and_assign(self, now: int, sends: dict[WorkerHandle, list[TaskSpec]]) -> None:
+        A sync worker runs one task at a time; for sub-millisecond work it also holds a short queue
+        (``depth``, refilled at half) so it never waits for the next turn. Only executing tasks count
+        against ``max_concurrency``.
+        """
         if not self.queue_maybe_nonempty:
             return
         workers = [w for w in self.workers if w.alive and not w.retiring]
         cap = self.settings.async_concurrency
         active = sum(1 for w in workers if w.sync) + sum(len(w.asyncs) for w in workers)
         free = self.settings.max_concurrency - active
-        idle = [w for w in workers if w.idle]
-        async_hosts = [w for w in workers if w.asyncs and not w.sync and len(w.asyncs) < cap]
-        slots = min(free, len(idle) + sum(cap - len(w.asyncs) for w in async_hosts))
-        if slots <= 0:
-            return
         depth = prefetch_depth(self.avg_ms) if self.settings.prefetch else 1
-        want = slots * depth
+        idle = [w for w in workers if w.idle][: max(free, 0)]
+        refill = [w for w in workers if w.sync and len(w.sync) <= depth // 2] if depth > 1 else []
+        async_hosts = [w for w in workers if w.asyncs and not w.sync and len(w.asyncs) < cap]
+        async_room = min(max(free, 0), sum(cap - len(w.asyncs) for w in async_hosts))
+        want = len(idle) * depth + sum(depth - len(w.sync) for w in refill) + async_room
+        if want <= 0:
+            return
         caps = self.registry.domain_caps()
         if caps:
             claimed = dispatch.claim_ids(self.store.conn, self._select_capped(want, caps), now)
@@ -251,70 +253,79 @@ class Dispatcher:
             if len(claimed) < want:
                 self.queue_maybe_nonempty = False
         if claimed:
-            self._assign(claimed, idle, async_hosts, slots, depth, sends)
+            self._assign(claimed, idle, refill, async_hosts, free, depth, sends)
+
+    def running_by_domain(self) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        for w in self.workers:
+            for c in w.sync:
+                counts[c.domain] += 1
+            for c in w.asyncs.values():
+                counts[c.domain] += 1
+        return counts
 
     def _select_capped(self, want: int, caps: dict[str, int]) -> list[int]:
+        """Page through runnable tasks past those whose domain is at its cap (bounded work per turn)."""
         chosen: list[int] = []
         after = (-1, -1)
-        running = dict(self.running_by_domain)
+        running = dict(self.running_by_domain())
         for _ in range(PEEK_MAX_PAGES):
             page = dispatch.peek_ready(self.store.conn, after, PEEK_PAGE)
-            picked = select_within_caps(page, want - len(chosen), running, caps)
-            for tid in picked:
-                dom = next(c.domain for c in page if c.id == tid)
-                running[dom] = running.get(dom, 0) + 1
-            chosen.extend(picked)
-            if len(page) < PEEK_PAGE:
-                self.queue_maybe_nonempty = bool(chosen) and len(chosen) >= want
-                break
-            if len(chosen) >= want:
+            picked = set(select_within_caps(page, want - len(chosen), running, caps))
+            for c in page:
+                if c.id in picked:
+                    chosen.append(c.id)
+                    running[c.domain] = running.get(c.domain, 0) + 1
+            if len(page) < PEEK_PAGE or len(chosen) >= want:
                 break
             after = (page[-1].priority, page[-1].id)
+        if len(chosen) < want:
+            self.queue_maybe_nonempty = False  # until something finishes, is submitted or falls due
         return chosen
 
-    def _assign(self, claimed: list[Claimed], idle: list[WorkerHandle], async_hosts: list[WorkerHandle],
-                slots: int, depth: int, sends: dict[WorkerHandle, list[TaskSpec]]) -> None:  # fmt: skip
+    def _is_async(self, task_type: str) -> bool:
+        found = self._types.get(task_type)
+        if found is None:
+            spec = self.registry.spec(task_type)
+            found = self._types[task_type] = bool(spec and spec.is_async)
+        return found
+
+    def _assign(self, claimed: list[Claimed], idle: list[WorkerHandle], refill: list[WorkerHandle],
+                async_hosts: list[WorkerHandle], free: int, depth: int,
+                sends: dict[WorkerHandle, list[Claimed]]) -> None:  # fmt: skip
+        """Sync tasks go round-robin over idle and refillable workers (each up to ``depth`` queued); async
+        tasks share workers up to ``async_concurrency``. What cannot be placed goes back unstarted."""
         cap = self.settings.async_concurrency
-        sync_rr: list[WorkerHandle] = []
-        rr = 0
+        sync_targets = [*refill]
         publish = self.bus.active
+        rr = 0
         for c in claimed:
-            spec = self.registry.spec(c.task_type)
-            is_async = bool(spec and spec.is_async)
             target: WorkerHandle | None = None
-            if is_async:
-                target = next((w for w in async_hosts if len(w.asyncs) < cap), None)
-                if target is None and idle and slots > 0:
-                    target = idle.pop(0)
-                    async_hosts.append(target)
-                    slots -= 1
-                elif target is not None and slots > 0:
-                    slots -= 1
-                else:
-                    target = None
+            if self._is_async(c.task_type):
+                if free > 0:
+                    target = next((w for w in async_hosts if len(w.asyncs) < cap), None)
+                    if target is None and idle:
+                        target = idle.pop()
+                        async_hosts.append(target)
+                    if target is not None:
+                        free -= 1
+                        target.asyncs[(c.id, c.attempt)] = c
             else:
-                if idle and slots > 0:
-                    target = idle.pop(0)
-                    sync_rr.append(target)
-                    slots -= 1
-                elif sync_rr:
-                    for _ in range(len(sync_rr)):
-                        w = sync_rr[rr % len(sync_rr)]
-                        rr += 1
-                        if len(w.sync) < depth:
-                            target = w
-                            break
+                if idle and free > 0:  # spread over idle workers before queueing behind busy ones
+                    free -= 1
+                    sync_targets.append(idle.pop())
+                    rr = len(sync_targets) - 1
+                for _ in range(len(sync_targets)):
+                    w = sync_targets[rr % len(sync_targets)]
+                    rr += 1
+                    if len(w.sync) < depth:
+                        target = w
+                        w.sync.append(c)
+                        break
             if target is None:
                 self.releases.append((c.id, c.attempt))
                 continue
-            policy, default_max = self.registry.retry_for(c.task_type)
-            f = Inflight(c, is_async, c.max_retries if c.max_retries is not None else default_max, policy)
-            if is_async:
-                target.asyncs[(c.id, c.attempt)] = f
-            else:
-                target.sync.append(f)
-            self.running_by_domain[c.domain] += 1
-            sends.setdefault(target, []).append(self._spec(f))
+            sends.setdefault(target, []).append(c)
             if publish:
                 self.pending_events.append(ev.Dispatched(header(c), target.pid, c.attempt))
         if self.releases:

@@ -38,19 +38,6 @@ BOOT_TIMEOUT_S = 120.0
 EXIT_BOOT_ERROR = 3
 
 
-class Inflight:
-    """One attempt handed to a worker."""
-
-    __slots__ = ("claimed", "is_async", "max_retries", "policy", "started")
-
-    def __init__(self, claimed: Claimed, is_async: bool, max_retries: int, policy: Any) -> None:
-        self.claimed = claimed
-        self.is_async = is_async
-        self.max_retries = max_retries
-        self.policy = policy
-        self.started = False
-
-
 def describe_exit(returncode: int | None) -> str:
     if returncode is None:
         return "worker vanished"
@@ -74,8 +61,8 @@ class WorkerHandle:
         self.on_message = on_message
         self.on_exit = on_exit
         self.task_types: dict[str, bool] = {}
-        self.sync: deque[Inflight] = deque()
-        self.asyncs: dict[tuple[int, int], Inflight] = {}
+        self.sync: deque[Claimed] = deque()  # in the order the worker runs them
+        self.asyncs: dict[tuple[int, int], Claimed] = {}
         self.proc: asyncio.subprocess.Process | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.reader: asyncio.StreamReader | None = None

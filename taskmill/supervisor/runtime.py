@@ -23,7 +23,7 @@ from ..errors import StoreError, WorkerBootError
 from ..protocol import Boot, Progress, Results, StateRef, ToSupervisor
 from ..registry import Registry
 from ..store import Store, dispatch, now_ms
-from .dispatcher import Dispatcher
+from .dispatcher import Dispatcher, header
 from .lock import SupervisorLock
 from .pool import EXIT_BOOT_ERROR, WorkerHandle, describe_exit
 from .wakeup import WakeupListener
@@ -96,13 +96,11 @@ class Supervisor:
             self._wake()
         elif isinstance(msg, Progress):
             if self.bus.active:
-                f = worker.asyncs.get((msg.task_id, msg.attempt)) or next(
-                    (g for g in worker.sync if g.claimed.id == msg.task_id), None
+                c = worker.asyncs.get((msg.task_id, msg.attempt)) or next(
+                    (g for g in worker.sync if g.id == msg.task_id), None
                 )
-                if f is not None:
-                    from .dispatcher import header
-
-                    self.bus.publish(ev.Progress(header(f.claimed), msg.fraction, msg.message))
+                if c is not None:
+                    self.bus.publish(ev.Progress(header(c), msg.fraction, msg.message))
 
     def _on_exit(self, worker: WorkerHandle, rc: int | None) -> None:
         assert self.dispatcher is not None
@@ -141,7 +139,8 @@ class Supervisor:
     # -- main ---------------------------------------------------------------------------------------------
     def _boot_message(self) -> Boot:
         path = [p or os.getcwd() for p in sys.path]
-        return Boot(self.registry.origins(), self.settings.app_state, self.settings.async_concurrency, path)
+        return Boot(self.registry.origins(), self.settings.app_state, self.settings.async_concurrency, path,
+                    self.registry.retry.max_retries)
 
     async def serve(self) -> None:
         self.loop = asyncio.get_running_loop()

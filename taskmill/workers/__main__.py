@@ -41,6 +41,7 @@ def main() -> int:
         loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     runtime = WorkerRuntime(channel, executors, app_state, domain_state)
+    runtime.default_max_retries = msg.default_max_retries
     runtime.install_signal_handler()
     channel.send(Ready(os.getpid(), {t: s.is_async for t, s in executors.items()}))
     loop.run_until_complete(runtime.serve())

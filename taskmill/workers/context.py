@@ -74,13 +74,14 @@ class TaskContext:
     def __init__(
         self,
         spec: TaskSpec,
+        max_retries: int,
         send: Callable[[msgspec.Struct], None],
         domain_state: StateBag | None,
         app_state: StateBag | None,
     ) -> None:
         self.record = RunningTask(
             id=spec.id, task_type=spec.task_type, key=spec.key, label=spec.label, priority=spec.priority,
-            retry_count=spec.retry_count, max_retries=spec.max_retries, attempt=spec.attempt,
+            retry_count=spec.retry_count, max_retries=max_retries, attempt=spec.attempt,
             created_at=spec.created_at / 1000.0, group_key=spec.group_key, parent_id=spec.parent_id,
             tags=_tags.decode(spec.tags) if spec.tags else {},
         )  # fmt: skip

@@ -8,7 +8,9 @@ receives frames so cancel requests land even while a sync executor holds the mai
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -23,7 +25,9 @@ from .channel import Channel
 from .context import TaskContext
 
 MAX_ERROR_TEXT = 8192
-FLUSH_AFTER_S = 0.005
+EXIT_INTERNAL_ERROR = 70
+FLUSH_AFTER_S = 0.002  # report at least this often during a batch...
+FLUSH_EVERY = 16  # ...or after this many results, so the supervisor can refill before the queue drains
 _memo_encoder = msgspec.msgpack.Encoder()
 
 
@@ -61,6 +65,17 @@ class WorkerRuntime:
         self.flush_scheduled = False
         self.stopping = False
         self.done = asyncio.Event()
+        self.default_max_retries = 3
+
+    def max_retries_of(self, spec: TaskSpec, executor: ExecutorSpec) -> int:
+        """Effective max retries, resolved as the supervisor does: task > type > domain > scheduler."""
+        if spec.max_retries is not None:
+            return spec.max_retries
+        cfg = executor.type_config
+        if cfg.max_retries is not None:
+            return cfg.max_retries
+        policy = cfg.retry or executor.domain.default_retry
+        return policy.max_retries if policy is not None else self.default_max_retries
 
     # -- messages (reader thread) -------------------------------------------------------------------------
     def reader(self) -> None:
@@ -83,6 +98,15 @@ class WorkerRuntime:
             ctx._cancelled = True
 
     def on_message(self, msg: object) -> None:
+        try:
+            self._handle(msg)
+        except BaseException:
+            # A bug here must not leave tasks hanging: die loudly, the supervisor re-queues our work.
+            traceback.print_exc()
+            sys.stderr.flush()
+            os._exit(EXIT_INTERNAL_ERROR)
+
+    def _handle(self, msg: object) -> None:
         if isinstance(msg, Run):
             self.run_batch(msg.tasks)
         elif isinstance(msg, Cancel):
@@ -126,7 +150,7 @@ class WorkerRuntime:
                 self._start_async(spec, executor)
                 continue
             self.results.append(self._run_sync(spec, executor))
-            if time.monotonic() - started > FLUSH_AFTER_S:
+            if len(self.results) >= FLUSH_EVERY or time.monotonic() - started > FLUSH_AFTER_S:
                 self.flush()
                 started = time.monotonic()
         self.flush()
@@ -136,28 +160,27 @@ class WorkerRuntime:
         now = _now_ms()
         if key in self.cancelled:
             self.cancelled.discard(key)
-            return Result(spec.id, spec.attempt, "cancelled", now, now, "cancelled before start")
+            return Result(spec.id, spec.attempt, "cancelled", now, now, 0, "cancelled before start")
         if executor is None:
-            return Result(spec.id, spec.attempt, "error", now, now,
+            return Result(spec.id, spec.attempt, "error", now, now, 0,
                           f"no executor registered for type {spec.task_type!r} in the worker", retryable=False)  # fmt: skip
         try:
             task = executor.decoder.decode(spec.payload)
         except msgspec.ValidationError as exc:
-            return Result(spec.id, spec.attempt, "error", now, now,
+            return Result(spec.id, spec.attempt, "error", now, now, 0,
                           f"PayloadDecodeError: payload does not match {executor.task_cls.__qualname__}: {exc}",
                           retryable=False)  # fmt: skip
-        ctx = TaskContext(
-            spec, self.channel.send, self.domain_state.get(executor.domain.name), self.app_state
-        )
+        ctx = TaskContext(spec, self.max_retries_of(spec, executor), self.channel.send,
+                          self.domain_state.get(executor.domain.name), self.app_state)  # fmt: skip
         self.running[key] = ctx
         return task, ctx
 
-    def _finish(
-        self, spec: TaskSpec, ctx: TaskContext, started: int, value: Any, exc: BaseException | None
-    ) -> Result:
+    def _finish(self, spec: TaskSpec, ctx: TaskContext, started: int, t0: float, value: Any,
+                exc: BaseException | None) -> Result:  # fmt: skip
+        elapsed_us = int((time.perf_counter() - t0) * 1e6)
         self.running.pop((spec.id, spec.attempt), None)
         ctx.progress.flush()
-        r = Result(spec.id, spec.attempt, "ok", started, _now_ms(), read_bytes=ctx.read_bytes,
+        r = Result(spec.id, spec.attempt, "ok", started, _now_ms(), elapsed_us, read_bytes=ctx.read_bytes,
                    write_bytes=ctx.write_bytes, net_rx_bytes=ctx.net_rx_bytes, net_tx_bytes=ctx.net_tx_bytes)  # fmt: skip
         if exc is None:
             if value is not None:
@@ -191,6 +214,7 @@ class WorkerRuntime:
         task, ctx = prepared
         assert executor is not None
         started = _now_ms()
+        t0 = time.perf_counter()
         self.current_sync = ctx
         value: Any = None
         error: BaseException | None = None
@@ -200,7 +224,7 @@ class WorkerRuntime:
             error = exc
         finally:
             self.current_sync = None
-        return self._finish(spec, ctx, started, value, error)
+        return self._finish(spec, ctx, started, t0, value, error)
 
     def _start_async(self, spec: TaskSpec, executor: ExecutorSpec) -> None:
         prepared = self._prepare(spec, executor)
@@ -212,6 +236,7 @@ class WorkerRuntime:
 
         async def run() -> None:
             started = _now_ms()
+            t0 = time.perf_counter()
             value: Any = None
             error: BaseException | None = None
             try:
@@ -219,7 +244,7 @@ class WorkerRuntime:
             except BaseException as exc:
                 error = exc
             self.async_tasks.pop(key, None)
-            self.results.append(self._finish(spec, ctx, started, value, error))
+            self.results.append(self._finish(spec, ctx, started, t0, value, error))
             self._schedule_flush()
             self._maybe_done()
 
