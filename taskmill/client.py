@@ -114,7 +114,9 @@ class Client:
         return BatchOutcome(self._submit_rows([self._build_untyped(s) for s in subs]))
 
     def _build_untyped(self, sub: submission.TaskSubmission) -> NewTask:
-        domain, spec, payload = submission.resolve_untyped(self._known_domains(), sub)
+        domain, spec, payload = submission.resolve_untyped(
+            self._known_domains(), sub, self._defaults.max_payload_bytes
+        )
         return submission.build(
             domain, spec, None, self._defaults, payload=payload, priority=sub.priority, key=sub.key,
             label=sub.label, group=sub.group, tags=sub.tags, run_after=sub.run_after, run_at=sub.run_at,

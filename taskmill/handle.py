@@ -60,7 +60,16 @@ class DomainHandle:
     def submit_batch(self, tasks: Iterable[Task], *, priority: int | None = None) -> BatchOutcome:
         """Queue many tasks in one transaction (all or nothing); within the batch the last duplicate wins."""
         defaults = self._client._defaults
-        rows = [submission.build(self.domain, self._spec(t), t, defaults, priority=priority) for t in tasks]
+        limit = defaults.max_payload_bytes
+        templates: dict[type, submission.Template] = {}
+        rows = []
+        for t in tasks:
+            template = templates.get(type(t))
+            if template is None:
+                template = templates[type(t)] = submission.Template(
+                    self.domain, self._spec(t), defaults, priority=priority
+                )
+            rows.append(template.row(t, submission.encode_payload(template.spec, t, limit)))
         return BatchOutcome(self._client._submit_rows(rows))
 
     # -- queries ----------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ class Registry:
                 raise ConfigError(f"duplicate domain name {d.name!r}")
             self.domains[d.name] = d
         self.retry = retry
+        self.has_async = any(spec.is_async for d in self.domains.values() for spec in d.executors.values())
         self._retry_cache: dict[str, tuple[RetryPolicy, int]] = {}
 
     def domain(self, domain: Domain | str) -> Domain:

@@ -89,7 +89,8 @@ class Scheduler(Client):
         n_workers = workers if workers is not None else (os.cpu_count() or 2)
         if n_workers < 1:
             raise ConfigError("workers must be >= 1")
-        concurrency = max_concurrency if max_concurrency is not None else n_workers
+        # Default: no cap beyond capacity — each worker runs one sync task or up to async_concurrency async ones.
+        concurrency = max_concurrency if max_concurrency is not None else n_workers * async_concurrency
         if concurrency < 0 or async_concurrency < 1 or poll_interval <= 0 or max_retries < 0:
             raise ConfigError(
                 "max_concurrency >= 0, async_concurrency >= 1, poll_interval > 0, max_retries >= 0"

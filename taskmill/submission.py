@@ -111,6 +111,88 @@ def encode_payload(spec: ExecutorSpec, task: Task, limit: int) -> bytes:
     return payload
 
 
+class Template:
+    """Everything about a submission that does not depend on the payload, resolved once.
+
+    ``submit_batch`` builds one template per task class, so the per-task cost is encoding, validating and
+    hashing the payload.
+    """
+
+    __slots__ = ("base", "explicit_key", "label", "spec", "tags", "task_key", "task_tags")
+
+    def __init__(
+        self,
+        domain: Domain,
+        spec: ExecutorSpec,
+        defaults: Defaults,
+        *,
+        priority: int | None = None,
+        key: str | None = None,
+        label: str | None = None,
+        group: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        run_after: float | timedelta | None = None,
+        run_at: datetime | None = None,
+        ttl: float | None = None,
+        max_retries: int | None = None,
+        on_duplicate: str | None = None,
+        parent_id: int | None = None,
+        now_ms: int | None = None,
+    ) -> None:
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        cfg = spec.type_config
+        layered = priority if priority is not None else cfg.priority
+        prio = as_priority(layered if layered is not None else domain.default_priority, Priority.NORMAL)
+        strategy = on_duplicate or cfg.on_duplicate or "skip"
+        if strategy not in DUPLICATE_STRATEGIES:
+            raise SubmitError(f"on_duplicate must be one of {DUPLICATE_STRATEGIES}, got {strategy!r}")
+        merged: dict[str, str] = dict(domain.default_tags)
+        if cfg.tags:
+            merged.update(cfg.tags)
+        self.tags = merged
+        self.task_tags = tags  # per-call tags, applied over the task's own
+        ttl_s = ttl if ttl is not None else cfg.ttl if cfg.ttl is not None else domain.default_ttl
+        if ttl_s is None:
+            ttl_s = defaults.ttl
+        if ttl_s is not None and ttl_s <= 0:
+            raise SubmitError(f"ttl must be > 0 seconds, got {ttl_s}")
+        if max_retries is not None and max_retries < 0:
+            raise SubmitError("max_retries must be >= 0")
+        io = cfg.expected_io
+        self.spec = spec
+        self.explicit_key = key
+        self.label = label
+        self.task_key = spec.task_cls.key is not Task.key
+        self.base = dict(
+            task_type=spec.qualified_type, domain=domain.name, priority=prio, created_at=now,
+            expected_read_bytes=io.read if io else 0, expected_write_bytes=io.write if io else 0,
+            expected_net_rx_bytes=io.net_rx if io else 0, expected_net_tx_bytes=io.net_tx if io else 0,
+            max_retries=max_retries, run_after=_delay_ms(now, run_after, run_at), parent_id=parent_id,
+            group_key=group if group is not None else cfg.group if cfg.group is not None else domain.default_group,
+            ttl_seconds=ttl_s, expires_at=None if ttl_s is None else now + int(ttl_s * 1000),
+            on_duplicate=strategy,
+        )  # fmt: skip
+
+    def row(self, task: Task | None, payload: bytes) -> NewTask:
+        """The row for one task (``task`` None: an untyped submission whose payload is already validated)."""
+        key = self.explicit_key
+        if key is None and task is not None and self.task_key:
+            key = task.key()
+        tags = self.tags
+        if task is not None and self.spec.task_cls.tags is not Task.tags:
+            tags = {**tags, **task.tags()}
+        if self.task_tags:
+            tags = {**tags, **self.task_tags}
+        qualified = self.spec.qualified_type
+        return NewTask(
+            key=dedup_key(qualified, key, payload),
+            label=self.label or key or qualified,
+            payload=payload,
+            tags=check_tags(tags) if tags else {},
+            **self.base,
+        )
+
+
 def build(
     domain: Domain,
     spec: ExecutorSpec,
@@ -118,78 +200,19 @@ def build(
     defaults: Defaults,
     *,
     payload: bytes | None = None,
-    priority: int | None = None,
-    key: str | None = None,
-    label: str | None = None,
-    group: str | None = None,
-    tags: Mapping[str, str] | None = None,
-    run_after: float | timedelta | None = None,
-    run_at: datetime | None = None,
-    ttl: float | None = None,
-    max_retries: int | None = None,
-    on_duplicate: str | None = None,
-    parent_id: int | None = None,
-    now_ms: int | None = None,
+    **overrides: Any,
 ) -> NewTask:
     """Resolve every layer for one submission. Raises a :class:`SubmitError` and writes nothing on bad input."""
-    now = int(time.time() * 1000) if now_ms is None else now_ms
-    cfg = spec.type_config
+    template = Template(domain, spec, defaults, **overrides)
     if payload is None:
         assert task is not None
         payload = encode_payload(spec, task, defaults.max_payload_bytes)
-    explicit_key = key if key is not None else (task.key() if task is not None else None)
-    prio = as_priority(
-        priority
-        if priority is not None
-        else cfg.priority
-        if cfg.priority is not None
-        else domain.default_priority,
-        Priority.NORMAL,
-    )
-    strategy = on_duplicate or cfg.on_duplicate or "skip"
-    if strategy not in DUPLICATE_STRATEGIES:
-        raise SubmitError(f"on_duplicate must be one of {DUPLICATE_STRATEGIES}, got {strategy!r}")
-    merged: dict[str, str] = dict(domain.default_tags)
-    if cfg.tags:
-        merged.update(cfg.tags)
-    if task is not None:
-        merged.update(task.tags())
-    if tags:
-        merged.update(tags)
-    ttl_s = ttl if ttl is not None else cfg.ttl if cfg.ttl is not None else domain.default_ttl
-    if ttl_s is None:
-        ttl_s = defaults.ttl
-    if max_retries is not None and max_retries < 0:
-        raise SubmitError("max_retries must be >= 0")
-    io = cfg.expected_io
-    return NewTask(
-        task_type=spec.qualified_type,
-        domain=domain.name,
-        key=dedup_key(spec.qualified_type, explicit_key, payload),
-        label=label or explicit_key or spec.qualified_type,
-        priority=prio,
-        payload=payload,
-        created_at=now,
-        expected_read_bytes=io.read if io else 0,
-        expected_write_bytes=io.write if io else 0,
-        expected_net_rx_bytes=io.net_rx if io else 0,
-        expected_net_tx_bytes=io.net_tx if io else 0,
-        max_retries=max_retries,
-        run_after=_delay_ms(now, run_after, run_at),
-        parent_id=parent_id,
-        group_key=group
-        if group is not None
-        else cfg.group
-        if cfg.group is not None
-        else domain.default_group,
-        ttl_seconds=ttl_s,
-        expires_at=None if ttl_s is None else now + int(ttl_s * 1000),
-        tags=check_tags(merged) if merged else {},
-        on_duplicate=strategy,
-    )
+    return template.row(task, payload)
 
 
-def resolve_untyped(domains: Mapping[str, Domain], sub: TaskSubmission) -> tuple[Domain, ExecutorSpec, bytes]:
+def resolve_untyped(
+    domains: Mapping[str, Domain], sub: TaskSubmission, limit: int = DEFAULT_MAX_PAYLOAD
+) -> tuple[Domain, ExecutorSpec, bytes]:
     """Find the executor of a qualified type and validate an untyped payload against its class."""
     name, sep, _ = sub.task_type.partition("::")
     domain = domains.get(name) if sep else None
@@ -198,12 +221,14 @@ def resolve_untyped(domains: Mapping[str, Domain], sub: TaskSubmission) -> tuple
         raise UnknownTaskType(
             f"no executor registered for task type {sub.task_type!r} (use the qualified 'domain::type' name)"
         )
-    if isinstance(sub.payload, bytes):
-        raw = sub.payload
-    else:
-        raw = _encoder.encode(sub.payload or {})
+    try:
+        raw = sub.payload if isinstance(sub.payload, bytes) else _encoder.encode(sub.payload or {})
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise InvalidPayload(f"{sub.task_type}: payload cannot be encoded: {exc}") from exc
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"{sub.task_type}: payload is {len(raw)} bytes, over the {limit}-byte limit")
     try:
         task = spec.decoder.decode(raw)
-    except msgspec.ValidationError as exc:
+    except msgspec.DecodeError as exc:  # ValidationError included
         raise InvalidPayload(f"{sub.task_type}: {exc}") from exc
-    return domain, spec, _encoder.encode(task)
+    return domain, spec, encode_payload(spec, task, limit)

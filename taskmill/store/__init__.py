@@ -24,6 +24,7 @@ __all__ = [
     "Candidate", "Claimed", "Durability", "HistoryRecord", "NewTask", "Store", "TaskRecord", "dispatch",
 ]  # fmt: skip
 
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -62,9 +63,13 @@ class Store:
         return queries.one_task(self.conn, sql.TASK_BY_KEY, (key,))
 
     def tasks_by_status(self, status: str, limit: int = 100, offset: int = 0) -> list[TaskRecord]:
+        if status == "pending":
+            return queries.tasks(self.conn, sql.PENDING_TASKS, (limit, offset))
         return queries.tasks(self.conn, sql.TASKS_BY_STATUS, (status, limit, offset))
 
     def count(self, status: str, domain: str | None = None) -> int:
+        if status == "pending":
+            return queries.scalar(self.conn, sql.COUNT_PENDING, (domain,))
         if domain is None:
             return queries.scalar(self.conn, sql.COUNT_BY_STATUS, (status,))
         return queries.scalar(self.conn, sql.COUNT_BY_STATUS_DOMAIN, (status, domain))

@@ -59,4 +59,5 @@ def status_counts(conn: apsw.Connection) -> dict[str, int]:
     counts = {"pending": 0, "running": 0, "paused": 0, "waiting": 0, "blocked": 0}
     for status, n in conn.execute(sql.COUNTS):
         counts[status] = int(n)
+    counts["pending"] = scalar(conn, sql.COUNT_PENDING, (None,))
     return counts

@@ -35,9 +35,7 @@ INSERT INTO tasks (task_type, domain, key, label, priority, status, payload, cre
     expires_at, tags)
 VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
-INSERT_TASK_RETURNING = INSERT_TASK + " RETURNING id"
 INSERT_TAG = "INSERT INTO task_tags (task_id, key, value) VALUES (?, ?, ?)"
-LAST_ROWID = "SELECT last_insert_rowid()"
 # The newest non-copy row of a key; the caller checks whether it is still active.
 EXISTING_BY_KEY = """
 SELECT key, id, status, priority, requeue, requeue_priority FROM tasks INDEXED BY idx_key
@@ -52,7 +50,7 @@ UPGRADE_PRIORITY = "UPDATE tasks NOT INDEXED SET priority = ? WHERE id = ?"
 SET_REQUEUE = "UPDATE tasks NOT INDEXED SET requeue = 1, requeue_priority = ? WHERE id = ?"
 SUPERSEDE_COPY = f"""
 INSERT INTO tasks ({_COPY}, status, finished_at, run_of)
-SELECT {_COPY}, 'superseded', ?2, id FROM tasks WHERE id = ?1
+SELECT {_COPY}, 'superseded', ?2, id FROM tasks NOT INDEXED WHERE id = ?1
 """
 SUPERSEDE_IN_PLACE = """
 UPDATE tasks NOT INDEXED SET label = ?, priority = ?, payload = ?, created_at = ?, expected_read_bytes = ?,
@@ -90,9 +88,7 @@ WHERE status = 'pending' AND run_after IS NULL AND (priority, id) > (?1, ?2)
 ORDER BY priority, id LIMIT ?3
 """
 PROMOTE_DUE = "UPDATE tasks SET run_after = NULL WHERE status = 'pending' AND run_after <= ?"
-NEXT_RUN_AFTER = (
-    "SELECT MIN(run_after) FROM tasks INDEXED BY idx_delayed WHERE status = 'pending' AND run_after IS NOT NULL"
-)
+NEXT_RUN_AFTER = "SELECT MIN(run_after) FROM tasks INDEXED BY idx_delayed WHERE status = 'pending' AND run_after IS NOT NULL"
 
 # Finishing is fenced on the attempt the supervisor dispatched: a late result from a stale attempt is a no-op.
 FINISH = """
@@ -146,25 +142,46 @@ DELETE_IDS = "DELETE FROM tasks NOT INDEXED WHERE id IN (SELECT value FROM json_
 DELETE_TAGS_OF_IDS = "DELETE FROM task_tags WHERE task_id IN (SELECT value FROM json_each(?))"
 
 # -- queries --------------------------------------------------------------------------------------------
-TASK_BY_ID = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ? AND finished_at IS NULL"
+TASK_BY_ID = f"SELECT {TASK_COLUMNS} FROM tasks NOT INDEXED WHERE id = ? AND finished_at IS NULL"
 TASK_BY_KEY = f"""
-SELECT {TASK_COLUMNS} FROM tasks WHERE id = (
+SELECT {TASK_COLUMNS} FROM tasks NOT INDEXED WHERE id = (
     SELECT id FROM tasks INDEXED BY idx_key WHERE key = ? AND run_of IS NULL ORDER BY id DESC LIMIT 1)
 AND finished_at IS NULL
 """
 TASKS_BY_STATUS = f"""
 SELECT {TASK_COLUMNS} FROM tasks INDEXED BY idx_active WHERE status = ? AND finished_at IS NULL
+    AND status <> 'pending'
 ORDER BY priority, id LIMIT ? OFFSET ?
 """
-COUNT_BY_STATUS = "SELECT COUNT(*) FROM tasks INDEXED BY idx_active WHERE status = ? AND finished_at IS NULL"
+_PENDING = "status = 'pending' AND finished_at IS NULL"
+PENDING_TASKS = f"""
+SELECT * FROM (
+    SELECT {TASK_COLUMNS} FROM tasks INDEXED BY idx_ready WHERE {_PENDING} AND run_after IS NULL
+    UNION ALL
+    SELECT {TASK_COLUMNS} FROM tasks INDEXED BY idx_delayed WHERE {_PENDING} AND run_after IS NOT NULL
+) ORDER BY priority, id LIMIT ? OFFSET ?
+"""
+COUNT_BY_STATUS = "SELECT COUNT(*) FROM tasks INDEXED BY idx_active WHERE status = ? AND finished_at IS NULL AND status <> 'pending'"
 COUNT_BY_STATUS_DOMAIN = (
-    "SELECT COUNT(*) FROM tasks INDEXED BY idx_active WHERE status = ? AND domain = ? AND finished_at IS NULL"
+    "SELECT COUNT(*) FROM tasks INDEXED BY idx_active WHERE status = ? AND domain = ? AND finished_at IS NULL "
+    "AND status <> 'pending'"
 )
-COUNTS = "SELECT status, COUNT(*) FROM tasks INDEXED BY idx_active WHERE finished_at IS NULL GROUP BY status"
-PENDING_BY_TYPE = (
-    "SELECT task_type, COUNT(*) FROM tasks INDEXED BY idx_active WHERE status = 'pending' AND finished_at IS NULL "
-    "GROUP BY task_type"
+COUNT_PENDING = f"""
+SELECT (SELECT COUNT(*) FROM tasks INDEXED BY idx_ready WHERE {_PENDING} AND run_after IS NULL AND (?1 IS NULL OR domain = ?1))
+     + (SELECT COUNT(*) FROM tasks INDEXED BY idx_delayed WHERE {_PENDING} AND run_after IS NOT NULL
+        AND (?1 IS NULL OR domain = ?1))
+"""
+COUNTS = (
+    "SELECT status, COUNT(*) FROM tasks INDEXED BY idx_active WHERE finished_at IS NULL AND status <> 'pending' "
+    "GROUP BY status"
 )
+PENDING_BY_TYPE = f"""
+SELECT task_type, COUNT(*) FROM (
+    SELECT task_type FROM tasks INDEXED BY idx_ready WHERE {_PENDING} AND run_after IS NULL
+    UNION ALL
+    SELECT task_type FROM tasks INDEXED BY idx_delayed WHERE {_PENDING} AND run_after IS NOT NULL
+) GROUP BY task_type
+"""
 _HIST = f"SELECT {HISTORY_COLUMNS} FROM tasks"
 HISTORY_PAGE = (
     f"{_HIST} INDEXED BY idx_finished WHERE finished_at IS NOT NULL ORDER BY finished_at DESC, id DESC "
@@ -186,16 +203,16 @@ HISTORY_BY_KEY = (
     f"{_HIST} INDEXED BY idx_key WHERE key = ? AND finished_at IS NOT NULL ORDER BY id DESC LIMIT ?"
 )
 HISTORY_OF_TASK = f"""
-{_HIST} WHERE id = ?1 AND finished_at IS NOT NULL
+{_HIST} NOT INDEXED WHERE id = ?1 AND finished_at IS NOT NULL
 UNION ALL
 {_HIST} INDEXED BY idx_run_of WHERE run_of = ?1
 ORDER BY 1 DESC
 """
-HISTORY_ROW = f"{_HIST} WHERE id = ? AND finished_at IS NOT NULL"
+HISTORY_ROW = f"{_HIST} NOT INDEXED WHERE id = ? AND finished_at IS NOT NULL"
 RESUBMIT_SOURCE = """
 SELECT task_type, domain, key, label, priority, payload, expected_read_bytes, expected_write_bytes,
     expected_net_rx_bytes, expected_net_tx_bytes, max_retries, parent_id, fail_fast, group_key, tags
-FROM tasks WHERE id = ?
+FROM tasks NOT INDEXED WHERE id = ?
 """
 HISTORY_COUNT = "SELECT COUNT(*) FROM tasks INDEXED BY idx_finished WHERE finished_at IS NOT NULL"
 HISTORY_STATUS_COUNTS = (
@@ -203,4 +220,6 @@ HISTORY_STATUS_COUNTS = (
 )
 DATA_VERSION = "PRAGMA data_version"
 META_GET = "SELECT value FROM meta WHERE name = ?"
-META_SET = "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value"
+META_SET = (
+    "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value"
+)

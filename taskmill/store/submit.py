@@ -61,7 +61,9 @@ def _on_conflict(conn: apsw.Connection, t: NewTask, existing: tuple, now_ms: int
     if status in ("pending", "paused") and t.priority < priority:
         conn.execute(sql.UPGRADE_PRIORITY, (t.priority, tid))
         return SubmitOutcome("upgraded", tid)
-    if status in ("running", "paused") and (not requeue or (requeue_priority or 255) > t.priority):
+    if status in ("running", "paused") and (
+        not requeue or (255 if requeue_priority is None else requeue_priority) > t.priority
+    ):
         conn.execute(sql.SET_REQUEUE, (t.priority, tid))
         return SubmitOutcome("requeued", tid)
     return _DUPLICATE
@@ -82,7 +84,8 @@ def submit_one(conn: apsw.Connection, t: NewTask, now_ms: int) -> SubmitOutcome:
     existing = _active(next(iter(conn.execute(sql.EXISTING_BY_KEY, (t.key,))), None))
     if existing is not None:
         return _on_conflict(conn, t, existing, now_ms)
-    tid = int(next(iter(conn.execute(sql.INSERT_TASK_RETURNING, _row_params(t))))[0])
+    conn.execute(sql.INSERT_TASK, _row_params(t))
+    tid = conn.last_insert_rowid()
     if t.tags:
         conn.executemany(sql.INSERT_TAG, [(tid, k, v) for k, v in t.tags.items()])
     return SubmitOutcome("inserted", tid)
@@ -110,7 +113,7 @@ def submit_many(conn: apsw.Connection, tasks: Sequence[NewTask], now_ms: int) ->
         fresh.sort()
         conn.executemany(sql.INSERT_TASK, [_row_params(tasks[i]) for i in fresh])
         # Inside BEGIN IMMEDIATE nobody else can insert, and AUTOINCREMENT hands out consecutive ids.
-        last = int(next(iter(conn.execute(sql.LAST_ROWID)))[0])
+        last = conn.last_insert_rowid()
         first = last - len(fresh) + 1
         tag_rows = []
         for offset, i in enumerate(fresh):

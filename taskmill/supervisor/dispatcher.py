@@ -139,7 +139,9 @@ class Dispatcher:
             self.check_due = True
             self.queue_maybe_nonempty = True
             if publish:
-                self.pending_events.append(ev.Failed(header(c), error, True, d.delay or None, c.retry_count + 1))
+                self.pending_events.append(
+                    ev.Failed(header(c), error, True, d.delay or None, c.retry_count + 1)
+                )
 
     def on_worker_exit(self, worker: WorkerHandle, reason: str) -> None:
         """A worker died: its running attempt counts as failed, prefetched ones go back unstarted."""
@@ -238,11 +240,12 @@ class Dispatcher:
         active = sum(1 for w in workers if w.sync) + sum(len(w.asyncs) for w in workers)
         free = self.settings.max_concurrency - active
         depth = prefetch_depth(self.avg_ms) if self.settings.prefetch else 1
-        idle = [w for w in workers if w.idle][: max(free, 0)]
+        idle = [w for w in workers if w.idle][: max(free, 0)]  # each can start one sync or `cap` async tasks
         refill = [w for w in workers if w.sync and len(w.sync) <= depth // 2] if depth > 1 else []
         async_hosts = [w for w in workers if w.asyncs and not w.sync and len(w.asyncs) < cap]
         async_room = min(max(free, 0), sum(cap - len(w.asyncs) for w in async_hosts))
-        want = len(idle) * depth + sum(depth - len(w.sync) for w in refill) + async_room
+        per_idle = max(depth, cap) if self.registry.has_async else depth
+        want = len(idle) * per_idle + sum(depth - len(w.sync) for w in refill) + async_room
         if want <= 0:
             return
         caps = self.registry.domain_caps()
@@ -269,6 +272,7 @@ class Dispatcher:
         chosen: list[int] = []
         after = (-1, -1)
         running = dict(self.running_by_domain())
+        exhausted = False
         for _ in range(PEEK_MAX_PAGES):
             page = dispatch.peek_ready(self.store.conn, after, PEEK_PAGE)
             picked = set(select_within_caps(page, want - len(chosen), running, caps))
@@ -276,11 +280,14 @@ class Dispatcher:
                 if c.id in picked:
                     chosen.append(c.id)
                     running[c.domain] = running.get(c.domain, 0) + 1
-            if len(page) < PEEK_PAGE or len(chosen) >= want:
+            if len(page) < PEEK_PAGE:
+                exhausted = True
+                break
+            if len(chosen) >= want:
                 break
             after = (page[-1].priority, page[-1].id)
-        if len(chosen) < want:
-            self.queue_maybe_nonempty = False  # until something finishes, is submitted or falls due
+        if exhausted and len(chosen) < want and not any(running.get(d, 0) >= n for d, n in caps.items()):
+            self.queue_maybe_nonempty = False  # truly empty, not just capped
         return chosen
 
     def _is_async(self, task_type: str) -> bool:

@@ -65,10 +65,17 @@ class Supervisor:
 
     # -- thread-safe controls -----------------------------------------------------------------------------
     def wake_threadsafe(self) -> None:
+        """Something was submitted or changed in the database: look at the queue again, soon."""
         if not self._wake_pending and self.loop is not None:
             self._wake_pending = True
             with contextlib.suppress(RuntimeError):  # loop already closed
-                self.loop.call_soon_threadsafe(self._wake)
+                self.loop.call_soon_threadsafe(self._on_change)
+
+    def _on_change(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.queue_maybe_nonempty = True
+            self.dispatcher.check_due = True
+        self._wake()
 
     def request_stop(self, hard: bool = False) -> None:
         """Stop dispatching; ``hard`` (or a second request) skips the graceful wait."""
@@ -139,16 +146,21 @@ class Supervisor:
     # -- main ---------------------------------------------------------------------------------------------
     def _boot_message(self) -> Boot:
         path = [p or os.getcwd() for p in sys.path]
-        return Boot(self.registry.origins(), self.settings.app_state, self.settings.async_concurrency, path,
-                    self.registry.retry.max_retries)
+        return Boot(
+            self.registry.origins(),
+            self.settings.app_state,
+            self.settings.async_concurrency,
+            path,
+            self.registry.retry.max_retries,
+        )
 
     async def serve(self) -> None:
         self.loop = asyncio.get_running_loop()
         lock = SupervisorLock(self.settings.store_path)
-        lock.acquire()
         store: Store | None = None
         listener: WakeupListener | None = None
         try:
+            lock.acquire()
             store = Store(self.settings.store_path, self.settings.durability)  # type: ignore[arg-type]
             with store.write():
                 self.recovered = dispatch.recover(store.conn, now_ms())
@@ -178,10 +190,7 @@ class Supervisor:
 
     def _on_datagram(self, listener: WakeupListener) -> None:
         listener.drain()
-        if self.dispatcher is not None:
-            self.dispatcher.queue_maybe_nonempty = True
-            self.dispatcher.check_due = True
-        self._wake()
+        self._on_change()
 
     async def _spawn_all(self) -> None:
         assert self.dispatcher is not None

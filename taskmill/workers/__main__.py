@@ -16,12 +16,28 @@ from .runner import WorkerRuntime
 
 EXIT_OK = 0
 EXIT_BOOT_ERROR = 3  # user modules failed to import: the supervisor halts instead of respawning
+EXIT_ORPHANED = 4  # the supervisor went away: stop at once so a successor never runs a task twice
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Ask the kernel to SIGKILL us when the supervisor dies (Linux), even if an executor holds the GIL."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid:  # the supervisor died before we asked
+        os._exit(EXIT_ORPHANED)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m taskmill.workers")
     parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--parent-pid", type=int, default=0)
     args = parser.parse_args()
+    if args.parent_pid:
+        die_with_parent(args.parent_pid)
     sock = socket.socket(fileno=args.fd)
     sock.setblocking(True)
     channel = Channel(sock)

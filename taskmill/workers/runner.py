@@ -26,6 +26,7 @@ from .context import TaskContext
 
 MAX_ERROR_TEXT = 8192
 EXIT_INTERNAL_ERROR = 70
+EXIT_ORPHANED = 4
 FLUSH_AFTER_S = 0.002  # report at least this often during a batch...
 FLUSH_EVERY = 16  # ...or after this many results, so the supervisor can refill before the queue drains
 _memo_encoder = msgspec.msgpack.Encoder()
@@ -79,13 +80,20 @@ class WorkerRuntime:
 
     # -- messages (reader thread) -------------------------------------------------------------------------
     def reader(self) -> None:
+        stop_requested = False
         try:
             while (msg := self.channel.recv()) is not None:
                 if isinstance(msg, Cancel):
                     self._cancel(msg)
+                elif isinstance(msg, Stop):
+                    stop_requested = True
                 self.loop.call_soon_threadsafe(self.on_message, msg)
         except Exception:
             traceback.print_exc()
+        if not stop_requested:
+            # The supervisor is gone without asking us to stop: whatever we run will be run again by its
+            # successor, so stop now rather than race it.
+            os._exit(EXIT_ORPHANED)
         self.loop.call_soon_threadsafe(self.on_eof)
 
     def _cancel(self, msg: Cancel) -> None:
