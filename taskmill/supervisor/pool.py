@@ -78,7 +78,8 @@ class WorkerHandle:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "taskmill.workers", "--fd", str(theirs.fileno()), "--parent-pid", str(os.getpid()),
+                sys.executable, "-m", "taskmill.workers",
+                "--fd", str(theirs.fileno()), "--parent-pid", str(os.getpid()),
                 pass_fds=(theirs.fileno(),), start_new_session=True, env=env, stdin=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
         finally:

@@ -170,8 +170,8 @@ class WorkerRuntime:
             self.cancelled.discard(key)
             return Result(spec.id, spec.attempt, "cancelled", now, now, 0, "cancelled before start")
         if executor is None:
-            return Result(spec.id, spec.attempt, "error", now, now, 0,
-                          f"no executor registered for type {spec.task_type!r} in the worker", retryable=False)  # fmt: skip
+            error = f"no executor registered for type {spec.task_type!r} in the worker"
+            return Result(spec.id, spec.attempt, "error", now, now, 0, error, retryable=False)
         try:
             task = executor.decoder.decode(spec.payload)
         except msgspec.ValidationError as exc:
@@ -188,8 +188,9 @@ class WorkerRuntime:
         elapsed_us = int((time.perf_counter() - t0) * 1e6)
         self.running.pop((spec.id, spec.attempt), None)
         ctx.progress.flush()
-        r = Result(spec.id, spec.attempt, "ok", started, _now_ms(), elapsed_us, read_bytes=ctx.read_bytes,
-                   write_bytes=ctx.write_bytes, net_rx_bytes=ctx.net_rx_bytes, net_tx_bytes=ctx.net_tx_bytes)  # fmt: skip
+        r = Result(spec.id, spec.attempt, "ok", started, _now_ms(), elapsed_us)
+        r.read_bytes, r.write_bytes = ctx.read_bytes, ctx.write_bytes
+        r.net_rx_bytes, r.net_tx_bytes = ctx.net_rx_bytes, ctx.net_tx_bytes
         if exc is None:
             if value is not None:
                 try:
