@@ -22,6 +22,16 @@ def status(db: str = typer.Option("tasks.db", "--db", help="Path to the task dat
         typer.echo(f"{name:>12}  {n}  (history)")
 
 
+@app.command()
+def version() -> None:
+    """Print the taskmill, SQLite and apsw versions."""
+    import apsw
+
+    from . import __version__
+
+    typer.echo(f"taskmill {__version__} (SQLite {apsw.sqlite_lib_version()}, apsw {apsw.apsw_version()})")
+
+
 @supervisor_app.command()
 def serve(config: str = typer.Option(..., "--config", help="Path to taskmill.toml.")) -> None:
     """Server mode is not implemented yet: embed the scheduler with Scheduler.run() for now."""

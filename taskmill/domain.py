@@ -31,6 +31,9 @@ def _origin_of(frame_depth: int) -> str | None:
     frame = sys._getframe(frame_depth + 1)
     name = frame.f_globals.get("__name__")
     if name in ("__main__", "__mp_main__"):
+        spec = frame.f_globals.get("__spec__")
+        if spec is not None and getattr(spec, "name", "__main__") not in ("__main__", "__mp_main__"):
+            return f"module:{spec.name}"  # run as `python -m package.module`: import it by name
         path = frame.f_globals.get("__file__")
         return f"path:{os.path.abspath(path)}" if path else None
     return f"module:{name}" if name else None

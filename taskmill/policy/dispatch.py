@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 
 from ..store.records import Candidate
 
@@ -23,6 +24,39 @@ def prefetch_depth(avg_duration_ms: float | None) -> int:
 
 def ewma(previous: float | None, sample: float, alpha: float = 0.1) -> float:
     return sample if previous is None else previous + alpha * (sample - previous)
+
+
+class DurationTracker:
+    """Recent executor durations per task type, to size prefetch by the slowest type still in play.
+
+    A slow type seen within ``window`` seconds keeps prefetch off, so slow tasks never queue behind one
+    another on one worker while another worker idles; a type never seen yet counts as slow.
+    """
+
+    def __init__(self, window: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.window = window
+        self.clock = clock
+        self._avg: dict[str, float] = {}
+        self._seen: dict[str, float] = {}
+        self._depth = 1
+        self._checked = 0.0
+
+    def observe(self, task_type: str, elapsed_us: int) -> None:
+        prev = self._avg.get(task_type)
+        sample = elapsed_us / 1000.0
+        self._avg[task_type] = sample if prev is None else prev + 0.3 * (sample - prev)
+        self._seen[task_type] = self.clock()
+
+    def known(self, task_type: str) -> bool:
+        return task_type in self._avg
+
+    def depth(self) -> int:
+        now = self.clock()
+        if now - self._checked >= 0.05:  # recomputed at most 20 times a second
+            self._checked = now
+            recent = [a for t, a in self._avg.items() if now - self._seen[t] <= self.window]
+            self._depth = prefetch_depth(max(recent)) if recent else 1
+        return self._depth
 
 
 def select_within_caps(

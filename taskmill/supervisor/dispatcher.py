@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from .. import events as ev
-from ..policy.dispatch import ewma, prefetch_depth, select_within_caps
+from ..policy.dispatch import DurationTracker, select_within_caps
 from ..policy.retry import RetryPolicy, decide_failure
 from ..protocol import Result, Run
 from ..registry import Registry
@@ -53,7 +53,7 @@ class Dispatcher:
         self.inline: list[tuple[WorkerHandle | None, Claimed, str]] = []
         self.releases: list[tuple[int, int]] = []
         self.pending_events: list[ev.Event] = []
-        self.avg_ms: float | None = None
+        self.durations = DurationTracker()
         self.queue_maybe_nonempty = True
         self.next_due_ms: int | None = None
         self.check_due = True
@@ -68,8 +68,6 @@ class Dispatcher:
         sync = worker.sync
         done = self.finished["completed"]
         publish = self.bus.active
-        elapsed = 0
-        n_ok = 0
         for r in results:
             if sync and sync[0].id == r.id and sync[0].attempt == r.attempt:
                 c = sync.popleft()  # the common case: results arrive in the order the worker ran them
@@ -81,15 +79,11 @@ class Dispatcher:
                 c = found
             if r.status == "ok":
                 done.append(self._row("completed", r, c, None))
-                elapsed += r.elapsed_us
-                n_ok += 1
+                self.durations.observe(c.task_type, r.elapsed_us)
                 if publish:
                     self.pending_events.append(ev.Completed(header(c), r.elapsed_us / 1e6))
             else:
                 self.classify_failure(c, r, worker if worker.alive else None)
-        if n_ok:
-            self.avg_ms = ewma(self.avg_ms, elapsed / n_ok / 1000.0, 0.3)
-            self.stats["completed"] += n_ok
 
     @staticmethod
     def _row(status: str, r: Result, c: Claimed, error: str | None) -> tuple[Any, ...]:
@@ -239,7 +233,7 @@ class Dispatcher:
         cap = self.settings.async_concurrency
         active = sum(1 for w in workers if w.sync) + sum(len(w.asyncs) for w in workers)
         free = self.settings.max_concurrency - active
-        depth = prefetch_depth(self.avg_ms) if self.settings.prefetch else 1
+        depth = self.durations.depth() if self.settings.prefetch else 1
         idle = [w for w in workers if w.idle][: max(free, 0)]  # each can start one sync or `cap` async tasks
         refill = [w for w in workers if w.sync and len(w.sync) <= depth // 2] if depth > 1 else []
         async_hosts = [w for w in workers if w.asyncs and not w.sync and len(w.asyncs) < cap]
@@ -322,10 +316,11 @@ class Dispatcher:
                     free -= 1
                     sync_targets.append(idle.pop())
                     rr = len(sync_targets) - 1
+                limit = depth if self.durations.known(c.task_type) else 1  # never queue behind the unknown
                 for _ in range(len(sync_targets)):
                     w = sync_targets[rr % len(sync_targets)]
                     rr += 1
-                    if len(w.sync) < depth:
+                    if len(w.sync) < limit:
                         target = w
                         w.sync.append(c)
                         break
