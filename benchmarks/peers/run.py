@@ -1,6 +1,8 @@
 """Command line for the peer benchmark (protocol §2.4): repetitions outermost, peer order rotated.
 
-    python -m benchmarks.peers.run --peers huey --durability normal,full --repeat 3 [--json out.json]
+    python -m benchmarks.peers.run --peers taskmill,huey --durability normal,full --repeat 3 [--json out.json]
+
+With several peers including huey, the ratio columns divide by huey unless ``--baseline`` names another.
 
 Peers come from a registry; another peer plugs in with
 ``register_adapter("name", factory)`` where ``factory()`` returns a
@@ -40,7 +42,14 @@ def _huey() -> PeerAdapter:
     return HueyAdapter()
 
 
+def _taskmill() -> PeerAdapter:
+    from .taskmill_peer.adapter import TaskmillAdapter
+
+    return TaskmillAdapter()
+
+
 register_adapter("huey", _huey)
+register_adapter("taskmill", _taskmill)
 
 
 def _csv(text: str) -> list[str]:
@@ -54,11 +63,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=3, help="repetitions (the protocol asks for >= 3)")
     p.add_argument("--scale", type=float, default=1.0, help="multiply task counts (0.02: smoke run)")
     p.add_argument("--workloads", type=_csv, default=list(ORDER), help="comma list out of W1..W5")
-    p.add_argument("--baseline", help="peer whose medians the others are divided by (ratio columns)")
+    p.add_argument("--baseline", help="peer whose medians the others are divided by (default: huey)")
     p.add_argument("--json", type=Path, help="write every repetition and the summary here")
     p.add_argument("--state-dir", type=Path, default=PEERS_DIR / "state")
     p.add_argument("--results-dir", type=Path, default=PEERS_DIR / "results")
     args = p.parse_args(argv)
+    if args.baseline is None and len(args.peers) > 1 and "huey" in args.peers:
+        args.baseline = "huey"
     bad = [w for w in args.workloads if w not in ORDER]
     if bad or args.repeat < 1 or args.scale <= 0:
         p.error(f"invalid --workloads {bad}, --repeat or --scale")

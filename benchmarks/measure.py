@@ -1,0 +1,133 @@
+"""Throughput workloads of the project benchmark (DESIGN.md §4): submit, batch submit, drain, CPU scaling.
+
+Each function runs one repetition on a fresh on-disk database and returns a flat dict of figures (units in
+the names) plus ``problems``: anything that means the run is broken (lost or duplicated tasks, wrong queue
+depth). A missed performance target is never a problem here; ``run.py`` only reports it.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import taskmill as tm
+
+from .peers.taskbody import CPU_LOOPS, spin
+from .scratch import DoneLog, Durability, check_distinct, done_env, scratch_dir
+from .workload_tasks import Noop, Spin, bench
+
+Result = dict[str, Any]
+DRAIN_TIMEOUT_S = 300.0
+
+
+def _db(path: Path) -> str:
+    return str(path / "tasks.db")
+
+
+def single_submit(root: Path, durability: Durability, n: int) -> Result:
+    """``n`` sequential ``handle.submit(Noop(i=i))`` calls through a connected client; no supervisor runs."""
+    with scratch_dir(root, "submit") as d, tm.connect(_db(d), durability=durability) as client:
+        handle = client.domain(bench)
+        t_a = time.perf_counter()
+        for i in range(n):
+            handle.submit(Noop(i=i))
+        seconds = time.perf_counter() - t_a
+        depth = client.pending_count()
+    problems = [] if depth == n else [f"queue depth {depth}, expected {n}"]
+    return {"tasks_per_s": n / seconds, "seconds": seconds, "problems": problems}
+
+
+def batch_submit(root: Path, durability: Durability, n: int) -> Result:
+    """One ``submit_batch`` of ``n`` tasks built beforehand (encoding and hashing are part of the call)."""
+    with scratch_dir(root, "batch") as d, tm.connect(_db(d), durability=durability) as client:
+        handle = client.domain(bench)
+        tasks = [Noop(i=i) for i in range(n)]
+        t_a = time.perf_counter()
+        outcome = handle.submit_batch(tasks)
+        seconds = time.perf_counter() - t_a
+        depth = client.pending_count()
+    problems = [] if depth == n == len(outcome.inserted()) else [f"queue depth {depth}, expected {n}"]
+    return {"tasks_per_s": n / seconds, "seconds": seconds, "problems": problems}
+
+
+def dispatch_complete(root: Path, durability: Durability, n: int, workers: int = 2) -> Result:
+    """Queue ``n`` no-ops, then start ``Scheduler(workers=2)`` and time the drain.
+
+    ``wall`` runs from just before ``start()`` (worker spawn and boot included) to the last executor's end
+    timestamp; ``steady`` is first to last completion as recorded by the executors; ``committed`` is when
+    ``wait_until_idle`` (called only once the log shows every completion) saw an empty queue.
+    """
+    with scratch_dir(root, "drain") as d:
+        done = DoneLog(d / "done.txt")
+        sched = tm.Scheduler(_db(d), [bench], workers=workers, durability=durability)
+        try:
+            sched.domain(bench).submit_batch([Noop(i=i) for i in range(n)])
+            time.sleep(0.2)  # let the batch's writes settle before the clock starts
+            with done_env(done.path):
+                t0 = time.time()
+                sched.start()
+                t_ready = time.time()
+                done.wait(n, DRAIN_TIMEOUT_S)
+                idle = sched.wait_until_idle(timeout=60.0)
+                t_idle = time.time()
+            counts = sched.status_counts()
+        finally:
+            sched.stop()
+            sched.close()
+        lines = done.lines("n")
+    first_end, last_end = min(ln.t_end for ln in lines), max(ln.t_end for ln in lines)
+    problems = check_distinct(lines, n, "drain")
+    if not idle or counts["pending"] or counts["running"]:
+        problems.append(f"queue not empty after the drain: {counts}")
+    return {
+        "tasks_per_s": n / (last_end - t0),
+        "steady_tasks_per_s": (n - 1) / (last_end - first_end) if last_end > first_end else 0.0,
+        "committed_tasks_per_s": n / (t_idle - t0),
+        "startup_s": min(ln.t_start for ln in lines) - t0,
+        "start_call_s": t_ready - t0,
+        "wall_s": last_end - t0,
+        "pids": len({ln.pid for ln in lines}),
+        "problems": problems,
+    }
+
+
+def _cpu_run(root: Path, workers: int, n: int, warmup: int) -> tuple[float, float, list[str]]:
+    """Start ``workers`` workers, warm them up, then time ``n`` Spin tasks submitted one by one.
+
+    Submissions go through a ``taskmill.connect()`` client, as a separate producer's would (the peer
+    protocol's W5 does the same); the in-process submit path is what the latency workload measures.
+    """
+    with scratch_dir(root, f"cpu{workers}") as d:
+        done = DoneLog(d / "done.txt")
+        sched = tm.Scheduler(_db(d), [bench], workers=workers, durability="normal")
+        with done_env(done.path), sched, tm.connect(_db(d), durability="normal") as client:
+            handle = client.domain(bench)
+            for i in range(warmup):
+                handle.submit(Noop(i=i, kind="w"))
+            done.wait(warmup, 60.0)
+            time.sleep(0.2)
+            t0 = time.time()
+            for i in range(n):
+                handle.submit(Spin(i=i, t_submit=time.time()))
+            done.wait(warmup + n, 120.0)
+        lines = done.lines("c")
+    wall = max(ln.t_end for ln in lines) - t0
+    body_ms = statistics.fmean((ln.t_end - ln.t_start) * 1000 for ln in lines)
+    return wall, body_ms, check_distinct(lines, n, f"cpu workers={workers}")
+
+
+def cpu_scaling(root: Path, n: int, warmup: int = 10) -> Result:
+    """``n`` tasks of ``spin(1_600_000)`` on 1 and on 2 workers, against a serial in-process reference."""
+    t_a = time.perf_counter()
+    for _ in range(n):
+        spin(CPU_LOOPS)
+    out: Result = {"ref_serial_inproc_s": time.perf_counter() - t_a, "problems": []}
+    for p in (1, 2):
+        wall, body_ms, problems = _cpu_run(root, p, n, warmup)
+        out[f"wall{p}_s"] = wall
+        out[f"body{p}_mean_ms"] = body_ms
+        out["problems"] += problems
+    out["speedup"] = out["wall1_s"] / out["wall2_s"]
+    return out
