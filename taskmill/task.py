@@ -43,7 +43,7 @@ class TaskTypeConfig(msgspec.Struct, frozen=True, kw_only=True):
     timeout: float | None = None
 
 
-class Task(msgspec.Struct, forbid_unknown_fields=True):
+class Task(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Base of every task payload. Subclasses set ``task_type`` and declare typed fields.
 
     Payloads are encoded with msgspec (never pickle) and validated against the class in the worker, so a

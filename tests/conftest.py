@@ -1,0 +1,120 @@
+"""Shared fixtures: a database path, a ledger file, schedulers that are always stopped, and a leak check.
+
+Every process the suite starts (supervisor scripts, worker processes) inherits ``TASKMILL_TEST_RUN`` from
+this process's environment, so the leak check finds exactly our processes, even orphans re-parented to
+init, and never anyone else's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+import taskmill as tm
+from tests.integration import domains as D
+
+MARK = "TASKMILL_TEST_RUN"
+os.environ.setdefault(MARK, uuid.uuid4().hex)
+LEAK_GRACE_S = 5.0
+
+
+def marked_processes() -> list[psutil.Process]:
+    """Live processes (not zombies) other than this one that inherited our marker."""
+    me, token = os.getpid(), os.environ[MARK]
+    found = []
+    for p in psutil.process_iter(["pid"]):
+        if p.pid == me:
+            continue
+        try:
+            if p.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if p.environ().get(MARK) == token:
+                found.append(p)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def kill_all(procs: list[psutil.Process]) -> None:
+    for p in procs:
+        with contextlib.suppress(psutil.Error, OSError):
+            os.killpg(p.pid, signal.SIGKILL)
+        with contextlib.suppress(psutil.Error, OSError):
+            p.kill()
+    psutil.wait_procs(procs, timeout=5)
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_processes() -> Iterator[None]:
+    """Fail the test if any supervisor or worker process it started is still alive afterwards."""
+    before = {p.pid for p in marked_processes()}
+    yield
+    deadline = time.monotonic() + LEAK_GRACE_S
+    while True:
+        left = [p for p in marked_processes() if p.pid not in before]
+        if not left or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    if left:
+        desc = []
+        for p in left:
+            with contextlib.suppress(psutil.Error):
+                desc.append(f"{p.pid}: {' '.join(p.cmdline())}")
+        kill_all(left)
+        pytest.fail("processes left alive after the test: " + "; ".join(desc), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def restore_domain_caps() -> Iterator[None]:
+    """``handle.set_max_concurrency`` changes the module-level Domain; put every cap back afterwards."""
+    domains = [D.main, D.other, D.capped, D.payloads]
+    saved = [d.max_concurrency for d in domains]
+    yield
+    for d, cap in zip(domains, saved, strict=True):
+        d.max_concurrency = cap
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "tasks.db"
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> str:
+    """The ledger executors append to (passed to them in the payload)."""
+    return str(tmp_path / "ledger.jsonl")
+
+
+@pytest.fixture
+def make_scheduler(db: Path) -> Iterator[Callable[..., tm.Scheduler]]:
+    """``make_scheduler(domains, start=False, path=None, **options)``; every one is stopped and closed."""
+    made: list[tm.Scheduler] = []
+
+    def make(domains: Any = (D.main,), *, start: bool = False, path: Any = None, **options: Any) -> tm.Scheduler:
+        options.setdefault("workers", 1)
+        s = tm.Scheduler(path or db, list(domains), **options)
+        made.append(s)
+        if start:
+            s.start()
+        return s
+
+    yield make
+    errors = []
+    for s in reversed(made):
+        try:
+            s.stop(hard=True, timeout=30)
+        except Exception as exc:  # still close the others; report below
+            errors.append(exc)
+        finally:
+            s.close()
+    if errors:
+        raise errors[0]

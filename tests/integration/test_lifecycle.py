@@ -1,0 +1,246 @@
+"""Running and stopping: one supervisor per database, shutdown modes, delayed tasks, wake-up latency."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+import taskmill as tm
+from tests.helpers import entries, run_python, start_supervisor, stop_process, wait_for
+from tests.integration import domains as D
+
+# -- one supervisor per database ---------------------------------------------------------------------------
+
+
+def _start_second(second: tm.Scheduler, how: str) -> None:
+    """Start a scheduler that must be refused (``start`` gets a short timeout: refusal must be fast)."""
+    try:
+        if how == "run":
+            second.run()
+        else:
+            second.start(timeout=2.5)
+    finally:
+        with contextlib.suppress(Exception):
+            second.stop()
+
+
+@pytest.mark.parametrize("how", ["run", "start"])
+def test_a_second_scheduler_in_the_same_process_is_refused(make_scheduler: Any, how: str) -> None:
+    make_scheduler(start=True)
+    second = make_scheduler()
+    t0 = time.monotonic()
+    with pytest.raises(tm.SupervisorRunning) as err:
+        _start_second(second, how)
+    assert time.monotonic() - t0 < 2.0
+    assert err.value.pid == os.getpid() and f"pid {os.getpid()}" in str(err.value)
+    assert not second.is_running
+
+
+@pytest.mark.parametrize("how", ["run", "start"])
+def test_a_second_supervisor_from_another_process_is_refused_naming_the_first(
+    make_scheduler: Any, db: Path, log: str, tmp_path: Path, how: str
+) -> None:
+    with tm.connect(db) as c:
+        c.domain(D.main).submit(D.Note(log=log, tag="proof"))
+    first = start_supervisor(tmp_path, db, workers=1)
+    try:
+        wait_for(lambda: entries(log, "end", "proof"), timeout=30, what="the first supervisor to run a task")
+        second = make_scheduler()
+        t0 = time.monotonic()
+        with pytest.raises(tm.SupervisorRunning) as err:
+            _start_second(second, how)
+        assert time.monotonic() - t0 < 2.0
+        assert err.value.pid == first.pid and str(first.pid) in str(err.value)
+    finally:
+        assert stop_process(first) == 0
+
+
+def test_the_lock_is_free_again_after_a_stop(make_scheduler: Any, log: str) -> None:
+    first = make_scheduler(start=True)
+    first.stop()
+    second = make_scheduler(start=True)
+    out = second.domain(D.main).submit(D.Note(log=log, tag="after"))
+    assert second.wait_until_idle(10)
+    assert [r.status for r in second.history_of(out.id)] == ["completed"]
+
+
+# -- shutdown -------------------------------------------------------------------------------------------
+
+
+def test_graceful_shutdown_lets_the_running_task_finish_and_starts_nothing_new(
+    make_scheduler: Any, db: Path, log: str
+) -> None:
+    s = make_scheduler(workers=1, shutdown=tm.ShutdownMode.graceful(10))
+    h = s.domain(D.main)
+    running = h.submit(D.Note(log=log, tag="running", sleep=0.8))
+    queued = h.submit(D.Note(log=log, tag="queued"))
+    s.start()
+    wait_for(lambda: entries(log, "start", "running"), timeout=10)
+    t0 = time.monotonic()
+    s.stop()
+    assert time.monotonic() - t0 < 5
+    assert entries(log, "end", "running")  # it finished
+    assert not entries(log, "start", "queued")  # nothing new started
+    with tm.connect(db) as c:
+        assert [r.status for r in c.history_of(running.id)] == ["completed"]
+        rec = c.task(queued.id)  # type: ignore[arg-type]
+        assert rec is not None and rec.status == "pending"
+
+
+def test_graceful_shutdown_interrupts_what_outlives_the_timeout(make_scheduler: Any, db: Path, log: str) -> None:
+    s = make_scheduler(workers=1, shutdown=tm.ShutdownMode.graceful(0.3))
+    out = s.domain(D.main).submit(D.Hang(log=log, tag="slow", seconds=30))
+    s.start()
+    wait_for(lambda: entries(log, "start", "slow"), timeout=10)
+    t0 = time.monotonic()
+    s.stop()
+    assert time.monotonic() - t0 < 4
+    with tm.connect(db) as c:
+        rec = c.task(out.id)  # type: ignore[arg-type]
+        assert rec is not None and rec.status == "pending" and rec.retry_count == 0
+
+
+def test_hard_shutdown_interrupts_and_the_task_runs_at_the_next_start(make_scheduler: Any, db: Path, log: str) -> None:
+    s = make_scheduler(workers=1, shutdown=tm.ShutdownMode.hard())
+    out = s.domain(D.main).submit(D.Hang(log=log, tag="h", seconds=30))
+    s.start()
+    [first] = wait_for(lambda: entries(log, "start", "h"), timeout=10)
+    t0 = time.monotonic()
+    s.stop()
+    assert time.monotonic() - t0 < 3
+    assert not psutil.pid_exists(first["pid"]) or psutil.Process(first["pid"]).status() == psutil.STATUS_ZOMBIE
+    assert not entries(log, "end", "h")  # interrupted, not finished
+    with tm.connect(db) as c:
+        rec = c.task(out.id)  # type: ignore[arg-type]
+        assert rec is not None and rec.status == "pending" and rec.retry_count == 0
+        assert c.history_of(out.id) == []  # not counted as a failure
+
+    again = make_scheduler(workers=1)
+    again.start()
+    assert again.wait_until_idle(10)
+    starts = entries(log, "start", "h")
+    assert len(starts) == 2 and starts[1]["retry_count"] == 0
+    [rec2] = again.history_of(out.id)
+    assert rec2.status == "completed" and rec2.retry_count == 0
+
+
+def test_stop_hard_overrides_a_graceful_mode(make_scheduler: Any, db: Path, log: str) -> None:
+    s = make_scheduler(workers=1, shutdown=tm.ShutdownMode.graceful(30))
+    out = s.domain(D.main).submit(D.Hang(log=log, tag="o", seconds=30))
+    s.start()
+    wait_for(lambda: entries(log, "start", "o"), timeout=10)
+    t0 = time.monotonic()
+    s.stop(hard=True)
+    assert time.monotonic() - t0 < 3
+    with tm.connect(db) as c:
+        rec = c.task(out.id)  # type: ignore[arg-type]
+        assert rec is not None and rec.status == "pending" and rec.retry_count == 0
+
+
+# -- delayed tasks -----------------------------------------------------------------------------------------
+
+
+def test_a_delayed_task_runs_on_time_without_busy_polling(make_scheduler: Any, log: str) -> None:
+    s = make_scheduler(workers=1, start=True)
+    sub = s.subscribe()
+    t_submit = time.time()
+    cpu0 = time.process_time()
+    out = s.domain(D.main).submit(D.Note(log=log, tag="later"), run_after=0.5)
+    rec = s.task(out.id)
+    assert rec is not None and rec.status == "pending" and rec.run_after is not None
+    ev = sub.get(timeout=5)  # blocks this thread: only the supervisor thread uses CPU meanwhile
+    cpu = time.process_time() - cpu0
+    sub.close()
+    assert isinstance(ev, tm.Dispatched) and ev.header is not None and ev.header.task_id == out.id
+    assert s.wait_until_idle(5)
+    [start] = entries(log, "start", "later")
+    delay = start["t"] - t_submit
+    assert delay >= 0.5 - 0.005, f"ran {delay:.3f}s after submit"
+    assert delay < 0.8, f"ran {delay:.3f}s after submit"
+    assert cpu < 0.15, f"the supervisor used {cpu:.2f}s of CPU waiting 0.5 s"
+
+
+def test_a_delayed_task_submitted_before_start_keeps_its_delay(make_scheduler: Any, log: str) -> None:
+    s = make_scheduler(workers=1)
+    s.domain(D.main).submit(D.Note(log=log, tag="later"), run_after=1.5)
+    t_submit = time.time()
+    s.domain(D.main).submit(D.Note(log=log, tag="now"))
+    s.start()
+    assert s.wait_until_idle(10)
+    assert [e["tag"] for e in entries(log, "start")] == ["now", "later"]
+    assert entries(log, "start", "later")[0]["t"] - t_submit >= 1.5 - 0.05
+
+
+# -- wake-up latency ---------------------------------------------------------------------------------------
+
+SUBMITTER = textwrap.dedent(
+    """
+    import json, sys, time
+    import taskmill as tm
+    from tests.integration import domains as D
+
+    db, log = sys.argv[1], sys.argv[2]
+    client = tm.connect(db)
+    t0 = time.time()
+    out = client.domain(D.main).submit(D.Note(log=log, tag="remote"))
+    print(json.dumps({"t0": t0, "kind": out.kind, "id": out.id}))
+    client.close()
+    """
+)
+
+
+def test_a_submit_from_another_process_starts_within_a_few_hundred_ms(
+    make_scheduler: Any, db: Path, log: str, tmp_path: Path
+) -> None:
+    s = make_scheduler(workers=1, start=True, poll_interval=5.0)  # only the wake-up can be this fast
+    script = tmp_path / "submitter.py"
+    script.write_text(SUBMITTER)
+    proc = run_python(script, str(db), log, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    sent = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert sent["kind"] == "inserted"
+    [start] = wait_for(lambda: entries(log, "start", "remote"), timeout=10)
+    latency = start["t"] - sent["t0"]
+    assert latency < 0.3, f"started {latency:.3f}s after the submit"
+    assert start["id"] == sent["id"]
+    assert s.wait_until_idle(5)
+
+
+def test_an_in_process_submit_starts_promptly(make_scheduler: Any, log: str) -> None:
+    s = make_scheduler(workers=1, start=True, poll_interval=2.0)
+    h = s.domain(D.main)
+    for i in range(5):
+        t0 = time.time()
+        h.submit(D.Note(log=log, tag=f"p{i}"))
+        [start] = wait_for(
+            lambda i=i: entries(log, "start", f"p{i}"),
+            timeout=0.2,  # type: ignore[misc]
+            what=f"task p{i} to start",
+        )
+        assert start["t"] - t0 < 0.2
+
+
+# -- history retention -----------------------------------------------------------------------------------
+
+
+def test_history_retention_max_count_prunes_while_running(make_scheduler: Any, log: str) -> None:
+    keep = 50
+    s = make_scheduler(workers=1, retention=tm.RetentionPolicy.max_count(keep))
+    n = 1100
+    s.domain(D.main).submit_batch([D.Note(log=log, tag=f"r{i}") for i in range(n)])
+    s.start()
+    assert s.wait_until_idle(60)
+    assert len(entries(log, "end")) == n  # pruning history never removed a queued task
+    history = s.history(limit=10 * n)
+    assert len(history) < n, "history was never pruned"
+    assert len(history) >= keep
+    newest = [e["id"] for e in entries(log, "end")][-keep:]
+    assert set(newest) <= {r.task_id for r in history}  # the most recent outcomes are the ones kept

@@ -1,0 +1,130 @@
+"""Priority order, FIFO within a priority, and the concurrency caps, observed from the executors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import taskmill as tm
+from tests.helpers import entries, intervals, max_overlap, wait_for
+from tests.integration import domains as D
+
+LEVELS = [
+    tm.Priority.NORMAL,
+    tm.Priority.IDLE,
+    tm.Priority.HIGH,
+    tm.Priority.BACKGROUND,
+    tm.Priority.REALTIME,
+    100,
+]
+
+
+def _submit_mixed(s: tm.Scheduler, log: str, n: int, sleep: float = 0.0) -> list[tuple[int, int, str]]:
+    """Submit ``n`` tasks cycling through the levels; returns (priority, submit order, tag)."""
+    h = s.domain(D.main)
+    order = []
+    for i in range(n):
+        prio = LEVELS[i % len(LEVELS)]
+        tag = f"t{i:03d}"
+        assert h.submit(D.Note(log=log, tag=tag, sleep=sleep), priority=prio).kind == "inserted"
+        order.append((int(prio), i, tag))
+    return order
+
+
+def test_priority_order_and_fifo_within_a_priority(make_scheduler: Any, log: str) -> None:
+    s = make_scheduler(workers=1, max_concurrency=1)
+    submitted = _submit_mixed(s, log, 18, sleep=0.01)
+    s.start()
+    assert s.wait_until_idle(20)
+    ran = [e["tag"] for e in entries(log, "start")]
+    assert ran == [tag for _, _, tag in sorted(submitted)]
+
+
+def test_order_holds_for_very_short_prefetched_tasks(make_scheduler: Any, log: str) -> None:
+    """No-op tasks get prefetched to the worker in batches; the batches must keep priority + FIFO order."""
+    s = make_scheduler(workers=1, max_concurrency=1)
+    submitted = _submit_mixed(s, log, 300)
+    s.start()
+    assert s.wait_until_idle(30)
+    ran = [e["tag"] for e in entries(log, "start")]
+    assert ran == [tag for _, _, tag in sorted(submitted)]
+    starts = entries(log, "start")
+    assert [e["priority"] for e in starts] == sorted(e["priority"] for e in starts)
+
+
+def test_the_global_cap_bounds_concurrent_tasks(make_scheduler: Any, log: str) -> None:
+    s = make_scheduler(workers=3, max_concurrency=2)
+    s.domain(D.main).submit_batch([D.Note(log=log, tag=f"g{i}", sleep=0.2) for i in range(6)])
+    s.start()
+    assert s.wait_until_idle(20)
+    spans = intervals(log)
+    assert len(spans) == 6
+    assert max_overlap(spans) == 2  # never more than the cap, and the cap is used
+
+
+def test_the_global_cap_bounds_async_tasks_sharing_a_worker(make_scheduler: Any, log: str) -> None:
+    s = make_scheduler(workers=1, max_concurrency=2, async_concurrency=8)
+    s.domain(D.main).submit_batch([D.Nap(log=log, tag=f"a{i}", sleep=0.15) for i in range(5)])
+    s.start()
+    assert s.wait_until_idle(20)
+    spans = intervals(log)
+    assert len(spans) == 5
+    assert max_overlap(spans) <= 2
+
+
+def test_a_domain_cap_bounds_that_domain_only(make_scheduler: Any, log: str) -> None:
+    assert D.capped.max_concurrency == 1
+    s = make_scheduler([D.main, D.capped], workers=3, max_concurrency=3)
+    s.domain(D.capped).submit_batch([D.CappedNote(log=log, tag=f"c{i}", sleep=0.15) for i in range(4)])
+    s.domain(D.main).submit_batch([D.Note(log=log, tag=f"m{i}", sleep=0.15) for i in range(4)])
+    s.start()
+    assert s.wait_until_idle(20)
+    capped = intervals(log, [f"c{i}" for i in range(4)])
+    free = intervals(log, [f"m{i}" for i in range(4)])
+    assert len(capped) == 4 and len(free) == 4
+    assert max_overlap(capped) == 1
+    assert max_overlap(free) == 2  # the other domain used the remaining slots alongside
+    assert max_overlap(capped + free) == 3
+
+
+def test_a_domain_cap_bounds_async_tasks(make_scheduler: Any, log: str) -> None:
+    s = make_scheduler([D.capped], workers=1, max_concurrency=8)
+    s.domain(D.capped).submit_batch([D.CappedNap(log=log, tag=f"c{i}", sleep=0.1) for i in range(4)])
+    s.start()
+    assert s.wait_until_idle(20)
+    spans = intervals(log)
+    assert len(spans) == 4 and max_overlap(spans) == 1
+
+
+def test_handle_set_max_concurrency_caps_a_running_scheduler(make_scheduler: Any, log: str) -> None:
+    s = make_scheduler(workers=2, max_concurrency=2, start=True)
+    h = s.domain(D.main)
+    h.set_max_concurrency(1)
+    assert h.max_concurrency == 1
+    h.submit_batch([D.Note(log=log, tag=f"one{i}", sleep=0.15) for i in range(4)])
+    assert s.wait_until_idle(20)
+    assert max_overlap(intervals(log, [f"one{i}" for i in range(4)])) == 1
+    h.set_max_concurrency(0)  # lifted again: both workers are used
+    h.submit_batch([D.Note(log=log, tag=f"two{i}", sleep=0.15) for i in range(4)])
+    assert s.wait_until_idle(20)
+    assert max_overlap(intervals(log, [f"two{i}" for i in range(4)])) == 2
+
+
+def test_scheduler_set_max_concurrency_applies_to_a_running_scheduler(make_scheduler: Any, log: str) -> None:
+    s = make_scheduler(workers=2, max_concurrency=2, start=True)
+    s.set_max_concurrency(1)
+    s.domain(D.main).submit_batch([D.Note(log=log, tag=f"s{i}", sleep=0.15) for i in range(4)])
+    wait_for(lambda: len(entries(log, "end")) == 4, timeout=20)
+    assert max_overlap(intervals(log)) == 1
+
+
+def test_an_upgraded_task_runs_ahead_of_older_ones(make_scheduler: Any, log: str) -> None:
+    s = make_scheduler(workers=1, max_concurrency=1)
+    h = s.domain(D.main)
+    for i in range(4):
+        h.submit(D.Note(log=log, tag=f"old{i}"))
+    late = D.Note(log=log, tag="late")
+    h.submit(late, priority=tm.Priority.BACKGROUND)
+    assert h.submit(late, priority=tm.Priority.HIGH).kind == "upgraded"
+    s.start()
+    assert s.wait_until_idle(10)
+    assert [e["tag"] for e in entries(log, "start")] == ["late", "old0", "old1", "old2", "old3"]

@@ -1,0 +1,114 @@
+"""Pure policy functions: backoff delays and the failure decision (no I/O, no processes)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from taskmill import RetryPolicy
+from taskmill.policy.retry import backoff_delay, decide_failure
+
+
+def test_constant_backoff_is_the_same_for_every_retry() -> None:
+    p = RetryPolicy.constant(5, 2.5)
+    assert [backoff_delay(p, n) for n in range(5)] == [2.5] * 5
+
+
+def test_exponential_backoff_doubles_from_base_and_is_capped() -> None:
+    p = RetryPolicy.exponential(10, base=1.0, max=10.0)
+    assert [backoff_delay(p, n) for n in range(6)] == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+
+
+def test_exponential_backoff_honours_the_multiplier() -> None:
+    p = RetryPolicy.exponential(10, base=0.5, max=100.0, multiplier=3.0)
+    assert [backoff_delay(p, n) for n in range(4)] == [0.5, 1.5, 4.5, 13.5]
+
+
+def test_linear_backoff_grows_by_the_increment_up_to_the_cap() -> None:
+    p = RetryPolicy.linear(10, initial=1.0, increment=0.5, max=2.0)
+    assert [backoff_delay(p, n) for n in range(5)] == [1.0, 1.5, 2.0, 2.0, 2.0]
+
+
+def test_jittered_backoff_stays_within_zero_and_the_exponential_bound() -> None:
+    p = RetryPolicy.exponential_jitter(10, base=1.0, max=8.0)
+    rng = random.Random(1234)
+    for n in range(8):
+        bound = min(1.0 * 2.0**n, 8.0)
+        samples = [backoff_delay(p, n, rng) for _ in range(200)]
+        assert all(0.0 <= s <= bound for s in samples), (n, min(samples), max(samples))
+        # really jittered: spread over the range, not a constant
+        assert max(samples) - min(samples) > bound * 0.5
+
+
+def test_jittered_backoff_is_reproducible_with_a_seeded_rng() -> None:
+    p = RetryPolicy.exponential_jitter(5, base=1.0, max=60.0)
+    a = [backoff_delay(p, n, random.Random(7)) for n in range(5)]
+    b = [backoff_delay(p, n, random.Random(7)) for n in range(5)]
+    assert a == b
+    assert a != [backoff_delay(p, n, random.Random(8)) for n in range(5)]
+
+
+def test_negative_retry_count_is_treated_as_the_first_retry() -> None:
+    p = RetryPolicy.exponential(3, base=1.0, max=60.0)
+    assert backoff_delay(p, -3) == backoff_delay(p, 0) == 1.0
+
+
+def test_a_permanent_failure_never_retries() -> None:
+    d = decide_failure(retryable=False, retry_count=0, max_retries=5, policy=RetryPolicy.constant(5))
+    assert d.kind == "fail"
+
+
+def test_retryable_failures_retry_until_max_retries_then_dead_letter() -> None:
+    p = RetryPolicy.constant(2, 3.0)
+    kinds = [decide_failure(retryable=True, retry_count=n, max_retries=2, policy=p).kind for n in range(4)]
+    assert kinds == ["retry", "retry", "dead_letter", "dead_letter"]
+
+
+def test_zero_max_retries_dead_letters_the_first_failure() -> None:
+    d = decide_failure(retryable=True, retry_count=0, max_retries=0, policy=RetryPolicy.none())
+    assert d.kind == "dead_letter"
+
+
+def test_the_retry_delay_comes_from_the_policy() -> None:
+    p = RetryPolicy.exponential(5, base=0.25, max=60.0)
+    delays = [decide_failure(retryable=True, retry_count=n, max_retries=5, policy=p).delay for n in range(3)]
+    assert delays == [0.25, 0.5, 1.0]
+
+
+def test_retry_after_from_the_executor_beats_the_policy_both_ways() -> None:
+    p = RetryPolicy.constant(5, 30.0)
+    shorter = decide_failure(retryable=True, retry_count=0, max_retries=5, policy=p, retry_after=0.5)
+    assert (shorter.kind, shorter.delay) == ("retry", 0.5)
+    longer = decide_failure(
+        retryable=True, retry_count=0, max_retries=5, policy=RetryPolicy.constant(5), retry_after=12.0
+    )
+    assert (longer.kind, longer.delay) == ("retry", 12.0)
+
+
+def test_retry_after_does_not_extend_max_retries() -> None:
+    d = decide_failure(retryable=True, retry_count=3, max_retries=3, policy=RetryPolicy.constant(3), retry_after=1.0)
+    assert d.kind == "dead_letter"
+
+
+def test_a_negative_retry_after_means_retry_now() -> None:
+    d = decide_failure(
+        retryable=True, retry_count=0, max_retries=3, policy=RetryPolicy.constant(3, 5.0), retry_after=-4.0
+    )
+    assert (d.kind, d.delay) == ("retry", 0.0)
+
+
+def test_jitter_in_decide_failure_uses_the_given_rng() -> None:
+    p = RetryPolicy.exponential_jitter(5, base=4.0, max=60.0)
+    a = decide_failure(retryable=True, retry_count=1, max_retries=5, policy=p, rng=random.Random(3))
+    b = decide_failure(retryable=True, retry_count=1, max_retries=5, policy=p, rng=random.Random(3))
+    assert a == b and 0.0 <= a.delay <= 8.0
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"max_retries": -1}, {"delay": -1.0}, {"max_delay": -1.0}, {"multiplier": 0.5}, {"increment": -1.0}],
+)
+def test_invalid_policies_are_refused(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        RetryPolicy(**kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,333 @@
+"""Submitting without running anything: dedup outcomes, batches, validation and size limits.
+
+Real SQLite files, no processes: a Client (or a Scheduler that is never started) only writes rows.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+import taskmill as tm
+from tests.integration import domains as D
+
+
+@pytest.fixture
+def client(db: Path) -> Any:
+    with tm.connect(db) as c:
+        yield c
+
+
+def nothing_written(client: tm.Client) -> bool:
+    return not any(client.status_counts().values()) and client.history() == []
+
+
+def stored_priority(client: tm.Client, tid: int | None) -> int:
+    assert tid is not None
+    rec = client.task(tid)
+    assert rec is not None
+    return rec.priority
+
+
+# -- dedup outcomes -----------------------------------------------------------------------------------------
+
+
+def test_first_submit_is_inserted_and_an_identical_one_is_a_duplicate(client: tm.Client, log: str) -> None:
+    h = client.domain(D.main)
+    first = h.submit(D.Note(log=log, tag="a"))
+    assert first.kind == "inserted" and first.id is not None and first.is_inserted
+    again = h.submit(D.Note(log=log, tag="a"))
+    assert again.kind == "duplicate" and again.is_duplicate and not again.is_inserted
+    other = h.submit(D.Note(log=log, tag="b"))  # a different payload is a different default key
+    assert other.kind == "inserted" and other.id != first.id
+    assert client.pending_count() == 2
+    assert stored_priority(client, first.id) == tm.Priority.NORMAL
+
+
+def test_an_explicit_key_dedups_different_payloads(client: tm.Client, log: str) -> None:
+    h = client.domain(D.main)
+    assert h.submit(D.Note(log=log, tag="a"), key="K").kind == "inserted"
+    assert h.submit(D.Note(log=log, tag="b"), key="K").kind == "duplicate"
+    assert h.submit(D.Keyed(log=log, k="K2", tag="a")).kind == "inserted"  # Task.key()
+    assert h.submit(D.Keyed(log=log, k="K2", tag="b")).kind == "duplicate"
+    assert client.pending_count() == 2
+
+
+def test_a_strictly_more_urgent_resubmission_upgrades_the_pending_task(client: tm.Client, log: str) -> None:
+    h = client.domain(D.main)
+    task = D.Note(log=log, tag="u")
+    first = h.submit(task)
+    up = h.submit(task, priority=tm.Priority.HIGH)
+    assert (up.kind, up.id) == ("upgraded", first.id)
+    assert stored_priority(client, first.id) == tm.Priority.HIGH
+    # same priority again, or less urgent: nothing changes
+    assert h.submit(task, priority=tm.Priority.HIGH).kind == "duplicate"
+    assert h.submit(task, priority=tm.Priority.BACKGROUND).kind == "duplicate"
+    assert stored_priority(client, first.id) == tm.Priority.HIGH
+    assert client.pending_count() == 1
+
+
+def test_supersede_replaces_a_pending_task_in_place(client: tm.Client, log: str) -> None:
+    h = client.domain(D.main)
+    first = h.submit(D.Keyed(log=log, k="doc-1", tag="old"), tags={"v": "1"})
+    out = h.submit(
+        D.Keyed(log=log, k="doc-1", tag="new"),
+        on_duplicate="supersede",
+        priority=tm.Priority.HIGH,
+        tags={"v": "2"},
+    )
+    assert out.kind == "superseded" and out.is_inserted
+    assert out.id == first.id and out.replaced_id == first.id
+    rec = client.task(first.id)  # type: ignore[arg-type]
+    assert rec is not None
+    assert msgspec.msgpack.decode(rec.payload)["tag"] == "new"  # type: ignore[arg-type]
+    assert rec.priority == tm.Priority.HIGH and rec.tags == {"v": "2"} and rec.status == "pending"
+    hist = client.history_of(first.id)  # type: ignore[arg-type]
+    assert [r.status for r in hist] == ["superseded"]
+    assert msgspec.msgpack.decode(hist[0].payload)["tag"] == "old"  # type: ignore[arg-type]
+    assert client.pending_count() == 1
+
+
+def test_reject_leaves_the_existing_task_alone(client: tm.Client, log: str) -> None:
+    h = client.domain(D.main)
+    first = h.submit(D.Keyed(log=log, k="r", tag="old"))
+    out = h.submit(D.Keyed(log=log, k="r", tag="new"), on_duplicate="reject", priority=tm.Priority.HIGH)
+    assert out.kind == "rejected" and not out.is_inserted
+    rec = client.task(first.id)  # type: ignore[arg-type]
+    assert rec is not None and rec.priority == tm.Priority.NORMAL
+    assert msgspec.msgpack.decode(rec.payload)["tag"] == "old"  # type: ignore[arg-type]
+    assert client.history() == []
+
+
+def test_an_unknown_duplicate_strategy_is_refused(client: tm.Client, log: str) -> None:
+    with pytest.raises(tm.SubmitError):
+        client.domain(D.main).submit(D.Note(log=log, tag="x"), on_duplicate="merge")
+    assert nothing_written(client)
+
+
+def test_the_same_explicit_key_in_two_domains_does_not_collide(client: tm.Client, log: str) -> None:
+    a = client.domain(D.main).submit(D.Keyed(log=log, k="shared"))
+    b = client.domain(D.other).submit(D.OtherKeyed(log=log, k="shared"))
+    assert a.kind == b.kind == "inserted" and a.id != b.id
+    ra, rb = client.task(a.id), client.task(b.id)  # type: ignore[arg-type]
+    assert ra is not None and rb is not None and ra.key != rb.key
+    assert (ra.task_type, rb.task_type) == ("tm_main::keyed", "tm_other::keyed")
+
+
+# -- batches --------------------------------------------------------------------------------------------
+
+
+def test_batch_intra_dedup_last_wins(client: tm.Client, log: str) -> None:
+    subs = [
+        tm.TaskSubmission(
+            task_type="tm_main::note", payload={"log": log, "tag": "b"}, key="k", priority=tm.Priority.NORMAL
+        ),
+        tm.TaskSubmission(
+            task_type="tm_main::note", payload={"log": log, "tag": "b"}, key="k", priority=tm.Priority.HIGH
+        ),
+    ]
+    out = client.submit_batch(subs)
+    assert [o.kind for o in out] == ["duplicate", "inserted"]
+    assert out.inserted() == [out[1].id] and out.duplicated_count == 1 and len(out) == 2
+    assert stored_priority(client, out[1].id) == tm.Priority.HIGH
+    assert client.pending_count() == 1
+
+
+def test_typed_batch_dedups_within_the_batch_and_against_the_queue(client: tm.Client, log: str) -> None:
+    h = client.domain(D.main)
+    existing = h.submit(D.Note(log=log, tag="old"))
+    out = h.submit_batch(
+        [
+            D.Note(log=log, tag="x"),
+            D.Note(log=log, tag="y"),
+            D.Note(log=log, tag="x"),
+            D.Note(log=log, tag="old"),
+        ]
+    )
+    assert [o.kind for o in out] == ["duplicate", "inserted", "inserted", "duplicate"]
+    ids = out.inserted()
+    assert len(set(ids)) == 2 and existing.id not in ids
+    for tid in ids:
+        assert client.task(tid) is not None
+    assert client.pending_count() == 3
+
+
+def test_batch_upgrades_an_existing_task(client: tm.Client, log: str) -> None:
+    h = client.domain(D.main)
+    existing = h.submit(D.Note(log=log, tag="old"))
+    out = h.submit_batch([D.Note(log=log, tag="old"), D.Note(log=log, tag="new")], priority=tm.Priority.HIGH)
+    assert [o.kind for o in out] == ["upgraded", "inserted"]
+    assert out.upgraded() == [existing.id]
+    assert stored_priority(client, existing.id) == tm.Priority.HIGH
+
+
+def test_a_batch_with_one_invalid_item_writes_nothing(client: tm.Client, log: str) -> None:
+    good = D.Strict(log=log, value=1)
+    bad = D.Strict(log=log, value="not an int")  # type: ignore[arg-type]
+    with pytest.raises(tm.InvalidPayload):
+        client.domain(D.payloads).submit_batch([good, bad])
+    assert nothing_written(client)
+
+
+# -- validation and limits -----------------------------------------------------------------------------
+
+
+def test_an_invalid_typed_payload_raises_and_writes_nothing(client: tm.Client, log: str) -> None:
+    with pytest.raises(tm.InvalidPayload) as err:
+        client.domain(D.payloads).submit(D.Strict(log=log, value="abc"))  # type: ignore[arg-type]
+    assert "value" in str(err.value)
+    assert isinstance(err.value, tm.SubmitError) and isinstance(err.value, tm.TaskmillError)
+    assert nothing_written(client)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pytest.param({"log": "x", "value": "abc"}, id="wrong-type"),
+        pytest.param({"log": "x"}, id="missing-field"),
+        pytest.param({"log": "x", "value": 1, "extra": 2}, id="unknown-field"),
+        pytest.param(msgspec.msgpack.encode([1, 2, 3]), id="msgpack-array-bytes"),
+        pytest.param(msgspec.msgpack.encode({"log": "x", "value": "abc"}), id="wrong-type-bytes"),
+        pytest.param(b"\xc1not msgpack", id="undecodable-bytes"),
+        pytest.param({"log": "x", "value": object()}, id="unencodable-dict"),
+    ],
+)
+def test_an_invalid_untyped_payload_raises_invalid_payload(client: tm.Client, payload: Any) -> None:
+    with pytest.raises(tm.InvalidPayload):
+        client.submit(tm.TaskSubmission(task_type="tm_payloads::strict", payload=payload))
+    assert nothing_written(client)
+
+
+def test_a_valid_untyped_submission_is_stored_like_a_typed_one(client: tm.Client, log: str) -> None:
+    a = client.submit(tm.TaskSubmission(task_type="tm_payloads::strict", payload={"log": log, "value": 7}))
+    assert a.kind == "inserted"
+    b = client.domain(D.payloads).submit(D.Strict(log=log, value=7))
+    assert b.kind == "duplicate"  # same qualified type + same payload = same default key
+    raw = msgspec.msgpack.encode(D.Strict(log=log, value=8))
+    assert client.submit(tm.TaskSubmission(task_type="tm_payloads::strict", payload=raw)).kind == "inserted"
+
+
+def test_an_oversize_payload_is_refused_and_writes_nothing(client: tm.Client) -> None:
+    with pytest.raises(tm.PayloadTooLarge) as err:
+        client.domain(D.payloads).submit(D.Blob(data="x" * (1024 * 1024 + 1)))
+    assert "1048576" in str(err.value)
+    assert isinstance(err.value, tm.SubmitError)
+    assert nothing_written(client)
+
+
+def test_an_oversize_untyped_payload_is_refused_and_writes_nothing(client: tm.Client) -> None:
+    with pytest.raises(tm.PayloadTooLarge):
+        client.submit(tm.TaskSubmission(task_type="tm_payloads::blob", payload={"data": "x" * (2 * 1024 * 1024)}))
+    assert nothing_written(client)
+
+
+def _blob_of_encoded_size(size: int) -> D.Blob:
+    for n in range(size + 1):
+        blob = D.Blob(data="x" * n)
+        if len(msgspec.msgpack.encode(blob)) == size:
+            return blob
+    raise AssertionError(f"no Blob encodes to exactly {size} bytes")
+
+
+def test_a_payload_exactly_at_the_limit_is_accepted_one_byte_more_is_not(db: Path) -> None:
+    limit = 200
+    with tm.connect(db, max_payload_bytes=limit) as client:
+        h = client.domain(D.payloads)
+        at_limit = _blob_of_encoded_size(limit)
+        assert h.submit(at_limit).kind == "inserted"
+        with pytest.raises(tm.PayloadTooLarge):
+            h.submit(_blob_of_encoded_size(limit + 1))
+        assert client.pending_count() == 1
+
+
+def test_the_scheduler_applies_max_payload_bytes_too(make_scheduler: Any) -> None:
+    s = make_scheduler([D.payloads], max_payload_bytes=64)
+    with pytest.raises(tm.PayloadTooLarge):
+        s.domain(D.payloads).submit(_blob_of_encoded_size(65))
+    assert s.domain(D.payloads).submit(_blob_of_encoded_size(64)).kind == "inserted"
+
+
+def test_a_task_type_without_an_executor_is_unknown(client: tm.Client, log: str) -> None:
+    with pytest.raises(tm.UnknownTaskType):
+        client.domain(D.payloads).submit(D.Orphan(x=1))
+    with pytest.raises(tm.UnknownTaskType):  # a type registered in another domain
+        client.domain(D.main).submit(D.OtherKeyed(log=log, k="x"))  # type: ignore[arg-type]
+    assert nothing_written(client)
+
+
+@pytest.mark.parametrize("task_type", ["tm_main::nope", "note", "nosuch::note", ""])
+def test_an_untyped_unknown_task_type_is_refused(client: tm.Client, log: str, task_type: str) -> None:
+    with pytest.raises(tm.UnknownTaskType):
+        client.submit(tm.TaskSubmission(task_type=task_type, payload={"log": log, "tag": "t"}))
+    assert nothing_written(client)
+
+
+def test_an_unregistered_domain_is_refused(make_scheduler: Any, log: str) -> None:
+    s = make_scheduler([D.main])
+    with pytest.raises(tm.UnknownDomain) as err:
+        s.domain(D.other)
+    assert "tm_other" in str(err.value)
+    assert isinstance(err.value, tm.SubmitError)
+    assert s.domain(D.main).submit(D.Note(log=log, tag="ok")).kind == "inserted"
+
+
+@pytest.mark.parametrize("priority", [-1, 256])
+def test_an_out_of_range_priority_is_refused(client: tm.Client, log: str, priority: int) -> None:
+    with pytest.raises(ValueError):
+        client.domain(D.main).submit(D.Note(log=log, tag="p"), priority=priority)
+    assert nothing_written(client)
+
+
+def test_priority_levels_order_lower_first() -> None:
+    levels = [
+        tm.Priority.IDLE,
+        tm.Priority.NORMAL,
+        tm.Priority.REALTIME,
+        tm.Priority.BACKGROUND,
+        tm.Priority.HIGH,
+    ]
+    assert sorted(levels) == [
+        tm.Priority.REALTIME,
+        tm.Priority.HIGH,
+        tm.Priority.NORMAL,
+        tm.Priority.BACKGROUND,
+        tm.Priority.IDLE,
+    ]
+    assert tm.Priority.HIGH.is_more_urgent_than(tm.Priority.NORMAL)
+
+
+def test_batch_last_wins_across_a_large_batch(client: tm.Client, log: str) -> None:
+    def sub(tag: str, **kw: Any) -> tm.TaskSubmission:
+        return tm.TaskSubmission(task_type="tm_main::note", payload={"log": log, "tag": tag}, **kw)
+
+    subs = [sub("k", key="k", priority=tm.Priority.NORMAL)]
+    subs += [sub(f"filler{i}") for i in range(10_000)]
+    subs.append(sub("k", key="k", priority=tm.Priority.HIGH))
+    out = client.submit_batch(subs)
+    assert (out[0].kind, out[-1].kind) == ("duplicate", "inserted")
+    assert stored_priority(client, out[-1].id) == tm.Priority.HIGH
+
+
+def test_an_empty_batch_is_a_no_op(client: tm.Client) -> None:
+    assert len(client.submit_batch([])) == 0
+    assert len(client.domain(D.main).submit_batch([])) == 0
+    assert nothing_written(client)
+
+
+def test_delay_arguments_are_validated(client: tm.Client, log: str) -> None:
+    h = client.domain(D.main)
+    with pytest.raises(tm.SubmitError):
+        h.submit(D.Note(log=log, tag="neg"), run_after=-1)
+    with pytest.raises(tm.SubmitError):  # a naive datetime is ambiguous
+        h.submit(D.Note(log=log, tag="naive"), run_at=datetime.now())
+    with pytest.raises(tm.SubmitError):
+        h.submit(D.Note(log=log, tag="both"), run_after=1, run_at=datetime.now(UTC))
+    assert nothing_written(client)
+    out = h.submit(D.Note(log=log, tag="at"), run_at=datetime.now(UTC) + timedelta(seconds=60))
+    rec = client.task(out.id)  # type: ignore[arg-type]
+    assert rec is not None and rec.run_after is not None and rec.run_after > time.time() + 55
