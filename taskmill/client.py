@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Literal
 
 import msgspec
 
+from . import events as ev
 from . import submission
 from .domain import DOMAINS, Domain
+from .events import Event
 from .handle import DomainHandle
 from .outcome import BatchOutcome, SubmitOutcome
 from .store import HistoryRecord, NewTask, Store, TaskRecord
@@ -174,6 +178,79 @@ class Client:
         outcome = self._store().retry_dead_letter(task_id)
         self._notify()
         return outcome
+
+    # -- control ----------------------------------------------------------------------------------------
+    def _publish(self, event: Event) -> None:
+        """Scheduler-wide events go to in-process subscribers; a plain client has none."""
+
+    def cancel(self, task_id: int) -> bool:
+        """Cancel a task in any active state (and its children). A running task is stopped: a cancel
+        message, then a signal, then its worker is killed after the grace period; its ``on_cancel`` runs.
+        False if the task is unknown or already finished."""
+        found, _ = self._store().cancel(task_id)
+        if found:
+            self._notify()
+        return found
+
+    def cancel_many(self, ids: Iterable[int]) -> list[int]:
+        """Cancel several tasks in one transaction; returns the ids that were active."""
+        done, _ = self._store().cancel_many(list(ids))
+        if done:
+            self._notify()
+        return done
+
+    def pause_all(self) -> int:
+        """Stop dispatching everywhere; running tasks are stopped and paused. Returns how many were running."""
+        n = self._store().pause_all()
+        self._notify()
+        self._publish(ev.Paused(None, "all", None, n))
+        return n
+
+    def resume_all(self) -> int:
+        n = self._store().resume_all()
+        self._notify()
+        self._publish(ev.Resumed(None, "all", None, n))
+        return n
+
+    def is_paused(self) -> bool:
+        return self._store().is_paused()
+
+    def pause_group(self, group: str) -> int:
+        """Pause a group until resumed: its queued tasks wait, its running ones are stopped and paused, and
+        new submissions into it are stored paused. Returns how many tasks it affected."""
+        return self._pause_group(group, None)
+
+    def pause_group_until(self, group: str, when: datetime | float) -> int:
+        """Pause a group until ``when`` (an aware datetime or seconds from now); it resumes on its own."""
+        if isinstance(when, datetime):
+            if when.tzinfo is None:
+                raise ValueError("pause_group_until needs a timezone-aware datetime")
+            at = when.timestamp()
+        else:
+            at = time.time() + float(when)
+        return self._pause_group(group, int(at * 1000))
+
+    def _pause_group(self, group: str, resume_at_ms: int | None) -> int:
+        queued, running = self._store().pause_group(group, resume_at_ms)
+        self._notify()
+        at = None if resume_at_ms is None else resume_at_ms / 1000.0
+        self._publish(ev.GroupPaused(None, group, queued, running, at))
+        return queued + running
+
+    def resume_group(self, group: str) -> int:
+        """Resume a paused group; returns how many tasks became pending (0 if it was not paused)."""
+        n = self._store().resume_group(group)
+        if n is None:
+            return 0
+        self._notify()
+        self._publish(ev.GroupResumed(None, group, n))
+        return n
+
+    def is_group_paused(self, group: str) -> bool:
+        return group in self.paused_groups()
+
+    def paused_groups(self) -> list[str]:
+        return [g for g, _, _ in self._store().paused_groups()]
 
     def prune_history_by_count(self, keep: int) -> int:
         return self._store().prune_history_by_count(keep)

@@ -105,6 +105,7 @@ class Domain:
         default_tags: dict[str, str] | None = None,
         max_concurrency: int = 0,
         state: Iterable[Any] = (),
+        timeout: float | None = None,
     ) -> None:
         if not isinstance(name, str) or not name or "::" in name or name != name.strip():
             raise ConfigError(
@@ -118,7 +119,10 @@ class Domain:
         self.default_group = default_group
         self.default_retry = default_retry
         self.default_tags = dict(default_tags or {})
+        if timeout is not None and timeout <= 0:
+            raise ConfigError("timeout must be > 0 seconds (None = no limit)")
         self.max_concurrency = max_concurrency
+        self.timeout = timeout
         self.state_items = list(state)
         self.executors: dict[str, ExecutorSpec] = {}
         self.origins: list[str] = []

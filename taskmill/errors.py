@@ -80,6 +80,10 @@ class TaskCancelled(BaseException):
     """
 
 
+class TaskTimeout(BaseException):
+    """Raised inside an executor that ran past its ``timeout``; recorded as a retryable failure."""
+
+
 class TaskError(TaskmillError):
     """An executor's failure, telling the scheduler whether to retry.
 

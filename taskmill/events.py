@@ -61,12 +61,55 @@ class Cancelled(Event, frozen=True, tag="cancelled"):
     pass
 
 
+class Preempted(Event, frozen=True, tag="preempted"):
+    """A running task was stopped for a more urgent one; it is paused and resumes (from the start) later."""
+
+
+class TaskPaused(Event, frozen=True, tag="task_paused"):
+    """A running task was stopped by a domain, group or global pause."""
+
+    reasons: int = 0
+
+
+class Superseded(Event, frozen=True, tag="superseded"):
+    """A running task was replaced by a newer submission with the same key."""
+
+
+class Paused(Event, frozen=True, tag="paused"):
+    """A scope was paused: ``scope`` is "all" or "domain" (``name`` = the domain)."""
+
+    scope: str = "all"
+    name: str | None = None
+    count: int = 0
+
+
+class Resumed(Event, frozen=True, tag="resumed"):
+    scope: str = "all"
+    name: str | None = None
+    count: int = 0
+
+
+class GroupPaused(Event, frozen=True, tag="group_paused"):
+    group: str = ""
+    pending_count: int = 0
+    running_count: int = 0
+    resume_at: float | None = None
+
+
+class GroupResumed(Event, frozen=True, tag="group_resumed"):
+    group: str = ""
+    resumed_count: int = 0
+
+
 class WorkerDied(Event, frozen=True, tag="worker_died"):
     pid: int = 0
     reason: str = ""
 
 
-AnyEvent = Dispatched | Completed | Failed | DeadLettered | Progress | Cancelled | WorkerDied
+AnyEvent = (
+    Dispatched | Completed | Failed | DeadLettered | Progress | Cancelled | Preempted | TaskPaused | Superseded
+    | Paused | Resumed | GroupPaused | GroupResumed | WorkerDied
+)
 
 
 def _wake(fut: asyncio.Future[None]) -> None:

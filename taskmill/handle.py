@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from . import events as ev
 from . import submission
 from .domain import Domain
 from .errors import UnknownTaskType
@@ -96,6 +97,61 @@ class DomainHandle:
     def task(self, task_id: int) -> TaskRecord | None:
         rec = self._client.task(task_id)
         return rec if rec is not None and rec.domain == self.name else None
+
+    # -- control ----------------------------------------------------------------------------------------
+    def cancel(self, task_id: int) -> bool:
+        """Cancel one of this domain's tasks (False if unknown, finished, or in another domain)."""
+        found, _ = self._client._store().cancel(task_id, domain=self.name)
+        if found:
+            self._client._notify()
+        return found
+
+    def cancel_all(self) -> list[int]:
+        """Cancel every active task of this domain; returns their ids."""
+        return self._client.cancel_many(self._client._store().domain_task_ids(self.name))
+
+    def cancel_where(self, predicate: Callable[[TaskRecord], bool]) -> list[int]:
+        """Cancel this domain's active tasks for which ``predicate(record)`` is true; returns their ids."""
+        store = self._client._store()
+        chosen = []
+        for tid in store.domain_task_ids(self.name):
+            rec = store.task(tid)
+            if rec is not None and predicate(rec):
+                chosen.append(tid)
+        return self._client.cancel_many(chosen)
+
+    def pause(self) -> int:
+        """Pause this domain: queued tasks wait, running ones are stopped and paused, new submissions are
+        stored paused. Returns how many tasks it affected."""
+        n = self._client._store().pause_domain(self.name)
+        self._client._notify()
+        self._client._publish(ev.Paused(None, "domain", self.name, n))
+        return n
+
+    def resume(self) -> int:
+        """Resume this domain; returns how many tasks became pending (others may be paused for other reasons)."""
+        n = self._client._store().resume_domain(self.name)
+        self._client._notify()
+        self._client._publish(ev.Resumed(None, "domain", self.name, n))
+        return n
+
+    def is_paused(self) -> bool:
+        return self._client._store().is_domain_paused(self.name)
+
+    def pause_group(self, group: str) -> int:
+        return self._client.pause_group(group)
+
+    def pause_group_until(self, group: str, when: datetime | float) -> int:
+        return self._client.pause_group_until(group, when)
+
+    def resume_group(self, group: str) -> int:
+        return self._client.resume_group(group)
+
+    def is_group_paused(self, group: str) -> bool:
+        return self._client.is_group_paused(group)
+
+    def paused_groups(self) -> list[str]:
+        return self._client.paused_groups()
 
     def set_max_concurrency(self, n: int) -> None:
         """Cap how many of this domain's tasks run at once (0 = no cap). Applies from the next dispatch turn."""

@@ -20,6 +20,7 @@ class SubmitOutcome(msgspec.Struct, frozen=True):
     id: int | None = None
     replaced_id: int | None = None
     group_paused: bool = False
+    paused: bool = False  # stored paused: its domain or group is paused
 
     @property
     def is_inserted(self) -> bool:

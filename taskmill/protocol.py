@@ -53,6 +53,8 @@ class Boot(msgspec.Struct, tag="boot", array_like=True):
     async_concurrency: int
     sys_path: list[str]
     default_max_retries: int = 3
+    default_timeout: float | None = None  # seconds; per type / domain settings win
+    heartbeat_interval: float = 0.0  # > 0: send Heartbeat frames this often (hang detection)
 
 
 class Run(msgspec.Struct, tag="run", array_like=True):
@@ -62,11 +64,13 @@ class Run(msgspec.Struct, tag="run", array_like=True):
 
 
 class Cancel(msgspec.Struct, tag="cancel", array_like=True):
-    """Stop one attempt. ``force``: the supervisor is about to signal the worker; raise at once."""
+    """Stop one attempt: ``ctx.cancelled`` turns true (async executors get their asyncio task cancelled).
+    ``force``: also interrupt a running sync executor with a signal. ``hook``: run ``on_cancel`` afterwards."""
 
     task_id: int
     attempt: int
     force: bool = False
+    hook: bool = False
 
 
 class Stop(msgspec.Struct, tag="stop", array_like=True):
@@ -107,6 +111,11 @@ class Result(msgspec.Struct, array_like=True):
 
 class Results(msgspec.Struct, tag="results", array_like=True):
     results: list[Result]
+    rss: int = 0  # the worker's resident memory, sampled at most once a second (0 = not sampled)
+
+
+class Heartbeat(msgspec.Struct, tag="heartbeat", array_like=True):
+    """Sent by a worker thread every ``heartbeat_interval`` while hang detection is on."""
 
 
 class Progress(msgspec.Struct, tag="progress", array_like=True):
@@ -116,7 +125,7 @@ class Progress(msgspec.Struct, tag="progress", array_like=True):
     message: str | None = None
 
 
-ToSupervisor = Ready | BootFailed | Results | Progress
+ToSupervisor = Ready | BootFailed | Results | Progress | Heartbeat
 
 _encoder = msgspec.msgpack.Encoder()
 worker_decoder = msgspec.msgpack.Decoder(ToWorker)

@@ -63,5 +63,14 @@ class Registry:
         self._retry_cache[task_type] = (policy, max_retries)
         return policy, max_retries
 
+    def timeout_for(self, task_type: str, default: float | None) -> float | None:
+        """The time limit of a type: type config > domain > scheduler default."""
+        spec = self.spec(task_type)
+        if spec is None:
+            return default
+        if spec.type_config.timeout is not None:
+            return spec.type_config.timeout
+        return spec.domain.timeout if spec.domain.timeout is not None else default
+
     def domain_caps(self) -> dict[str, int]:
         return {n: d.max_concurrency for n, d in self.domains.items() if d.max_concurrency > 0}

@@ -14,7 +14,7 @@ import apsw
 
 from ..errors import InvalidState, NotFound
 from ..outcome import SubmitOutcome
-from . import dispatch, queries, sql
+from . import control, dispatch, queries, sql
 from .connection import Durability, open_connection, read_tx, write_tx
 from .records import Candidate, Claimed, HistoryRecord, NewTask, TaskRecord
 from .schema import migrate
@@ -139,6 +139,65 @@ class Store:
             if outcome.is_inserted:
                 dispatch._delete(self.conn, [task_id])
             return outcome
+
+    # -- control ---------------------------------------------------------------------------------------
+    def cancel(self, task_id: int, *, domain: str | None = None) -> tuple[bool, list[int]]:
+        """Cancel a task (and its children). Returns (found, running ids the supervisor must stop)."""
+        with write_tx(self.conn):
+            if domain is not None:
+                rec = self.task(task_id)
+                if rec is None or rec.domain != domain:
+                    return False, []
+            return control.cancel(self.conn, task_id, now_ms())
+
+    def cancel_many(self, ids: Sequence[int]) -> tuple[list[int], list[int]]:
+        """Cancel several tasks in one transaction: (cancelled ids, running ids asked to stop)."""
+        done: list[int] = []
+        running: list[int] = []
+        with write_tx(self.conn):
+            now = now_ms()
+            for tid in ids:
+                found, req = control.cancel(self.conn, tid, now)
+                if found:
+                    done.append(tid)
+                    running.extend(req)
+        return done, running
+
+    def domain_task_ids(self, domain: str) -> list[int]:
+        return control.domain_task_ids(self.conn, domain)
+
+    def pause_domain(self, domain: str) -> int:
+        with write_tx(self.conn):
+            return control.pause_domain(self.conn, domain, now_ms())
+
+    def resume_domain(self, domain: str) -> int:
+        with write_tx(self.conn):
+            return control.resume_domain(self.conn, domain, now_ms())
+
+    def is_domain_paused(self, domain: str) -> bool:
+        return control.is_domain_paused(self.conn, domain)
+
+    def pause_group(self, group: str, resume_at_ms: int | None = None) -> tuple[int, int]:
+        with write_tx(self.conn):
+            return control.pause_group(self.conn, group, now_ms(), resume_at_ms)
+
+    def resume_group(self, group: str) -> int | None:
+        with write_tx(self.conn):
+            return control.resume_group(self.conn, group, now_ms())
+
+    def paused_groups(self) -> list[tuple[str, int, int | None]]:
+        return control.paused_groups(self.conn)
+
+    def pause_all(self) -> int:
+        with write_tx(self.conn):
+            return control.pause_all(self.conn, now_ms())
+
+    def resume_all(self) -> int:
+        with write_tx(self.conn):
+            return control.resume_all(self.conn, now_ms())
+
+    def is_paused(self) -> bool:
+        return control.is_paused(self.conn)
 
     # -- maintenance -----------------------------------------------------------------------------------
     def prune_history_by_count(self, keep: int) -> int:

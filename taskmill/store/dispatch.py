@@ -87,7 +87,7 @@ def release(conn: apsw.Connection, items: Iterable[tuple[int, int]]) -> None:
 
 def recover(conn: apsw.Connection, now_ms: int) -> int:
     """After a crash: running tasks go back to pending without using a retry. Returns how many."""
-    conn.execute(sql.RECOVER_RUNNING)
+    conn.execute(sql.RECOVER_RUNNING, (now_ms,))
     n = conn.changes()
     conn.execute(sql.RECOVER_PAUSED, (now_ms,))
     return n

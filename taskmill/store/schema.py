@@ -115,7 +115,20 @@ _V1 = [
     """,
 ]
 
-MIGRATIONS: list[list[str]] = [_V1]
+# Control: stop requests for running tasks (cancel, supersede) are columns the supervisor polls on change;
+# pause requests reuse pause_reasons (a running row with bits set is to be paused). Domain pauses persist.
+_V2 = [
+    "ALTER TABLE tasks ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0",
+    "CREATE INDEX idx_paused ON tasks(status, pause_reasons) WHERE status = 'paused'",
+    """
+    CREATE TABLE paused_domains (
+        domain TEXT PRIMARY KEY,
+        paused_at INTEGER NOT NULL
+    )
+    """,
+]
+
+MIGRATIONS: list[list[str]] = [_V1, _V2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

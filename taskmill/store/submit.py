@@ -15,7 +15,6 @@ from collections.abc import Sequence
 import apsw
 import msgspec
 
-from ..errors import InvalidState
 from ..outcome import SubmitOutcome
 from . import sql
 from .records import NewTask
@@ -25,13 +24,40 @@ _DUPLICATE = SubmitOutcome("duplicate")
 _REJECTED = SubmitOutcome("rejected")
 
 
-def _row_params(t: NewTask) -> tuple:  # type: ignore[type-arg]
+PAUSE_PREEMPTION, PAUSE_DOMAIN, PAUSE_GLOBAL, PAUSE_GROUP = 1, 2, 4, 8
+
+
+class PausedScopes:
+    """Paused domains and groups, read once per submitting transaction: a task submitted into a paused scope
+    is stored paused (with that scope's reason bit) instead of pending."""
+
+    __slots__ = ("domains", "groups")
+
+    def __init__(self, conn: apsw.Connection) -> None:
+        self.domains: set[str] = set()
+        self.groups: set[str] = set()
+        for kind, name in conn.execute(sql.PAUSED_SCOPES):
+            (self.domains if kind == "domain" else self.groups).add(name)
+
+    def reasons(self, t: NewTask) -> int:
+        if not (self.domains or self.groups):
+            return 0
+        bits = PAUSE_DOMAIN if t.domain in self.domains else 0
+        return bits | (PAUSE_GROUP if t.group_key is not None and t.group_key in self.groups else 0)
+
+
+def _row_params(t: NewTask, reasons: int = 0, now_ms: int = 0) -> tuple:  # type: ignore[type-arg]
     return (
         t.task_type, t.domain, t.key, t.label, t.priority, t.payload, t.created_at,
         t.expected_read_bytes, t.expected_write_bytes, t.expected_net_rx_bytes, t.expected_net_tx_bytes,
         t.max_retries, t.run_after, t.parent_id, int(t.fail_fast), t.group_key, t.on_dep_failure,
         t.ttl_seconds, t.ttl_from, t.expires_at, _json(t.tags).decode() if t.tags else None,
+        "paused" if reasons else "pending", reasons, now_ms if reasons else None,
     )  # fmt: skip
+
+
+def _inserted(tid: int, reasons: int) -> SubmitOutcome:
+    return SubmitOutcome("inserted", tid, group_paused=bool(reasons & PAUSE_GROUP), paused=bool(reasons))
 
 
 def _on_conflict(conn: apsw.Connection, t: NewTask, existing: tuple, now_ms: int) -> SubmitOutcome:  # type: ignore[type-arg]
@@ -48,15 +74,17 @@ def _on_conflict(conn: apsw.Connection, t: NewTask, existing: tuple, now_ms: int
                     t.label, t.priority, t.payload, t.created_at, t.expected_read_bytes,
                     t.expected_write_bytes, t.expected_net_rx_bytes, t.expected_net_tx_bytes,
                     t.max_retries, t.run_after, t.group_key, t.ttl_seconds, t.expires_at,
-                    _json(t.tags).decode() if t.tags else None, tid,
+                    _json(t.tags).decode() if t.tags else None, tid, PausedScopes(conn).reasons(t),
                 ),
             )  # fmt: skip
             _replace_tags(conn, tid, t.tags)
             return SubmitOutcome("superseded", tid, tid)
-        raise InvalidState(
-            f"task {tid} holding this key is {status}; superseding a running or waiting task is not supported "
-            "yet — use on_duplicate='skip' to run it again after it finishes"
-        )
+        # Running (or waiting on children): ask the supervisor to stop it; its run will be recorded as
+        # superseded. The new submission takes the key at once.
+        conn.execute(sql.REQUEST_STOP, (tid, 2))
+        conn.execute(sql.SUPERSEDE_WAITING, (tid, now_ms))
+        outcome = _insert(conn, t, now_ms)
+        return SubmitOutcome("superseded", outcome.id, tid, outcome.group_paused, outcome.paused)
     # skip
     if status in ("pending", "paused") and t.priority < priority:
         conn.execute(sql.UPGRADE_PRIORITY, (t.priority, tid))
@@ -79,16 +107,21 @@ def _active(row: tuple | None) -> tuple | None:  # type: ignore[type-arg]
     return row if row is not None and row[2] in sql.ACTIVE else None
 
 
+def _insert(conn: apsw.Connection, t: NewTask, now_ms: int) -> SubmitOutcome:
+    reasons = PausedScopes(conn).reasons(t)
+    conn.execute(sql.INSERT_TASK, _row_params(t, reasons, now_ms))
+    tid = conn.last_insert_rowid()
+    if t.tags:
+        conn.executemany(sql.INSERT_TAG, [(tid, k, v) for k, v in t.tags.items()])
+    return _inserted(tid, reasons)
+
+
 def submit_one(conn: apsw.Connection, t: NewTask, now_ms: int) -> SubmitOutcome:
     """Insert one task; the caller holds a write transaction (so the key check and insert are atomic)."""
     existing = _active(next(iter(conn.execute(sql.EXISTING_BY_KEY, (t.key,))), None))
     if existing is not None:
         return _on_conflict(conn, t, existing, now_ms)
-    conn.execute(sql.INSERT_TASK, _row_params(t))
-    tid = conn.last_insert_rowid()
-    if t.tags:
-        conn.executemany(sql.INSERT_TAG, [(tid, k, v) for k, v in t.tags.items()])
-    return SubmitOutcome("inserted", tid)
+    return _insert(conn, t, now_ms)
 
 
 def submit_many(conn: apsw.Connection, tasks: Sequence[NewTask], now_ms: int) -> list[SubmitOutcome]:
@@ -111,14 +144,17 @@ def submit_many(conn: apsw.Connection, tasks: Sequence[NewTask], now_ms: int) ->
             outcomes[i] = _on_conflict(conn, tasks[i], hit, now_ms)
     if fresh:
         fresh.sort()
-        conn.executemany(sql.INSERT_TASK, [_row_params(tasks[i]) for i in fresh])
+        scopes = PausedScopes(conn)
+        reasons = [scopes.reasons(tasks[i]) for i in fresh]
+        rows = [_row_params(tasks[i], r, now_ms) for i, r in zip(fresh, reasons, strict=True)]
+        conn.executemany(sql.INSERT_TASK, rows)
         # Inside BEGIN IMMEDIATE nobody else can insert, and AUTOINCREMENT hands out consecutive ids.
         last = conn.last_insert_rowid()
         first = last - len(fresh) + 1
         tag_rows = []
         for offset, i in enumerate(fresh):
             tid = first + offset
-            outcomes[i] = SubmitOutcome("inserted", tid)
+            outcomes[i] = _inserted(tid, reasons[offset])
             if tasks[i].tags:
                 tag_rows.extend((tid, k, v) for k, v in tasks[i].tags.items())
         if tag_rows:

@@ -22,6 +22,7 @@ from ..protocol import Result, Run
 from ..registry import Registry
 from ..store import Store, dispatch
 from ..store.records import Claimed
+from .control import Controller
 from .pool import WorkerHandle
 
 log = logging.getLogger("taskmill.supervisor")
@@ -62,12 +63,16 @@ class Dispatcher:
         self.since_prune = 0
         self.stats: Counter[str] = Counter()
         self._types: dict[str, bool] = {}
+        self.check_control = True  # the database changed under us: look for stop requests and pauses
+        self.control = Controller(self, settings)
 
     # -- results (called from worker callbacks) -----------------------------------------------------------
     def on_results(self, worker: WorkerHandle, results: list[Result]) -> None:
         sync = worker.sync
         done = self.finished["completed"]
         publish = self.bus.active
+        orders = self.control.stopper.orders
+        pp = -1 if self.settings.preempt_priority is None else self.settings.preempt_priority
         for r in results:
             if sync and sync[0].id == r.id and sync[0].attempt == r.attempt:
                 c = sync.popleft()  # the common case: results arrive in the order the worker ran them
@@ -77,13 +82,24 @@ class Dispatcher:
                     log.warning("stale result for task %s attempt %s ignored", r.id, r.attempt)
                     continue
                 c = found
+            order = orders.pop((r.id, r.attempt), None) if orders else None
             if r.status == "ok":
                 done.append(self._row("completed", r, c, None))
                 self.durations.observe(c.task_type, r.elapsed_us)
+                self.control.preempting.discard((c.id, c.attempt))
                 if publish:
                     self.pending_events.append(ev.Completed(header(c), r.elapsed_us / 1e6))
+            elif order is not None and order.reason == "request":
+                self.control.stopped.append((c, r.status))
             else:
                 self.classify_failure(c, r, worker if worker.alive else None)
+            if c.priority <= pp:
+                self.control.urgent_finished = True
+        worker.tasks_done += len(results)
+        if sync:
+            worker.head_since = time.monotonic()
+            if orders:
+                self.control.stopper.promoted(worker)
 
     @staticmethod
     def _row(status: str, r: Result, c: Claimed, error: str | None) -> tuple[Any, ...]:
@@ -138,7 +154,9 @@ class Dispatcher:
                 )
 
     def on_worker_exit(self, worker: WorkerHandle, reason: str) -> None:
-        """A worker died: its running attempt counts as failed, prefetched ones go back unstarted."""
+        """A worker died: its running attempt counts as failed, prefetched ones go back unstarted; attempts
+        we were stopping land where their stop says (a kill after the grace period is not a failure)."""
+        orders = self.control.stopper.forget_worker(worker)
         retrying = {id(c) for w, c, _ in self.inline if w is worker}
         self.inline = [(None if w is worker else w, c, e) for (w, c, e) in self.inline]
         lost_sync = [c for c in worker.sync if id(c) not in retrying]
@@ -146,16 +164,19 @@ class Dispatcher:
         worker.sync.clear()
         worker.asyncs.clear()
         now = now_ms()
-        for i, c in enumerate(lost_sync):
-            if i == 0 and not self.shutting_down:
+        for i, c in enumerate([*lost_async, *lost_sync]):
+            order = orders.get((c.id, c.attempt))
+            running = i < len(lost_async) or i == len(lost_async)  # async ones and the sync queue's head
+            if order is not None and order.reason == "request":
+                self.control.stopped.append((c, "killed"))
+            elif order is not None:
+                why = "TaskTimeout: exceeded its time limit; worker killed" if order.reason == "timeout" else \
+                    f"worker hung (no heartbeat for {self.settings.hang_timeout}s); worker killed"  # fmt: skip
+                self.classify_failure(c, Result(c.id, c.attempt, "error", now, now, 0, why), None)
+            elif running and not self.shutting_down:
                 self.classify_failure(c, Result(c.id, c.attempt, "error", now, now, 0, reason), None)
             else:
                 self.releases.append((c.id, c.attempt))
-        for c in lost_async:
-            if self.shutting_down:
-                self.releases.append((c.id, c.attempt))
-            else:
-                self.classify_failure(c, Result(c.id, c.attempt, "error", now, now, 0, reason), None)
         self.queue_maybe_nonempty = True
         if self.bus.active and not self.shutting_down:
             self.pending_events.append(ev.WorkerDied(None, worker.pid, reason))
@@ -163,20 +184,33 @@ class Dispatcher:
     # -- the turn -----------------------------------------------------------------------------------------
     @property
     def has_pending_writes(self) -> bool:
-        return bool(any(self.finished.values()) or self.retry_later or self.inline or self.releases)
+        return bool(
+            any(self.finished.values()) or self.retry_later or self.inline or self.releases or self.control.stopped
+        )
 
     def turn(self) -> None:
         now = now_ms()
         sends: dict[WorkerHandle, list[Claimed]] = {}
+        control = self.control
         with self.store.write():
             self._write_outcomes(now, sends)
+            changed, self.check_control = self.check_control, False
+            if changed:
+                control.on_change(now)
+            if changed or control.urgent_finished:
+                control.resume_preempted(now)
+                control.urgent_finished = False
+            control.resume_due_groups(now)
             if self.check_due or (self.next_due_ms is not None and now >= self.next_due_ms):
                 if dispatch.promote_due(self.store.conn, now):
                     self.queue_maybe_nonempty = True
                 self.next_due_ms = dispatch.next_run_after(self.store.conn)
                 self.check_due = False
-            if self.claiming:
-                self._claim_and_assign(now, sends)
+            claimed: list[Claimed] = []
+            if self.claiming and not control.globally_paused:
+                claimed = self._claim_and_assign(now, sends)
+            if changed or claimed:
+                control.preempt(claimed, changed)
             if self.since_prune >= PRUNE_EVERY:
                 self._prune(now)
         self._clear_outcomes()
@@ -212,6 +246,9 @@ class Dispatcher:
             sends.setdefault(worker, []).append(again)
         if self.releases:
             dispatch.release(conn, self.releases)
+        if self.control.stopped:
+            self.control.apply_stopped(now)
+            self.queue_maybe_nonempty = True
 
     def _clear_outcomes(self) -> None:
         for rows in self.finished.values():
@@ -220,7 +257,7 @@ class Dispatcher:
         self.inline.clear()
         self.releases.clear()
 
-    def _claim_and_assign(self, now: int, sends: dict[WorkerHandle, list[Claimed]]) -> None:
+    def _claim_and_assign(self, now: int, sends: dict[WorkerHandle, list[Claimed]]) -> list[Claimed]:
         """Claim as much as the workers can take now, then hand it out.
 
         A sync worker runs one task at a time; for sub-millisecond work it also holds a short queue
@@ -228,7 +265,7 @@ class Dispatcher:
         against ``max_concurrency``.
         """
         if not self.queue_maybe_nonempty:
-            return
+            return []
         workers = [w for w in self.workers if w.alive and not w.retiring]
         cap = self.settings.async_concurrency
         active = sum(1 for w in workers if w.sync) + sum(len(w.asyncs) for w in workers)
@@ -241,7 +278,7 @@ class Dispatcher:
         per_idle = max(depth, cap) if self.registry.has_async else depth
         want = len(idle) * per_idle + sum(depth - len(w.sync) for w in refill) + async_room
         if want <= 0:
-            return
+            return []
         caps = self.registry.domain_caps()
         if caps:
             claimed = dispatch.claim_ids(self.store.conn, self._select_capped(want, caps), now)
@@ -251,6 +288,7 @@ class Dispatcher:
                 self.queue_maybe_nonempty = False
         if claimed:
             self._assign(claimed, idle, refill, async_hosts, free, depth, sends)
+        return claimed
 
     def running_by_domain(self) -> Counter[str]:
         counts: Counter[str] = Counter()
@@ -315,6 +353,7 @@ class Dispatcher:
                 if idle and free > 0:  # spread over idle workers before queueing behind busy ones
                     free -= 1
                     sync_targets.append(idle.pop())
+                    sync_targets[-1].head_since = time.monotonic()
                     rr = len(sync_targets) - 1
                 limit = depth if self.durations.known(c.task_type) else 1  # never queue behind the unknown
                 for _ in range(len(sync_targets)):

@@ -67,7 +67,13 @@ class WorkerHandle:
         self.writer: asyncio.StreamWriter | None = None
         self.reader: asyncio.StreamReader | None = None
         self.alive = False
-        self.retiring = False
+        self.retiring = False  # take no new work; replaced once idle (recycling) or stopped (shutdown)
+        self.replacing = False
+        self.tasks_done = 0
+        self.task_limit: int | None = None
+        self.rss = 0
+        self.head_since = 0.0  # monotonic time the current head of ``sync`` started (approximately)
+        self.last_seen = 0.0  # monotonic time of the last frame (hang detection)
         self._tasks: list[asyncio.Task[Any]] = []
 
     @property

@@ -58,7 +58,9 @@ def main() -> int:
     asyncio.set_event_loop(loop)
     runtime = WorkerRuntime(channel, executors, app_state, domain_state)
     runtime.default_max_retries = msg.default_max_retries
-    runtime.install_signal_handler()
+    runtime.default_timeout = msg.default_timeout
+    runtime.heartbeat_interval = msg.heartbeat_interval
+    runtime.install_signal_handlers()
     channel.send(Ready(os.getpid(), {t: s.is_async for t, s in executors.items()}))
     loop.run_until_complete(runtime.serve())
     sys.stdout.flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 
 import msgspec
 
@@ -13,6 +14,7 @@ class Channel:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self._rfile = sock.makefile("rb", buffering=1 << 16)
+        self._send_lock = threading.Lock()  # the heartbeat thread sends too
 
     def recv(self) -> ToWorker | None:
         """The next message, or None when the supervisor closed its end."""
@@ -28,4 +30,6 @@ class Channel:
         return decode_for_worker(body)
 
     def send(self, msg: msgspec.Struct) -> None:
-        self.sock.sendall(frame(msg))
+        data = frame(msg)
+        with self._send_lock:
+            self.sock.sendall(data)

@@ -89,6 +89,7 @@ class TaskContext:
         self._domain_state = domain_state
         self._app_state = app_state
         self._cancelled = False
+        self._run_hook = False  # the supervisor asked for on_cancel after this attempt stops
         self.read_bytes = self.write_bytes = self.net_rx_bytes = self.net_tx_bytes = 0
 
     @property

@@ -2,7 +2,9 @@
 
 The main thread runs an event loop. Sync executors run inline on it (the supervisor never gives a worker
 anything else while one runs); async executors run as tasks on it, several at once. A reader thread
-receives frames so cancel requests land even while a sync executor holds the main thread.
+receives frames so cancel requests land even while a sync executor holds the main thread: it flags the
+attempt, and for a forced stop it signals the main thread, whose handler raises TaskCancelled inside the
+executor.
 """
 
 from __future__ import annotations
@@ -16,33 +18,20 @@ import time
 import traceback
 from typing import Any
 
-import msgspec
+import psutil
 
 from ..domain import ExecutorSpec, StateBag
-from ..errors import TaskCancelled, TaskError
-from ..protocol import Cancel, Result, Results, Run, Stop, TaskSpec
+from ..errors import TaskCancelled
+from ..protocol import Cancel, Heartbeat, Result, Results, Run, Stop, TaskSpec
+from . import attempt
 from .channel import Channel
 from .context import TaskContext
 
-MAX_ERROR_TEXT = 8192
 EXIT_INTERNAL_ERROR = 70
 EXIT_ORPHANED = 4
 FLUSH_AFTER_S = 0.002  # report at least this often during a batch...
 FLUSH_EVERY = 16  # ...or after this many results, so the supervisor can refill before the queue drains
-_memo_encoder = msgspec.msgpack.Encoder()
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _error_text(exc: BaseException) -> str:
-    text = "".join(traceback.format_exception(exc)).strip()
-    return (
-        text
-        if len(text) <= MAX_ERROR_TEXT
-        else text[: MAX_ERROR_TEXT // 2] + "\n…\n" + text[-MAX_ERROR_TEXT // 2 :]
-    )
+RSS_EVERY_S = 1.0
 
 
 class WorkerRuntime:
@@ -67,6 +56,12 @@ class WorkerRuntime:
         self.stopping = False
         self.done = asyncio.Event()
         self.default_max_retries = 3
+        self.default_timeout: float | None = None
+        self.heartbeat_interval = 0.0
+        self.timer: attempt.SyncTimer | None = None
+        self._main_thread = threading.main_thread().ident
+        self._process = psutil.Process()
+        self._rss_at = 0.0
 
     def max_retries_of(self, spec: TaskSpec, executor: ExecutorSpec) -> int:
         """Effective max retries, resolved as the supervisor does: task > type > domain > scheduler."""
@@ -102,8 +97,16 @@ class WorkerRuntime:
         ctx = self.running.get(key)
         if ctx is None:
             self.cancelled.add(key)
-        else:
-            ctx._cancelled = True
+            return
+        ctx._cancelled = True
+        ctx._run_hook = ctx._run_hook or msg.hook
+        if msg.force and ctx is self.current_sync and self._main_thread is not None:
+            signal.pthread_kill(self._main_thread, signal.SIGUSR1)  # the flag is set first: no lost wake-up
+
+    def heartbeat(self) -> None:
+        while not self.done.is_set():
+            time.sleep(self.heartbeat_interval)
+            self.channel.send(Heartbeat())
 
     def on_message(self, msg: object) -> None:
         try:
@@ -137,9 +140,9 @@ class WorkerRuntime:
             self.done.set()
 
     # -- signals ------------------------------------------------------------------------------------------
-    def install_signal_handler(self) -> None:
-        """SIGUSR1 = "stop the running sync executor now": raising here interrupts pure-Python loops and
-        blocking calls like time.sleep. Stale signals (no flagged task running) are ignored."""
+    def install_signal_handlers(self) -> None:
+        """SIGUSR1 = "stop the running sync executor now". Stale signals (no flagged task running) are
+        ignored; SIGINT from a terminal is the supervisor's business, not ours."""
 
         def handler(signum: int, frame: object) -> None:
             ctx = self.current_sync
@@ -148,6 +151,7 @@ class WorkerRuntime:
 
         signal.signal(signal.SIGUSR1, handler)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self.timer = attempt.SyncTimer()
 
     # -- execution ----------------------------------------------------------------------------------------
     def run_batch(self, specs: list[TaskSpec]) -> None:
@@ -165,75 +169,43 @@ class WorkerRuntime:
 
     def _prepare(self, spec: TaskSpec, executor: ExecutorSpec | None) -> tuple[Any, TaskContext] | Result:
         key = (spec.id, spec.attempt)
-        now = _now_ms()
         if key in self.cancelled:
             self.cancelled.discard(key)
-            return Result(spec.id, spec.attempt, "cancelled", now, now, 0, "cancelled before start")
-        if executor is None:
-            error = f"no executor registered for type {spec.task_type!r} in the worker"
-            return Result(spec.id, spec.attempt, "error", now, now, 0, error, retryable=False)
-        try:
-            task = executor.decoder.decode(spec.payload)
-        except msgspec.ValidationError as exc:
-            return Result(spec.id, spec.attempt, "error", now, now, 0,
-                          f"PayloadDecodeError: payload does not match {executor.task_cls.__qualname__}: {exc}",
-                          retryable=False)  # fmt: skip
+            return attempt.early_result(spec, "cancelled", "cancelled before start")
+        task = attempt.decode(spec, executor)
+        if isinstance(task, Result):
+            return task
+        assert executor is not None
         ctx = TaskContext(spec, self.max_retries_of(spec, executor), self.channel.send,
                           self.domain_state.get(executor.domain.name), self.app_state)  # fmt: skip
         self.running[key] = ctx
         return task, ctx
-
-    def _finish(self, spec: TaskSpec, ctx: TaskContext, started: int, t0: float, value: Any,
-                exc: BaseException | None) -> Result:  # fmt: skip
-        elapsed_us = int((time.perf_counter() - t0) * 1e6)
-        self.running.pop((spec.id, spec.attempt), None)
-        ctx.progress.flush()
-        r = Result(spec.id, spec.attempt, "ok", started, _now_ms(), elapsed_us)
-        r.read_bytes, r.write_bytes = ctx.read_bytes, ctx.write_bytes
-        r.net_rx_bytes, r.net_tx_bytes = ctx.net_rx_bytes, ctx.net_tx_bytes
-        if exc is None:
-            if value is not None:
-                try:
-                    r.memo = _memo_encoder.encode(value)
-                except (TypeError, msgspec.EncodeError) as err:
-                    r.status, r.error, r.retryable = (
-                        "error",
-                        f"executor returned an unencodable memo: {err}",
-                        False,
-                    )
-        elif isinstance(exc, TaskCancelled | asyncio.CancelledError) or (
-            ctx.cancelled and not isinstance(exc, TaskError)
-        ):
-            r.status, r.error = "cancelled", "cancelled"
-        elif isinstance(exc, TaskError):
-            r.status, r.error, r.retryable, r.retry_after = (
-                "error",
-                exc.message,
-                exc.is_retryable,
-                exc.retry_after,
-            )
-        else:
-            r.status, r.error = "error", _error_text(exc)
-        return r
 
     def _run_sync(self, spec: TaskSpec, executor: ExecutorSpec | None) -> Result:
         prepared = self._prepare(spec, executor)
         if isinstance(prepared, Result):
             return prepared
         task, ctx = prepared
-        assert executor is not None
-        started = _now_ms()
+        assert executor is not None and self.timer is not None
+        started = attempt.now_ms()
         t0 = time.perf_counter()
-        self.current_sync = ctx
         value: Any = None
         error: BaseException | None = None
+        self.current_sync = ctx
         try:
+            self.timer.arm(ctx, attempt.timeout_of(executor, self.default_timeout))
             value = executor.execute_callable()(task, ctx)
-        except BaseException as exc:  # the executor's failure is data; TaskCancelled included
+        except BaseException as exc:  # the executor's failure is data; TaskCancelled and TaskTimeout included
             error = exc
         finally:
+            self.timer.disarm()
             self.current_sync = None
-        return self._finish(spec, ctx, started, t0, value, error)
+        self.running.pop((spec.id, spec.attempt), None)
+        ctx.progress.flush()
+        result = attempt.outcome(spec, ctx, started, t0, value, error)
+        if result.status == "cancelled" and ctx._run_hook:
+            attempt.run_cancel_hook_sync(executor, task, ctx)
+        return result
 
     def _start_async(self, spec: TaskSpec, executor: ExecutorSpec) -> None:
         prepared = self._prepare(spec, executor)
@@ -242,18 +214,27 @@ class WorkerRuntime:
             return
         task, ctx = prepared
         key = (spec.id, spec.attempt)
+        limit = attempt.timeout_of(executor, self.default_timeout)
 
         async def run() -> None:
-            started = _now_ms()
+            started = attempt.now_ms()
             t0 = time.perf_counter()
             value: Any = None
             error: BaseException | None = None
             try:
-                value = await executor.execute_callable()(task, ctx)
+                async with asyncio.timeout(limit):
+                    value = await executor.execute_callable()(task, ctx)
+            except TimeoutError as exc:
+                error = attempt.TaskTimeout(f"exceeded its {limit:g}s timeout") if limit else exc
             except BaseException as exc:
                 error = exc
+            self.running.pop(key, None)
+            ctx.progress.flush()
+            result = attempt.outcome(spec, ctx, started, t0, value, error)
+            if result.status == "cancelled" and ctx._run_hook:
+                await attempt.run_cancel_hook_async(executor, task, ctx)
             self.async_tasks.pop(key, None)
-            self.results.append(self._finish(spec, ctx, started, t0, value, error))
+            self.results.append(result)
             self._schedule_flush()
             self._maybe_done()
 
@@ -268,8 +249,15 @@ class WorkerRuntime:
         self.flush_scheduled = False
         if self.results:
             batch, self.results = self.results, []
-            self.channel.send(Results(batch))
+            rss = 0
+            now = time.monotonic()
+            if now - self._rss_at >= RSS_EVERY_S:
+                self._rss_at = now
+                rss = self._process.memory_info().rss
+            self.channel.send(Results(batch, rss))
 
     async def serve(self) -> None:
         threading.Thread(target=self.reader, name="taskmill-reader", daemon=True).start()
+        if self.heartbeat_interval > 0:
+            threading.Thread(target=self.heartbeat, name="taskmill-heartbeat", daemon=True).start()
         await self.done.wait()

@@ -1,0 +1,150 @@
+"""Cancel, pause and resume, as database writes any process can make.
+
+Queued tasks change state at once. A running task only carries the request (``cancel_requested``, or pause
+bits in ``pause_reasons``): the supervisor sees it, stops the executor, and then records where the run
+landed (``stop_applied``), so the row never says "stopped" while code is still running.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import apsw
+
+from . import sql
+from .submit import PAUSE_DOMAIN, PAUSE_GLOBAL, PAUSE_GROUP, PAUSE_PREEMPTION
+
+__all__ = [
+    "CANCEL", "PAUSE_DOMAIN", "PAUSE_GLOBAL", "PAUSE_GROUP", "PAUSE_PREEMPTION", "SUPERSEDE", "cancel",
+]  # fmt: skip
+
+CANCEL, SUPERSEDE = 1, 2  # values of cancel_requested
+GLOBAL_PAUSE_KEY = "paused_all"
+
+
+def cancel(conn: apsw.Connection, task_id: int, now_ms: int, reason: int = CANCEL) -> tuple[bool, list[int]]:
+    """Cancel a task and, first, its active children. Returns (found, ids of running tasks asked to stop)."""
+    row = next(iter(conn.execute(sql.ACTIVE_ROW, (task_id,))), None)
+    if row is None:
+        return False, []
+    requested: list[int] = []
+    for (child,) in list(conn.execute(sql.ACTIVE_CHILDREN, (task_id,))):
+        requested.extend(cancel(conn, int(child), now_ms)[1])
+    if row[1] == "running":
+        conn.execute(sql.REQUEST_STOP, (task_id, reason))
+        requested.append(task_id)
+    else:
+        conn.execute(sql.CANCEL_QUEUED, (task_id, now_ms))
+    return True, requested
+
+
+def domain_task_ids(conn: apsw.Connection, domain: str) -> list[int]:
+    return [int(r[0]) for r in conn.execute(sql.ACTIVE_IDS_OF_DOMAIN, (domain,))]
+
+
+def _changes(conn: apsw.Connection, statement: str, args: tuple[object, ...]) -> int:
+    conn.execute(statement, args)
+    return conn.changes()
+
+
+def pause_domain(conn: apsw.Connection, domain: str, now_ms: int) -> int:
+    conn.execute(sql.ADD_PAUSED_DOMAIN, (domain, now_ms))
+    n = _changes(conn, sql.PAUSE_DOMAIN_QUEUED, (PAUSE_DOMAIN, now_ms, domain))
+    return n + _changes(conn, sql.PAUSE_RUNNING, (PAUSE_DOMAIN, domain, None))
+
+
+def resume_domain(conn: apsw.Connection, domain: str, now_ms: int) -> int:
+    conn.execute(sql.DEL_PAUSED_DOMAIN, (domain,))
+    conn.execute(sql.WITHDRAW_RUNNING, (PAUSE_DOMAIN, domain, None))
+    return _changes(conn, sql.CLEAR_DOMAIN, (PAUSE_DOMAIN, now_ms, domain))
+
+
+def is_domain_paused(conn: apsw.Connection, domain: str) -> bool:
+    return next(iter(conn.execute(sql.IS_DOMAIN_PAUSED, (domain,))), None) is not None
+
+
+def pause_group(conn: apsw.Connection, group: str, now_ms: int, resume_at_ms: int | None) -> tuple[int, int]:
+    """Returns (queued tasks paused, running tasks asked to pause)."""
+    conn.execute(sql.ADD_PAUSED_GROUP, (group, now_ms, resume_at_ms))
+    queued = _changes(conn, sql.PAUSE_GROUP_QUEUED, (PAUSE_GROUP, now_ms, group))
+    return queued, _changes(conn, sql.PAUSE_RUNNING, (PAUSE_GROUP, None, group))
+
+
+def resume_group(conn: apsw.Connection, group: str, now_ms: int) -> int | None:
+    """Returns how many tasks became pending, or None if the group was not paused."""
+    if next(iter(conn.execute(sql.IS_GROUP_PAUSED, (group,))), None) is None:
+        return None
+    conn.execute(sql.DEL_PAUSED_GROUP, (group,))
+    conn.execute(sql.WITHDRAW_RUNNING, (PAUSE_GROUP, None, group))
+    return _changes(conn, sql.CLEAR_GROUP, (PAUSE_GROUP, now_ms, group))
+
+
+def paused_groups(conn: apsw.Connection) -> list[tuple[str, int, int | None]]:
+    return [(str(g), int(p), None if r is None else int(r)) for g, p, r in conn.execute(sql.PAUSED_GROUPS)]
+
+
+def due_group_resumes(conn: apsw.Connection, now_ms: int) -> list[str]:
+    return [str(r[0]) for r in conn.execute(sql.DUE_GROUP_RESUMES, (now_ms,))]
+
+
+def next_group_resume(conn: apsw.Connection) -> int | None:
+    row = next(iter(conn.execute(sql.NEXT_GROUP_RESUME)), None)
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def pause_all(conn: apsw.Connection, now_ms: int) -> int:
+    """Global pause: nothing new starts; running tasks are asked to pause. Queued tasks stay pending."""
+    conn.execute(sql.META_SET, (GLOBAL_PAUSE_KEY, str(now_ms)))
+    return _changes(conn, sql.PAUSE_RUNNING, (PAUSE_GLOBAL, None, None))
+
+
+def resume_all(conn: apsw.Connection, now_ms: int) -> int:
+    conn.execute("DELETE FROM meta WHERE name = ?", (GLOBAL_PAUSE_KEY,))
+    conn.execute(sql.WITHDRAW_RUNNING, (PAUSE_GLOBAL, None, None))
+    return _changes(conn, sql.CLEAR_ALL, (PAUSE_GLOBAL, now_ms))
+
+
+def is_paused(conn: apsw.Connection) -> bool:
+    return next(iter(conn.execute(sql.META_GET, (GLOBAL_PAUSE_KEY,))), None) is not None
+
+
+# -- the supervisor's side -------------------------------------------------------------------------------
+def stop_requests(conn: apsw.Connection) -> list[tuple[int, int, int, int]]:
+    """Running tasks with a pending cancel/supersede/pause request: (id, attempt, cancel_requested, reasons)."""
+    return [(int(a), int(b), int(c), int(d)) for a, b, c, d in conn.execute(sql.STOP_REQUESTS)]
+
+
+def mark_preempted(conn: apsw.Connection, items: Iterable[tuple[int, int]]) -> None:
+    conn.executemany(sql.MARK_PREEMPTED, list(items))
+
+
+def stop_applied(conn: apsw.Connection, now_ms: int, task_id: int, attempt: int) -> str | None:
+    """Record where a stopped run landed; returns its new status (None if the attempt is stale)."""
+    row = next(iter(conn.execute(sql.STOP_APPLIED, (now_ms, task_id, attempt))), None)
+    return None if row is None else str(row[1])
+
+
+def new_urgent(conn: apsw.Connection, after_id: int, preempt_priority: int) -> tuple[int | None, int]:
+    """The most urgent preempting priority among tasks submitted after ``after_id``, and the newest id."""
+    row = next(iter(conn.execute(sql.NEW_URGENT, (after_id, preempt_priority))))
+    return (None if row[0] is None else int(row[0])), (after_id if row[1] is None else int(row[1]))
+
+
+def max_id(conn: apsw.Connection) -> int:
+    row = next(iter(conn.execute(sql.MAX_ID)))
+    return 0 if row[0] is None else int(row[0])
+
+
+def ready_head_priority(conn: apsw.Connection) -> int | None:
+    row = next(iter(conn.execute(sql.READY_HEAD_PRIORITY)), None)
+    return None if row is None else int(row[0])
+
+
+def resume_preempted(conn: apsw.Connection, now_ms: int, up_to_priority: int) -> int:
+    """Clear the preemption reason of paused tasks no active preemptor outranks (priority <= the bound)."""
+    return _changes(conn, sql.RESUME_PREEMPTED, (PAUSE_PREEMPTION, now_ms, up_to_priority))
+
+
+def preempted_count(conn: apsw.Connection) -> int:
+    row = next(iter(conn.execute(sql.PAUSED_COUNT_WITH, (PAUSE_PREEMPTION,))))
+    return int(row[0])

@@ -1,0 +1,127 @@
+"""One attempt of one task inside a worker: decode, run (sync or async), enforce its timeout, turn the way it
+ended into a Result, and run ``on_cancel`` when the supervisor asked for it."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import signal
+import time
+import traceback
+from typing import Any
+
+import msgspec
+
+from ..domain import ExecutorSpec
+from ..errors import TaskCancelled, TaskError, TaskTimeout
+from ..protocol import Result, TaskSpec
+from .context import TaskContext
+
+MAX_ERROR_TEXT = 8192
+_memo_encoder = msgspec.msgpack.Encoder()
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def error_text(exc: BaseException) -> str:
+    text = "".join(traceback.format_exception(exc)).strip()
+    if len(text) <= MAX_ERROR_TEXT:
+        return text
+    return text[: MAX_ERROR_TEXT // 2] + "\n…\n" + text[-MAX_ERROR_TEXT // 2 :]
+
+
+def timeout_of(executor: ExecutorSpec, default: float | None) -> float | None:
+    """Per type > domain > scheduler, as documented for every other default."""
+    if executor.type_config.timeout is not None:
+        return executor.type_config.timeout
+    return executor.domain.timeout if executor.domain.timeout is not None else default
+
+
+def early_result(spec: TaskSpec, status: str, error: str, retryable: bool = True) -> Result:
+    now = now_ms()
+    return Result(spec.id, spec.attempt, status, now, now, 0, error, retryable=retryable)
+
+
+def decode(spec: TaskSpec, executor: ExecutorSpec | None) -> Any:
+    """The typed payload, or a Result saying why there is none (both are permanent failures)."""
+    if executor is None:
+        return early_result(spec, "error", f"no executor registered for type {spec.task_type!r} in the worker", False)
+    try:
+        return executor.decoder.decode(spec.payload)
+    except msgspec.ValidationError as exc:
+        name = executor.task_cls.__qualname__
+        return early_result(spec, "error", f"PayloadDecodeError: payload does not match {name}: {exc}", False)
+
+
+def outcome(spec: TaskSpec, ctx: TaskContext, started: int, t0: float, value: Any, exc: BaseException | None) -> Result:
+    r = Result(spec.id, spec.attempt, "ok", started, now_ms(), int((time.perf_counter() - t0) * 1e6))
+    r.read_bytes, r.write_bytes = ctx.read_bytes, ctx.write_bytes
+    r.net_rx_bytes, r.net_tx_bytes = ctx.net_rx_bytes, ctx.net_tx_bytes
+    if exc is None:
+        if value is not None:
+            try:
+                r.memo = _memo_encoder.encode(value)
+            except (TypeError, msgspec.EncodeError) as err:
+                r.status, r.error, r.retryable = "error", f"executor returned an unencodable memo: {err}", False
+    elif isinstance(exc, TaskTimeout):
+        r.status, r.error = "error", f"TaskTimeout: {exc}"
+    elif isinstance(exc, TaskCancelled | asyncio.CancelledError) or (ctx.cancelled and not isinstance(exc, TaskError)):
+        r.status, r.error = "cancelled", "cancelled"
+    elif isinstance(exc, TaskError):
+        r.status, r.error, r.retryable, r.retry_after = "error", exc.message, exc.is_retryable, exc.retry_after
+    else:
+        r.status, r.error = "error", error_text(exc)
+    return r
+
+
+class SyncTimer:
+    """SIGALRM-based deadline for a sync executor: the handler raises TaskTimeout in the main thread, which
+    interrupts pure-Python loops and blocking calls such as time.sleep."""
+
+    def __init__(self) -> None:
+        self.armed: TaskContext | None = None
+        self.seconds = 0.0
+        signal.signal(signal.SIGALRM, self._fire)
+
+    def _fire(self, signum: int, frame: object) -> None:
+        if self.armed is not None:
+            ctx, self.armed = self.armed, None
+            ctx._cancelled = True
+            raise TaskTimeout(f"exceeded its {self.seconds:g}s timeout")
+
+    def arm(self, ctx: TaskContext, seconds: float | None) -> None:
+        if seconds:
+            self.armed, self.seconds = ctx, seconds
+            signal.setitimer(signal.ITIMER_REAL, seconds)
+
+    def disarm(self) -> None:
+        if self.armed is not None:
+            self.armed = None
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def run_cancel_hook_sync(executor: ExecutorSpec, task: Any, ctx: TaskContext) -> None:
+    """``on_cancel`` after a requested cancel; failures are reported on stderr, never raised."""
+    hook = getattr(executor.instance(), "on_cancel", None) if executor.is_class else None
+    if hook is None:
+        return
+    try:
+        result = hook(task, ctx)
+        if inspect.isawaitable(result):
+            asyncio.get_event_loop().create_task(result)  # an async hook of a sync executor runs alongside
+    except BaseException:
+        traceback.print_exc()
+
+
+async def run_cancel_hook_async(executor: ExecutorSpec, task: Any, ctx: TaskContext) -> None:
+    hook = getattr(executor.instance(), "on_cancel", None) if executor.is_class else None
+    if hook is None:
+        return
+    try:
+        result = hook(task, ctx)
+        if inspect.isawaitable(result):
+            await result
+    except BaseException:
+        traceback.print_exc()

@@ -1,0 +1,226 @@
+"""Preemption, cancellation, pause/resume, supersede, time limits and worker recycling, with real workers."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+import taskmill as tm
+
+from ..helpers import entries, wait_for
+from . import control_domains as C
+
+
+def started(log: str, tag: str, n: int = 1) -> list[dict[str, Any]]:
+    return wait_for(lambda: len(entries(log, "start", tag)) >= n and entries(log, "start", tag), 15, what=f"{tag} start")
+
+
+def history_status(s: tm.Scheduler, task_id: int) -> str | None:
+    runs = s.history_of(task_id)
+    return runs[0].status if runs else None
+
+
+def test_realtime_preempts_a_busy_loop_that_never_checks_and_it_resumes_after(make_scheduler: Any, log: str) -> None:
+    s = make_scheduler([C.ctl], workers=1, start=True)
+    sub = s.subscribe()
+    h = s.domain(C.ctl)
+    low = h.submit(C.Spin(log=log, tag="low")).id
+    started(log, "low")
+    t0 = time.monotonic()
+    urgent = h.submit(C.Quick(log=log, tag="urgent", seconds=0.3), priority=tm.Priority.REALTIME).id
+    first = started(log, "urgent")[0]
+    assert time.monotonic() - t0 < 1.0  # the busy loop was interrupted, not waited out (30 s)
+    assert s.wait_until_idle(20)
+    assert history_status(s, urgent) == "completed" and history_status(s, low) == "completed"
+    low_runs = entries(log, "start", "low")
+    assert [e["attempt"] for e in low_runs] == [1, 2]  # preempted, then rerun from the start
+    urgent_end = entries(log, "end", "urgent")[0]["t"]
+    assert low_runs[1]["t"] >= urgent_end  # resumed only after the preemptor finished
+    assert first["pid"] == low_runs[0]["pid"]  # the worker survived: the signal path, no kill
+    assert s.history_of(low)[0].retry_count == 0  # preemption does not use a retry
+    kinds = []
+    while (e := sub.get_nowait()) is not None:
+        kinds.append(type(e).__name__)
+    assert "Preempted" in kinds
+
+
+def test_an_executor_ignoring_the_signal_is_killed_after_the_grace_with_its_children(
+    make_scheduler: Any, log: str
+) -> None:
+    s = make_scheduler([C.ctl], workers=1, preempt_grace=1.0, start=True)
+    h = s.domain(C.ctl)
+    victim = h.submit(C.Stubborn(log=log)).id
+    child = started(log, "stubborn")[0]["child"]
+    t0 = time.monotonic()
+    h.submit(C.Quick(log=log, tag="urgent"), priority=tm.Priority.REALTIME)
+    wait_for(lambda: entries(log, "start", "urgent"), 10, what="urgent start")
+    assert time.monotonic() - t0 < 1.0 + 1.0  # grace + margin
+    wait_for(lambda: not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE, 5)
+    assert s.wait_until_idle(20)
+    assert history_status(s, victim) == "completed"  # it came back after the preemptor, as attempt 2
+    assert [e["attempt"] for e in entries(log, "start", "stubborn")] == [1, 2]
+
+
+def test_cancel_in_each_state(make_scheduler: Any, log: str) -> None:
+    s = make_scheduler([C.ctl], workers=1, start=True)
+    sub = s.subscribe()
+    h = s.domain(C.ctl)
+    running = h.submit(C.Hooked(log=log, tag="running")).id
+    started(log, "running")
+    pending = h.submit(C.Quick(log=log, tag="pending")).id
+    delayed = h.submit(C.Quick(log=log, tag="delayed"), run_after=60).id
+    assert s.cancel(pending) is True and s.cancel(delayed) is True  # queued behind the running one
+    assert s.cancel(running) is True
+    wait_for(lambda: history_status(s, running) == "cancelled", 10, what="running task cancelled")
+    assert entries(log, "on_cancel", "running")  # the hook ran after the executor stopped
+    assert not entries(log, "end", "running")
+    h.pause()
+    paused = h.submit(C.Quick(log=log, tag="paused"))
+    assert paused.paused and s.task(paused.id).status == "paused"  # type: ignore[union-attr]
+    assert s.cancel(paused.id) is True  # type: ignore[arg-type]
+    h.resume()
+    for tid in (pending, delayed, paused.id):
+        assert history_status(s, tid) == "cancelled"  # type: ignore[arg-type]
+    assert s.cancel(running) is False and s.cancel(10_000) is False
+    time.sleep(0.2)
+    assert not entries(log, "start", "pending") and not entries(log, "start", "paused")
+    cancelled = set()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and running not in cancelled:
+        e = sub.get(0.1)
+        if isinstance(e, tm.Cancelled) and e.header is not None:
+            cancelled.add(e.header.task_id)
+    assert running in cancelled
+
+
+def test_cancel_from_another_process_stops_a_running_task(make_scheduler: Any, log: str, db: Path) -> None:
+    s = make_scheduler([C.ctl], workers=1, start=True)
+    tid = s.domain(C.ctl).submit(C.Hooked(log=log, tag="x")).id
+    started(log, "x")
+    with tm.connect(db) as client:
+        t0 = time.monotonic()
+        assert client.cancel(tid)
+    wait_for(lambda: history_status(s, tid) == "cancelled", 5)
+    assert time.monotonic() - t0 < 2.0
+
+
+def test_domain_cancel_all_and_cancel_where(make_scheduler: Any, log: str) -> None:
+    s = make_scheduler([C.ctl], workers=1)  # not started: everything stays queued
+    h = s.domain(C.ctl)
+    ids = [h.submit(C.Quick(log=log, tag=f"t{i}")).id for i in range(4)]
+    odd = h.cancel_where(lambda r: r.id % 2 == 1)
+    assert set(odd) == {i for i in ids if i % 2 == 1}
+    rest = h.cancel_all()
+    assert set(rest) == {i for i in ids if i % 2 == 0}
+    assert s.pending_count() == 0
+
+
+def test_pause_reasons_combine(make_scheduler: Any, log: str) -> None:
+    s = make_scheduler([C.grouped], workers=1, start=True)
+    h = s.domain(C.grouped)
+    h.pause()
+    s.pause_group("g1")
+    tid = h.submit(C.Member(log=log, tag="m")).id
+    rec = s.task(tid)
+    assert rec is not None and rec.status == "paused"
+    h.resume()
+    time.sleep(0.3)
+    assert s.task(tid).status == "paused"  # type: ignore[union-attr]  # still paused by its group
+    assert not entries(log, "end", "m")
+    assert s.resume_group("g1") == 1
+    assert s.wait_until_idle(10) and entries(log, "end", "m")
+
+
+def test_a_timed_group_pause_resumes_on_its_own(make_scheduler: Any, log: str) -> None:
+    s = make_scheduler([C.grouped], workers=1, start=True)
+    assert s.pause_group_until("g1", 0.5) == 0
+    assert s.is_group_paused("g1") and s.paused_groups() == ["g1"]
+    outcome = s.domain(C.grouped).submit(C.Member(log=log, tag="m"))
+    assert outcome.group_paused
+    t0 = time.time()
+    wait_for(lambda: entries(log, "end", "m"), 5, what="group auto-resume")
+    ran = entries(log, "end", "m")[0]["t"] - t0
+    assert 0.4 <= ran < 1.5
+    assert not s.is_group_paused("g1")
+
+
+def test_global_pause_holds_everything_until_resumed(make_scheduler: Any, log: str) -> None:
+    s = make_scheduler([C.ctl], workers=1, start=True)
+    h = s.domain(C.ctl)
+    s.pause_all()
+    assert s.is_paused()
+    h.submit(C.Quick(log=log, tag="held"))
+    time.sleep(0.4)
+    assert not entries(log, "start", "held")
+    s.resume_all()
+    assert s.wait_until_idle(10) and entries(log, "end", "held")
+
+
+def test_supersede_stops_the_running_task_and_runs_the_new_one(make_scheduler: Any, log: str) -> None:
+    s = make_scheduler([C.ctl], workers=1, start=True)
+    h = s.domain(C.ctl)
+    old = h.submit(C.Keyed(log=log, tag="old")).id
+    started(log, "old")
+    out = h.submit(C.Keyed(log=log, tag="new", seconds=0.0), on_duplicate="supersede")
+    assert out.kind == "superseded" and out.replaced_id == old and out.id != old
+    assert s.wait_until_idle(15)
+    assert history_status(s, old) == "superseded"
+    assert history_status(s, out.id) == "completed"  # type: ignore[arg-type]
+    assert entries(log, "on_cancel", "old") and not entries(log, "end", "old")
+
+
+def test_a_time_limit_interrupts_a_sleeping_task_and_counts_as_a_failure(make_scheduler: Any, log: str) -> None:
+    s = make_scheduler([C.ctl], workers=1, start=True)
+    tid = s.domain(C.ctl).submit(C.Sleepy(log=log)).id
+    assert s.wait_until_idle(15)
+    rec = s.history_of(tid)[0]
+    assert rec.status == "dead_letter" and rec.retry_count == 2  # max_retries=1: two attempts, both timed out
+    assert "TaskTimeout" in (rec.last_error or "")
+    pids = {e["pid"] for e in entries(log, "start", "sleepy")}
+    assert len(pids) == 1  # interrupted in place, the worker was not killed
+
+
+def test_a_task_deaf_to_its_time_limit_gets_its_worker_killed(make_scheduler: Any, log: str) -> None:
+    s = make_scheduler([C.ctl], workers=1, preempt_grace=0.5, start=True)
+    t0 = time.monotonic()
+    tid = s.domain(C.ctl).submit(C.Sleepy(log=log, ignore_alarm=True), max_retries=0).id
+    wait_for(lambda: history_status(s, tid) == "dead_letter", 10, what="timeout kill")
+    assert time.monotonic() - t0 < 0.5 + 0.5 + 1.5  # timeout + grace + margin
+    assert "time limit" in (s.history_of(tid)[0].last_error or "")
+
+
+def test_workers_are_recycled_by_task_count_and_the_pool_stays_full(make_scheduler: Any, log: str) -> None:
+    s = make_scheduler([C.ctl], workers=1, max_tasks_per_worker=4, prefetch=False, start=True)
+    h = s.domain(C.ctl)
+    for i in range(16):
+        h.submit(C.WhoAmI(log=log, n=i))
+    assert s.wait_until_idle(30)
+    pids = [e["pid"] for e in entries(log, "end", "whoami")]
+    assert len(pids) == 16 and len(set(pids)) >= 3
+    assert s._supervisor is not None and sum(w.alive for w in s._supervisor.dispatcher.workers) == 1  # type: ignore[union-attr]
+
+
+def test_workers_are_recycled_by_memory(make_scheduler: Any, log: str) -> None:
+    s = make_scheduler([C.ctl], workers=1, max_worker_memory=200 << 20, prefetch=False, start=True)
+    h = s.domain(C.ctl)
+    for i in range(6):
+        h.submit(C.WhoAmI(log=log, n=i, grow_mb=120))
+        time.sleep(1.1)  # the worker samples its RSS at most once a second
+    assert s.wait_until_idle(30)
+    assert len({e["pid"] for e in entries(log, "end", "whoami")}) >= 2
+
+
+def test_a_hung_worker_is_killed_and_its_task_retried(make_scheduler: Any, log: str) -> None:
+    s = make_scheduler([C.ctl], workers=1, hang_timeout=1.0, heartbeat_interval=0.2, start=True)
+    tid = s.domain(C.ctl).submit(C.Freeze(log=log)).id
+    assert s.wait_until_idle(15)
+    assert history_status(s, tid) == "completed"
+    runs = entries(log, "start", "freeze")
+    assert [e["attempt"] for e in runs] == [1, 2] and runs[0]["pid"] != runs[1]["pid"]
+    assert s.history_of(tid)[0].retry_count == 1  # the hang counted as a failed attempt
+    assert not psutil.pid_exists(runs[0]["pid"]) or psutil.Process(runs[0]["pid"]).status() == psutil.STATUS_ZOMBIE
+    assert os.getpid() not in {e["pid"] for e in runs}
