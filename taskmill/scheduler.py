@@ -16,8 +16,8 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -25,15 +25,25 @@ from .client import Client
 from .config import DEFAULT_RETENTION, RetentionPolicy, ShutdownMode
 from .domain import Domain, is_factory
 from .errors import ConfigError, TaskmillError
-from .events import EventBus, Subscription
+from .events import Event, EventBus, Subscription
 from .handle import DomainHandle
 from .policy.retry import RetryPolicy
+from .priority import as_priority
 from .protocol import StateRef
 from .registry import Registry
 from .store.connection import Durability
 from .supervisor.runtime import Settings, Supervisor
 
+if TYPE_CHECKING:
+    from .settings import SchedulerConfig
+
 log = logging.getLogger("taskmill")
+
+
+def _positive(name: str, value: float) -> float:
+    if not value > 0:
+        raise ConfigError(f"{name} must be > 0, got {value!r}")
+    return float(value)
 
 
 def _state_ref(item: Any) -> StateRef:
@@ -82,6 +92,14 @@ class Scheduler(Client):
         default_ttl: float | None = None,
         prefetch: bool = True,
         resource_monitoring: bool = False,
+        preempt_priority: int | None = 0,
+        preempt_grace: float = 3.0,
+        cancel_hook_timeout: float = 30.0,
+        timeout: float | None = None,
+        max_tasks_per_worker: int | None = None,
+        max_worker_memory: int | None = None,
+        hang_timeout: float | None = None,
+        heartbeat_interval: float = 1.0,
     ) -> None:
         domains = list(domains)
         if not domains:
@@ -107,6 +125,14 @@ class Scheduler(Client):
             async_concurrency=async_concurrency, poll_interval=poll_interval, prefetch=prefetch,
             retention=retention, shutdown_timeout=self.shutdown_mode.timeout,
             app_state=[_state_ref(item) for item in app_state],
+            preempt_priority=None if preempt_priority is None else as_priority(preempt_priority),
+            preempt_grace=_positive("preempt_grace", preempt_grace),
+            cancel_hook_timeout=_positive("cancel_hook_timeout", cancel_hook_timeout),
+            default_timeout=None if timeout is None else _positive("timeout", timeout),
+            max_tasks_per_worker=max_tasks_per_worker and int(_positive("max_tasks_per_worker", max_tasks_per_worker)),
+            max_worker_memory=max_worker_memory and int(_positive("max_worker_memory", max_worker_memory)),
+            hang_timeout=None if hang_timeout is None else _positive("hang_timeout", hang_timeout),
+            heartbeat_interval=_positive("heartbeat_interval", heartbeat_interval),
         )  # fmt: skip
         self._supervisor: Supervisor | None = None
         self._thread: threading.Thread | None = None
@@ -126,6 +152,9 @@ class Scheduler(Client):
             sup.wake_threadsafe()
         else:
             super()._notify()
+
+    def _publish(self, event: Event) -> None:
+        self.bus.publish(event)
 
     def set_max_concurrency(self, n: int) -> None:
         if n < 0:
@@ -160,22 +189,50 @@ class Scheduler(Client):
         except ImportError:  # pragma: no cover
             return asyncio.new_event_loop()
 
-    def run(self) -> None:
-        """Dispatch until SIGINT/SIGTERM (a second signal forces a hard stop) or :meth:`stop`."""
+    def run(
+        self,
+        *,
+        on_hangup: Callable[[], None] | None = None,
+        companion: Callable[[Supervisor], Awaitable[None]] | None = None,
+    ) -> None:
+        """Dispatch until SIGINT/SIGTERM (a second signal forces a hard stop) or :meth:`stop`.
+
+        For a daemon: ``on_hangup`` runs on the supervisor's loop at SIGHUP (main thread only), and
+        ``companion(supervisor)`` is a coroutine run on that loop beside dispatch (e.g. HTTP endpoints),
+        cancelled once dispatch has stopped.
+        """
         sup = self._make_supervisor()
         loop = self._new_loop()
         in_main = threading.current_thread() is threading.main_thread()
+        hangup = in_main and on_hangup is not None
         try:
             if in_main:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.add_signal_handler(sig, sup.request_stop, self.shutdown_mode.kind == "hard")
-            loop.run_until_complete(sup.serve())
+            if hangup:
+                loop.add_signal_handler(signal.SIGHUP, on_hangup)  # type: ignore[arg-type]
+            loop.run_until_complete(self._serve(sup, companion))
         finally:
             if in_main:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(sig)
+            if hangup:
+                loop.remove_signal_handler(signal.SIGHUP)
             loop.close()
             self._supervisor = None
+
+    @staticmethod
+    async def _serve(sup: Supervisor, companion: Callable[[Supervisor], Awaitable[None]] | None) -> None:
+        if companion is None:
+            await sup.serve()
+            return
+        side = asyncio.ensure_future(companion(sup))
+        try:
+            await sup.serve()
+        finally:
+            side.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await side
 
     def start(self, timeout: float = 120.0) -> None:
         """Run the supervisor on a background thread; returns once the workers are up."""
@@ -245,6 +302,20 @@ class Scheduler(Client):
                 self.stop(hard=True)
         self.bus.close_all()
         super().close()
+
+    @classmethod
+    def from_config(cls, config: SchedulerConfig) -> Scheduler:
+        """Build a scheduler from the daemon's config tree (``taskmill.load_config("taskmill.toml")``).
+
+        Imports the ``"package.module:attribute"`` strings of ``domains`` and ``app_state`` and applies the
+        ``domain_concurrency`` caps to the imported domains.
+        """
+        from .settings import scheduler_kwargs
+
+        scheduler = cls(**scheduler_kwargs(config))
+        for name, cap in config.domain_concurrency.items():
+            scheduler.registry.domains[name].max_concurrency = cap
+        return scheduler
 
     @classmethod
     def signature(cls) -> inspect.Signature:

@@ -20,6 +20,7 @@ import msgspec
 
 from .. import events as ev
 from ..errors import StoreError, WorkerBootError
+from ..policy.preempt import should_recycle, task_limit
 from ..protocol import Boot, Progress, Results, StateRef, ToSupervisor
 from ..registry import Registry
 from ..store import Store, dispatch, now_ms
@@ -42,6 +43,14 @@ class Settings(msgspec.Struct, kw_only=True):
     retention: Any = None
     shutdown_timeout: float = 10.0
     app_state: list[StateRef] = []
+    preempt_priority: int | None = 0
+    preempt_grace: float = 3.0
+    cancel_hook_timeout: float = 30.0
+    default_timeout: float | None = None
+    max_tasks_per_worker: int | None = None
+    max_worker_memory: int | None = None
+    hang_timeout: float | None = None
+    heartbeat_interval: float = 1.0
 
 
 class Supervisor:
@@ -53,6 +62,7 @@ class Supervisor:
         self.dispatcher: Dispatcher | None = None
         self.started = threading.Event()
         self.recovered = 0
+        self.completed = 0  # attempts workers reported done since start (the daemon's /metrics counter)
         self.error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._wake_pending = False
@@ -75,6 +85,7 @@ class Supervisor:
         if self.dispatcher is not None:
             self.dispatcher.queue_maybe_nonempty = True
             self.dispatcher.check_due = True
+            self.dispatcher.check_control = True
         self._wake()
 
     def request_stop(self, hard: bool = False) -> None:
@@ -83,6 +94,11 @@ class Supervisor:
             return
         with contextlib.suppress(RuntimeError):
             self.loop.call_soon_threadsafe(self._stop, hard)
+
+    @property
+    def stopping(self) -> bool:
+        """A stop was requested: no new claims; running tasks are finishing or being interrupted."""
+        return self._stop_requested
 
     def _stop(self, hard: bool) -> None:
         self._hard_stop = hard or self._stop_requested
@@ -98,7 +114,11 @@ class Supervisor:
     # -- worker callbacks ---------------------------------------------------------------------------------
     def _on_message(self, worker: WorkerHandle, msg: ToSupervisor) -> None:
         assert self.dispatcher is not None
+        worker.last_seen = time.monotonic()
         if isinstance(msg, Results):
+            if msg.rss:
+                worker.rss = msg.rss
+            self.completed += sum(r.status == "ok" for r in msg.results)
             self.dispatcher.on_results(worker, msg.results)
             self._wake()
         elif isinstance(msg, Progress):
@@ -139,6 +159,8 @@ class Supervisor:
         if self._stop_requested:
             await handle.stop(1.0)
             return
+        handle.task_limit = task_limit(self.settings.max_tasks_per_worker)
+        handle.last_seen = time.monotonic()
         self.dispatcher.workers[index] = handle
         self.dispatcher.queue_maybe_nonempty = True
         self._wake()
@@ -167,6 +189,7 @@ class Supervisor:
             if self.recovered:
                 log.info("recovered %d task(s) left running by a previous supervisor", self.recovered)
             self.dispatcher = Dispatcher(store, self.registry, self.bus, self.settings)
+            self.dispatcher.control.start()
             listener = WakeupListener(self.settings.store_path)
             if listener.sock is not None:
                 self.loop.add_reader(listener.sock.fileno(), self._on_datagram, listener)
@@ -214,6 +237,9 @@ class Supervisor:
                 f"workers do not know task type(s) {sorted(missing)}: define domains and executors at module "
                 "level, in a module (or the __main__ script) that workers can import"
             )
+        for h in handles:
+            h.task_limit = task_limit(self.settings.max_tasks_per_worker)
+            h.last_seen = time.monotonic()
         self.dispatcher.workers = handles
 
     async def _run(self, store: Store) -> None:
@@ -239,6 +265,8 @@ class Supervisor:
             except StoreError as exc:  # disk full, lock budget exhausted: keep state, try again shortly
                 backoff = min(max(backoff * 2, 0.05), 2.0)
                 log.error("dispatch turn failed (%s); retrying in %.2fs", exc, backoff)
+            self._recycle()
+            control_deadline = d.control.tick()
             now = time.monotonic()
             if now >= next_poll:
                 version = store.data_version()
@@ -246,11 +274,15 @@ class Supervisor:
                     last_version = version
                     d.queue_maybe_nonempty = True
                     d.check_due = True
+                    d.check_control = True
                     continue
                 next_poll = now + self.settings.poll_interval
             timeout = next_poll - now
-            if d.next_due_ms is not None:
-                timeout = min(timeout, max(0.0, (d.next_due_ms - now_ms()) / 1000.0))
+            for due_ms in (d.next_due_ms, d.control.next_group_resume_ms):
+                if due_ms is not None:
+                    timeout = min(timeout, max(0.0, (due_ms - now_ms()) / 1000.0))
+            if control_deadline is not None:
+                timeout = min(timeout, max(0.0, control_deadline - now))
             if deadline is not None:
                 timeout = min(timeout, max(0.0, deadline - now))
             if backoff:
@@ -259,6 +291,31 @@ class Supervisor:
                 continue
             await self._wait(timeout)
         await self._shutdown()
+
+    def _recycle(self) -> None:
+        """Replace workers past their task count or memory limit once they are idle (between tasks)."""
+        assert self.dispatcher is not None
+        limit_tasks, limit_rss = self.settings.max_tasks_per_worker, self.settings.max_worker_memory
+        if not (limit_tasks or limit_rss) or self._stop_requested:
+            return
+        for w in self.dispatcher.workers:
+            if not w.alive or w.replacing:
+                continue
+            if not w.retiring and should_recycle(w.tasks_done, w.task_limit, w.rss, limit_rss):
+                w.retiring = True
+            if w.retiring and w.idle:
+                w.replacing = True
+                task = asyncio.get_running_loop().create_task(self._replace(w))
+                self._respawns.add(task)
+                task.add_done_callback(self._respawns.discard)
+
+    async def _replace(self, old: WorkerHandle) -> None:
+        assert self.dispatcher is not None and self._boot is not None
+        log.info("recycling worker %s after %d tasks (rss %d bytes)", old.pid, old.tasks_done, old.rss)
+        await old.stop(5.0)
+        if self._stop_requested:
+            return
+        await self._respawn(old.index, 0)
 
     async def _wait(self, timeout: float) -> None:
         assert self.loop is not None
