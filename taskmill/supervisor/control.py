@@ -108,7 +108,8 @@ class Controller:
         fresh = None
         if changed:
             fresh, self.seen_id = store_control.new_urgent(conn, self.seen_id, pp)
-        urgent = urgent_priority([fresh, store_control.ready_head_priority(conn)], pp)
+        head = store_control.ready_head_priority(conn)
+        urgent = urgent_priority([fresh, head, *(c.priority for c in claimed)], pp)
         if urgent is None:
             return
         now_claimed = {(c.id, c.attempt) for c in claimed}

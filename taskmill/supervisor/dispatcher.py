@@ -30,6 +30,7 @@ _tags = msgspec.json.Decoder(dict[str, str])
 PEEK_PAGE = 256
 PEEK_MAX_PAGES = 8
 PRUNE_EVERY = 1000
+REFILL_HEAD_AGE_S = 0.01
 TERMINAL = ("completed", "failed", "dead_letter", "cancelled")
 
 
@@ -272,7 +273,11 @@ class Dispatcher:
         free = self.settings.max_concurrency - active
         depth = self.durations.depth() if self.settings.prefetch else 1
         idle = [w for w in workers if w.idle][: max(free, 0)]  # each can start one sync or `cap` async tasks
-        refill = [w for w in workers if w.sync and len(w.sync) <= depth // 2] if depth > 1 else []
+        # Refill a queue only behind a head that started just now: never queue work behind a long task.
+        fresh = time.monotonic() - REFILL_HEAD_AGE_S
+        refill = [w for w in workers if w.sync and len(w.sync) <= depth // 2 and w.head_since >= fresh]
+        if depth <= 1:
+            refill = []
         async_hosts = [w for w in workers if w.asyncs and not w.sync and len(w.asyncs) < cap]
         async_room = min(max(free, 0), sum(cap - len(w.asyncs) for w in async_hosts))
         per_idle = max(depth, cap) if self.registry.has_async else depth

@@ -16,7 +16,7 @@ from ..store.records import Claimed
 from .pool import WorkerHandle
 
 Reason = Literal["request", "timeout", "hang"]
-SIGNAL_AFTER_S = 0.02  # cooperative window before the signal: ctx.cancelled checks usually win it
+SIGNAL_AFTER_S = 0.01  # cooperative window before the signal: ctx.cancelled checks usually win it
 
 
 class StopOrder:
