@@ -224,3 +224,18 @@ def test_a_hung_worker_is_killed_and_its_task_retried(make_scheduler: Any, log: 
     assert s.history_of(tid)[0].retry_count == 1  # the hang counted as a failed attempt
     assert not psutil.pid_exists(runs[0]["pid"]) or psutil.Process(runs[0]["pid"]).status() == psutil.STATUS_ZOMBIE
     assert os.getpid() not in {e["pid"] for e in runs}
+
+
+def test_preemption_works_again_and_again(make_scheduler: Any, log: str) -> None:
+    """After a preempted task's short rerun the scheduler must not think its type is fast and queue the next
+    urgent task behind a long-running one."""
+    s = make_scheduler([C.ctl], workers=1, start=True)
+    h = s.domain(C.ctl)
+    for i in range(3):
+        h.submit(C.Spin(log=log, tag=f"low{i}"))
+        started(log, f"low{i}")
+        t0 = time.monotonic()
+        h.submit(C.Quick(log=log, tag=f"urgent{i}"), priority=tm.Priority.REALTIME)
+        started(log, f"urgent{i}")
+        assert time.monotonic() - t0 < 1.0, f"trial {i}"
+        assert s.wait_until_idle(20)
