@@ -47,6 +47,13 @@ SELECT t.key, t.id, t.status, t.priority, t.requeue, t.requeue_priority
 FROM json_each(?) AS j CROSS JOIN tasks AS t NOT INDEXED
 ON t.id = (SELECT id FROM tasks INDEXED BY idx_key WHERE key = j.value AND run_of IS NULL ORDER BY id DESC LIMIT 1)
 """
+# One round trip for a single submit: the key's newest non-copy row, then any paused domains and groups.
+SUBMIT_CONTEXT = """
+SELECT * FROM (SELECT 'task', key, id, status, priority, requeue, requeue_priority FROM tasks INDEXED BY idx_key
+               WHERE key = ?1 AND run_of IS NULL ORDER BY id DESC LIMIT 1)
+UNION ALL SELECT 'domain', domain, NULL, NULL, NULL, NULL, NULL FROM paused_domains
+UNION ALL SELECT 'group', group_key, NULL, NULL, NULL, NULL, NULL FROM paused_groups
+"""
 UPGRADE_PRIORITY = "UPDATE tasks NOT INDEXED SET priority = ? WHERE id = ?"
 SET_REQUEUE = "UPDATE tasks NOT INDEXED SET requeue = 1, requeue_priority = ? WHERE id = ?"
 SUPERSEDE_COPY = f"""

@@ -33,11 +33,15 @@ class PausedScopes:
 
     __slots__ = ("domains", "groups")
 
-    def __init__(self, conn: apsw.Connection) -> None:
+    def __init__(self, conn: apsw.Connection | None = None) -> None:
         self.domains: set[str] = set()
         self.groups: set[str] = set()
-        for kind, name in conn.execute(sql.PAUSED_SCOPES):
-            (self.domains if kind == "domain" else self.groups).add(name)
+        if conn is not None:
+            for kind, name in conn.execute(sql.PAUSED_SCOPES):
+                self.add(kind, name)
+
+    def add(self, kind: str, name: str) -> None:
+        (self.domains if kind == "domain" else self.groups).add(name)
 
     def reasons(self, t: NewTask) -> int:
         if not (self.domains or self.groups):
@@ -107,8 +111,8 @@ def _active(row: tuple | None) -> tuple | None:  # type: ignore[type-arg]
     return row if row is not None and row[2] in sql.ACTIVE else None
 
 
-def _insert(conn: apsw.Connection, t: NewTask, now_ms: int) -> SubmitOutcome:
-    reasons = PausedScopes(conn).reasons(t)
+def _insert(conn: apsw.Connection, t: NewTask, now_ms: int, scopes: PausedScopes | None = None) -> SubmitOutcome:
+    reasons = (scopes or PausedScopes(conn)).reasons(t)
     conn.execute(sql.INSERT_TASK, _row_params(t, reasons, now_ms))
     tid = conn.last_insert_rowid()
     if t.tags:
@@ -118,10 +122,16 @@ def _insert(conn: apsw.Connection, t: NewTask, now_ms: int) -> SubmitOutcome:
 
 def submit_one(conn: apsw.Connection, t: NewTask, now_ms: int) -> SubmitOutcome:
     """Insert one task; the caller holds a write transaction (so the key check and insert are atomic)."""
-    existing = _active(next(iter(conn.execute(sql.EXISTING_BY_KEY, (t.key,))), None))
+    existing = None
+    scopes = PausedScopes()
+    for kind, *row in conn.execute(sql.SUBMIT_CONTEXT, (t.key,)):
+        if kind == "task":
+            existing = _active(tuple(row))
+        else:
+            scopes.add(kind, row[0])
     if existing is not None:
         return _on_conflict(conn, t, existing, now_ms)
-    return _insert(conn, t, now_ms)
+    return _insert(conn, t, now_ms, scopes)
 
 
 def submit_many(conn: apsw.Connection, tasks: Sequence[NewTask], now_ms: int) -> list[SubmitOutcome]:
