@@ -47,9 +47,11 @@ def submit_on_grid(handle: tm.DomainHandle, count: int, kind: str, t0: float) ->
     return max((b - a for a, b in itertools.pairwise(submits)), default=0.0)
 
 
-def _stats(lines: list[Line], prefix: str) -> dict[str, float]:
+def _stats(lines: list[Line], prefix: str) -> dict[str, Any]:
+    """Percentiles, plus every sample (``*_samples_ms``, sorted) for the latency CDF plot."""
     lat = sorted((ln.t_start - ln.t_submit) * 1000 for ln in lines)
     return {
+        f"{prefix}_samples_ms": [round(x, 4) for x in lat],
         f"{prefix}_p50_ms": percentile(lat, 0.50),
         f"{prefix}_p99_ms": percentile(lat, 0.99),
         f"{prefix}_max_ms": lat[-1],
@@ -58,7 +60,7 @@ def _stats(lines: list[Line], prefix: str) -> dict[str, float]:
 
 
 def latency(
-    root: Path, durability: Durability, count: int, idle_s: float, warmup: int = 10
+    root: Path, durability: Durability, count: int, idle_s: float, warmup: int = 10, lead_s: float = CHILD_LEAD_S
 ) -> dict[str, Any]:
     """Both latency runs against one embedded scheduler; the workers idle ``idle_s`` before each."""
     problems: list[str] = []
@@ -74,7 +76,7 @@ def latency(
             gap = submit_on_grid(handle, count, "n", time.time())
             done.wait(warmup + count, 60.0)
             time.sleep(idle_s)
-            start_at = time.time() + CHILD_LEAD_S
+            start_at = time.time() + lead_s
             cmd = [sys.executable, "-m", "benchmarks.latency", db, "--count", str(count),
                    "--durability", durability, "--start-at", repr(start_at)]  # fmt: skip
             child = subprocess.run(cmd, cwd=BENCH_DIR.parent, capture_output=True, text=True, timeout=120)

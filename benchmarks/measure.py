@@ -1,4 +1,4 @@
-"""Throughput workloads of the project benchmark (DESIGN.md §4): submit, batch submit, drain, CPU scaling.
+"""Throughput workloads of the project benchmark (DESIGN.md §4): submit, dedup hits, batch submit, drain, CPU.
 
 Each function runs one repetition on a fresh on-disk database and returns a flat dict of figures (units in
 the names) plus ``problems``: anything that means the run is broken (lost or duplicated tasks, wrong queue
@@ -39,6 +39,44 @@ def single_submit(root: Path, durability: Durability, n: int) -> Result:
     return {"tasks_per_s": n / seconds, "seconds": seconds, "problems": problems}
 
 
+def tags_submit(root: Path, n: int, tag_counts: tuple[int, ...] = (0, 5, 10, 20)) -> Result:
+    """``n`` single submits with K tags each (``submit(..., tags=...)``), for each K; durability normal."""
+    out: Result = {"problems": []}
+    with scratch_dir(root, "tags") as d, tm.connect(_db(d), durability="normal") as client:
+        handle = client.domain(bench)
+        for k in tag_counts:
+            tags = {f"key{j}": f"value{j}" for j in range(k)}
+            base = k * n
+            t_a = time.perf_counter()
+            for i in range(n):
+                handle.submit(Noop(i=base + i), tags=tags)
+            out[f"tags{k}_tasks_per_s"] = n / (time.perf_counter() - t_a)
+        depth = client.pending_count()
+    if depth != n * len(tag_counts):
+        out["problems"].append(f"queue depth {depth}, expected {n * len(tag_counts)}")
+    return out
+
+
+def dedup_submit(root: Path, durability: Durability, n: int) -> Result:
+    """One insert, then ``n - 1`` submits of the same payload: the duplicate ("skip") path of ``submit``."""
+    with scratch_dir(root, "dedup") as d, tm.connect(_db(d), durability=durability) as client:
+        handle = client.domain(bench)
+        task = Noop(i=0)
+        t_a = time.perf_counter()
+        kinds = [handle.submit(task).kind]
+        t_b = time.perf_counter()
+        for _ in range(n - 1):
+            kinds.append(handle.submit(task).kind)
+        seconds = time.perf_counter() - t_a
+        depth = client.pending_count()
+    problems = [] if depth == 1 else [f"queue depth {depth}, expected 1"]
+    if kinds[0] != "inserted" or kinds.count("duplicate") != n - 1:
+        problems.append(f"outcomes: first {kinds[0]}, {kinds.count('duplicate')} duplicates of {n - 1}")
+    dup_s = seconds - (t_b - t_a)
+    return {"calls_per_s": n / seconds, "duplicates_per_s": (n - 1) / dup_s, "seconds": seconds,
+            "problems": problems}  # fmt: skip
+
+
 def batch_submit(root: Path, durability: Durability, n: int) -> Result:
     """One ``submit_batch`` of ``n`` tasks built beforehand (encoding and hashing are part of the call)."""
     with scratch_dir(root, "batch") as d, tm.connect(_db(d), durability=durability) as client:
@@ -52,7 +90,7 @@ def batch_submit(root: Path, durability: Durability, n: int) -> Result:
     return {"tasks_per_s": n / seconds, "seconds": seconds, "problems": problems}
 
 
-def dispatch_complete(root: Path, durability: Durability, n: int, workers: int = 2) -> Result:
+def drain(root: Path, durability: Durability, n: int, workers: int = 2) -> Result:
     """Queue ``n`` no-ops, then start ``Scheduler(workers=2)`` and time the drain.
 
     ``wall`` runs from just before ``start()`` (worker spawn and boot included) to the last executor's end

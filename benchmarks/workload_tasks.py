@@ -1,4 +1,4 @@
-"""Task types and executors of the project benchmark (``python -m benchmarks.run``).
+"""Task types and executors of the project benchmark (``python -m benchmarks``).
 
 They live at module level in an importable module because the scheduler's worker processes are exec'd and
 import the domain's module by name; a domain defined inside a function would be invisible to them.
@@ -6,10 +6,15 @@ import the domain's module by name; a domain defined inside a function would be 
 Executors record completions through the peer protocol's ``taskbody.mark()`` (one ``O_APPEND`` write of
 ``"<kind> <i> <t_submit> <t_start> <t_end> <pid>"`` to ``$PEERS_DONE_FILE``), so timings come from the
 executors themselves and the harness never has to query the scheduler while it is being measured.
+
+Three domains, so a workload registers only what it uses: a scheduler with any async executor claims
+differently (see docs/benchmarks.md), so the sync workloads never see ``naps``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import ClassVar
 
 import taskmill as tm
@@ -17,6 +22,8 @@ import taskmill as tm
 from .peers import taskbody
 
 bench = tm.Domain("bench")
+naps = tm.Domain("naps")  # async, I/O-bound
+flaky = tm.Domain("flaky", default_retry=tm.RetryPolicy.constant(2))  # 3 attempts, inline retries
 
 
 class Noop(tm.Task):
@@ -36,6 +43,23 @@ class Spin(tm.Task):
     t_submit: float = 0.0
 
 
+class Nap(tm.Task):
+    """``await asyncio.sleep(ms)``: an I/O-bound task, so one worker can run many at once."""
+
+    task_type: ClassVar[str] = "nap"
+    i: int
+    ms: float = 5.0
+    kind: str = "a"
+
+
+class Flaky(tm.Task):
+    """Fails every attempt: retryable (3 attempts, then dead letter) or permanent (failed at once)."""
+
+    task_type: ClassVar[str] = "flaky"
+    i: int
+    permanent: bool = False
+
+
 @bench.executor(Noop)
 def run_noop(task: Noop, ctx: tm.TaskContext) -> None:
     taskbody.noop(task.i, task.t_submit, task.kind)
@@ -44,3 +68,18 @@ def run_noop(task: Noop, ctx: tm.TaskContext) -> None:
 @bench.executor(Spin)
 def run_spin(task: Spin, ctx: tm.TaskContext) -> None:
     taskbody.cpu(task.i, task.t_submit)
+
+
+@naps.executor(Nap)
+async def run_nap(task: Nap, ctx: tm.TaskContext) -> None:
+    t_start = time.time()
+    await asyncio.sleep(task.ms / 1000.0)
+    taskbody.mark(task.kind, task.i, 0.0, t_start)
+
+
+@flaky.executor(Flaky)
+def run_flaky(task: Flaky, ctx: tm.TaskContext) -> None:
+    taskbody.mark("p" if task.permanent else "f", task.i, 0.0, time.time())
+    if task.permanent:
+        raise tm.TaskError.permanent("permanent failure")
+    raise tm.TaskError.retryable("transient failure")

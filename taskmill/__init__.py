@@ -7,6 +7,8 @@ from .config import RetentionPolicy, ShutdownMode
 from .domain import Domain
 from .errors import (
     ConfigError,
+    CyclicDependency,
+    InvalidDependency,
     InvalidPayload,
     InvalidState,
     NotFound,
@@ -27,32 +29,43 @@ from .events import (
     Cancelled,
     Completed,
     DeadLettered,
+    DependencyFailed,
     Dispatched,
     Event,
     EventHeader,
     Failed,
     Progress,
+    RecurringCompleted,
+    RecurringSkipped,
     Subscription,
+    TaskExpired,
+    TaskUnblocked,
+    Waiting,
     WorkerDied,
 )
 from .handle import DomainHandle
 from .outcome import BatchOutcome, SubmitOutcome
+from .policy.recurrence import RecurringSchedule
 from .policy.retry import RetryPolicy
 from .priority import Priority
 from .scheduler import Scheduler
-from .store.records import HistoryRecord, TaskRecord
+from .settings import SchedulerConfig, load_config
+from .store.records import ChildRecord, HistoryRecord, TaskRecord
+from .store.recurring import RecurringScheduleInfo
 from .submission import TaskSubmission
-from .task import IoBudget, Task, TaskTypeConfig
+from .task import DependencyFailurePolicy, IoBudget, Task, TaskTypeConfig
 from .workers.context import TaskContext
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BatchOutcome", "Cancelled", "Client", "Completed", "ConfigError", "DeadLettered", "Dispatched", "Domain",
-    "DomainHandle", "Event", "EventHeader", "Failed", "HistoryRecord", "InvalidPayload", "InvalidState",
-    "IoBudget", "NotFound", "PayloadTooLarge", "Priority", "Progress", "RetentionPolicy", "RetryPolicy",
-    "Scheduler", "ShutdownMode", "StorageFull", "StoreBusy", "StoreError", "SubmitError", "SubmitOutcome",
-    "Subscription", "SupervisorRunning", "Task", "TaskCancelled", "TaskContext", "TaskError", "TaskLookup",
-    "TaskRecord", "TaskSubmission", "TaskTypeConfig", "TaskmillError", "UnknownDomain", "UnknownTaskType",
-    "WorkerBootError", "WorkerDied", "connect",
+    "BatchOutcome", "Cancelled", "ChildRecord", "Client", "Completed", "ConfigError", "CyclicDependency",
+    "DeadLettered", "DependencyFailed", "DependencyFailurePolicy", "Dispatched", "Domain", "DomainHandle", "Event",
+    "EventHeader", "Failed", "HistoryRecord", "InvalidDependency", "InvalidPayload", "InvalidState", "IoBudget",
+    "NotFound", "PayloadTooLarge", "Priority", "Progress", "RecurringCompleted", "RecurringSchedule",
+    "RecurringScheduleInfo", "RecurringSkipped", "RetentionPolicy", "RetryPolicy", "Scheduler", "SchedulerConfig",
+    "ShutdownMode", "StorageFull", "StoreBusy", "StoreError", "SubmitError", "SubmitOutcome", "Subscription",
+    "SupervisorRunning", "Task", "TaskCancelled", "TaskContext", "TaskError", "TaskExpired", "TaskLookup",
+    "TaskRecord", "TaskSubmission", "TaskTypeConfig", "TaskUnblocked", "TaskmillError", "UnknownDomain",
+    "UnknownTaskType", "Waiting", "WorkerBootError", "WorkerDied", "connect", "load_config",
 ]  # fmt: skip

@@ -22,8 +22,10 @@ from .domain import DOMAINS, Domain
 from .events import Event
 from .handle import DomainHandle
 from .outcome import BatchOutcome, SubmitOutcome
-from .store import HistoryRecord, NewTask, Store, TaskRecord
+from .store import HistoryRecord, NewTask, Store, TaskRecord, flow
 from .store.connection import Durability
+from .store.records import ChildRecord
+from .store.recurring import RecurringScheduleInfo
 from .supervisor.wakeup import WakeupSender
 
 
@@ -124,7 +126,9 @@ class Client:
         return submission.build(
             domain, spec, None, self._defaults, payload=payload, priority=sub.priority, key=sub.key,
             label=sub.label, group=sub.group, tags=sub.tags, run_after=sub.run_after, run_at=sub.run_at,
-            ttl=sub.ttl, max_retries=sub.max_retries, on_duplicate=sub.on_duplicate,
+            ttl=sub.ttl, max_retries=sub.max_retries, on_duplicate=sub.on_duplicate, ttl_from=sub.ttl_from,
+            depends_on=sub.depends_on, on_dependency_failure=sub.on_dependency_failure, fail_fast=sub.fail_fast,
+            recurring=sub.recurring,
         )  # fmt: skip
 
     # -- queries ----------------------------------------------------------------------------------------
@@ -179,6 +183,68 @@ class Client:
         self._notify()
         return outcome
 
+    # -- workflows --------------------------------------------------------------------------------------
+    def task_dependencies(self, task_id: int) -> list[int]:
+        """Ids of the tasks ``task_id`` still waits for (edges disappear as dependencies complete)."""
+        return self._store().task_dependencies(task_id)
+
+    def task_dependents(self, task_id: int) -> list[int]:
+        """Ids of the blocked tasks still waiting for ``task_id``."""
+        return self._store().task_dependents(task_id)
+
+    def blocked_tasks(self, limit: int = 100, offset: int = 0) -> list[TaskRecord]:
+        return self._store().blocked(limit, offset)
+
+    def blocked_count(self) -> int:
+        return self._store().count("blocked")
+
+    def waiting_tasks(self, limit: int = 100, offset: int = 0) -> list[TaskRecord]:
+        """Parents whose ``execute`` returned and whose children are still at work."""
+        return self._store().tasks_by_status("waiting", limit, offset)
+
+    def children(self, task_id: int) -> list[ChildRecord]:
+        """The children of a task (active and ended), oldest first."""
+        return self._store().children(task_id)
+
+    def next_run_after(self) -> float | None:
+        """When the next delayed task falls due (epoch seconds), or None if nothing is delayed."""
+        due = self._store().next_run_after()
+        return None if due is None else due / 1000.0
+
+    def recurring_schedules(self) -> list[RecurringScheduleInfo]:
+        """Every live recurring schedule (one row each, whatever occurrence it is at)."""
+        return self._store().recurring_schedules()
+
+    def _recurring(self, task_id: int | None, action: str, domain: str | None = None) -> bool:
+        if task_id is None:
+            return False
+        fx = flow.Effects()
+        found = self._store().set_recurring(task_id, action, domain=domain, fx=fx)
+        if found:
+            self._notify()
+            for e in fx.events:
+                self._publish(e)
+        return found
+
+    def _schedule_id(self, target: int | str) -> int | None:
+        if isinstance(target, str):  # a stored dedup key (TaskRecord.key)
+            rec = self._store().task_by_key(target)
+            return None if rec is None else rec.id
+        return target
+
+    def pause_recurring(self, target: int | str) -> bool:
+        """Hold a schedule (by task id or stored key): no occurrence starts until it is resumed. A running
+        occurrence finishes; the next one is queued paused. False if there is no live schedule."""
+        return self._recurring(self._schedule_id(target), "pause")
+
+    def resume_recurring(self, target: int | str) -> bool:
+        """Let a held schedule run again; an occurrence whose time passed meanwhile runs at once."""
+        return self._recurring(self._schedule_id(target), "resume")
+
+    def cancel_recurring(self, target: int | str) -> bool:
+        """End a schedule: a queued occurrence is cancelled, a running one finishes and nothing follows it."""
+        return self._recurring(self._schedule_id(target), "cancel")
+
     # -- control ----------------------------------------------------------------------------------------
     def _publish(self, event: Event) -> None:
         """Scheduler-wide events go to in-process subscribers; a plain client has none."""
@@ -186,17 +252,26 @@ class Client:
     def cancel(self, task_id: int) -> bool:
         """Cancel a task in any active state (and its children). A running task is stopped: a cancel
         message, then a signal, then its worker is killed after the grace period; its ``on_cancel`` runs.
-        False if the task is unknown or already finished."""
-        found, _ = self._store().cancel(task_id)
+        Its dependents apply their ``on_dependency_failure`` policy. False if the task is unknown or finished."""
+        return self._cancel(task_id, None)
+
+    def _cancel(self, task_id: int, domain: str | None) -> bool:
+        fx = flow.Effects()
+        found, _ = self._store().cancel(task_id, domain=domain, fx=fx)
         if found:
             self._notify()
+            for e in fx.events:
+                self._publish(e)
         return found
 
     def cancel_many(self, ids: Iterable[int]) -> list[int]:
         """Cancel several tasks in one transaction; returns the ids that were active."""
-        done, _ = self._store().cancel_many(list(ids))
+        fx = flow.Effects()
+        done, _ = self._store().cancel_many(list(ids), fx)
         if done:
             self._notify()
+            for e in fx.events:
+                self._publish(e)
         return done
 
     def pause_all(self) -> int:

@@ -50,6 +50,14 @@ class InvalidPayload(SubmitError):
     """The payload does not validate against its task class."""
 
 
+class InvalidDependency(SubmitError):
+    """``depends_on`` names a task that does not exist, already failed, or would close a cycle."""
+
+
+class CyclicDependency(InvalidDependency):
+    """The dependency would make a task wait, directly or through others, for itself."""
+
+
 class NotFound(StoreError, LookupError):
     """No task or history row has that id."""
 

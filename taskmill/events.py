@@ -106,9 +106,48 @@ class WorkerDied(Event, frozen=True, tag="worker_died"):
     reason: str = ""
 
 
+class Waiting(Event, frozen=True, tag="waiting"):
+    """A parent's ``execute`` returned while its children still run; ``finalize`` runs once they are done."""
+
+    children_count: int = 0
+
+
+class TaskUnblocked(Event, frozen=True, tag="task_unblocked"):
+    """Every dependency of a blocked task completed (or failed under the ``ignore`` policy): it is queued."""
+
+
+class DependencyFailed(Event, frozen=True, tag="dependency_failed"):
+    """A dependency ended without completing and this task's policy ended it too (``dependency_failed``)."""
+
+    failed_dependency: int = 0
+    dependency_status: str = ""
+    policy: str = "cancel"
+
+
+class TaskExpired(Event, frozen=True, tag="task_expired"):
+    """The task's TTL ran out before it could run. ``age``: seconds since it was submitted."""
+
+    age: float = 0.0
+
+
+class RecurringSkipped(Event, frozen=True, tag="recurring_skipped"):
+    """Fire times of a schedule passed while its previous occurrence had not finished: ``skipped`` of them were
+    dropped instead of piling up. ``next_run``: when the next occurrence is due (epoch seconds)."""
+
+    skipped: int = 0
+    next_run: float | None = None
+
+
+class RecurringCompleted(Event, frozen=True, tag="recurring_completed"):
+    """A schedule reached ``max_occurrences``: no further occurrence is queued."""
+
+    occurrences: int = 0
+
+
 AnyEvent = (
     Dispatched | Completed | Failed | DeadLettered | Progress | Cancelled | Preempted | TaskPaused | Superseded
-    | Paused | Resumed | GroupPaused | GroupResumed | WorkerDied
+    | Paused | Resumed | GroupPaused | GroupResumed | WorkerDied | Waiting | TaskUnblocked | DependencyFailed
+    | TaskExpired | RecurringSkipped | RecurringCompleted
 )
 
 

@@ -11,7 +11,9 @@ from . import submission
 from .domain import Domain
 from .errors import UnknownTaskType
 from .outcome import BatchOutcome, SubmitOutcome
+from .policy.recurrence import RecurringSchedule
 from .store.records import HistoryRecord, TaskRecord
+from .store.recurring import RecurringScheduleInfo
 from .task import Task
 
 if TYPE_CHECKING:
@@ -49,26 +51,43 @@ class DomainHandle:
         ttl: float | None = None,
         max_retries: int | None = None,
         on_duplicate: str | None = None,
+        ttl_from: str | None = None,
+        depends_on: Iterable[int] | None = None,
+        on_dependency_failure: str | None = None,
+        fail_fast: bool | None = None,
+        recurring: RecurringSchedule | float | timedelta | None = None,
     ) -> SubmitOutcome:
-        """Queue ``task``. Returns once the row is committed (durably, with ``durability="full"``)."""
+        """Queue ``task``. Returns once the row is committed (durably, with ``durability="full"``).
+
+        Workflows: ``depends_on`` (task ids; the task is ``blocked`` until they complete, see
+        ``on_dependency_failure``), ``fail_fast`` (for a parent: a failed child fails it), ``recurring`` (a
+        :class:`RecurringSchedule`, or an interval in seconds), ``ttl_from`` ("submission" or "first_attempt").
+        """
         row = submission.build(
             self.domain, self._spec(task), task, self._client._defaults, priority=priority, key=key, label=label,
             group=group, tags=tags, run_after=run_after, run_at=run_at, ttl=ttl, max_retries=max_retries,
-            on_duplicate=on_duplicate,
+            on_duplicate=on_duplicate, ttl_from=ttl_from, depends_on=depends_on,
+            on_dependency_failure=on_dependency_failure, fail_fast=fail_fast, recurring=recurring,
         )  # fmt: skip
         return self._client._submit_rows([row])[0]
 
-    def submit_batch(self, tasks: Iterable[Task], *, priority: int | None = None) -> BatchOutcome:
-        """Queue many tasks in one transaction (all or nothing); within the batch the last duplicate wins."""
+    def submit_batch(
+        self, tasks: Iterable[Task], *, priority: int | None = None, depends_on: Iterable[int] | None = None,
+        on_dependency_failure: str | None = None,
+    ) -> BatchOutcome:  # fmt: skip
+        """Queue many tasks in one transaction (all or nothing); within the batch the last duplicate wins.
+        ``depends_on`` applies to every task of the batch."""
         defaults = self._client._defaults
         limit = defaults.max_payload_bytes
         templates: dict[type, submission.Template] = {}
+        deps = None if depends_on is None else list(depends_on)
         rows = []
         for t in tasks:
             template = templates.get(type(t))
             if template is None:
                 template = templates[type(t)] = submission.Template(
-                    self.domain, self._spec(t), defaults, priority=priority
+                    self.domain, self._spec(t), defaults, priority=priority, depends_on=deps,
+                    on_dependency_failure=on_dependency_failure,
                 )
             rows.append(template.row(t, submission.encode_payload(template.spec, t, limit)))
         return BatchOutcome(self._client._submit_rows(rows))
@@ -98,13 +117,38 @@ class DomainHandle:
         rec = self._client.task(task_id)
         return rec if rec is not None and rec.domain == self.name else None
 
+    def blocked_tasks(self, limit: int = 100, offset: int = 0) -> list[TaskRecord]:
+        """This domain's tasks waiting for dependencies."""
+        return self._client._store().blocked(limit, offset, domain=self.name)
+
+    def blocked_count(self) -> int:
+        return self._client._store().count("blocked", self.name)
+
+    # -- recurring schedules ----------------------------------------------------------------------------
+    def _schedule_id(self, target: int | Task) -> int | None:
+        if isinstance(target, Task):
+            found = self.lookup(target)
+            return found.record.id if found.location == "active" and found.record is not None else None
+        return target
+
+    def pause_recurring(self, target: int | Task) -> bool:
+        """Hold this domain's schedule (by task id, or by a task equal to the scheduled one). False if none."""
+        return self._client._recurring(self._schedule_id(target), "pause", self.name)
+
+    def resume_recurring(self, target: int | Task) -> bool:
+        return self._client._recurring(self._schedule_id(target), "resume", self.name)
+
+    def cancel_recurring(self, target: int | Task) -> bool:
+        """End the schedule: a queued occurrence is cancelled, a running one finishes and nothing follows it."""
+        return self._client._recurring(self._schedule_id(target), "cancel", self.name)
+
+    def recurring_schedules(self) -> list[RecurringScheduleInfo]:
+        return [s for s in self._client.recurring_schedules() if s.domain == self.name]
+
     # -- control ----------------------------------------------------------------------------------------
     def cancel(self, task_id: int) -> bool:
         """Cancel one of this domain's tasks (False if unknown, finished, or in another domain)."""
-        found, _ = self._client._store().cancel(task_id, domain=self.name)
-        if found:
-            self._client._notify()
-        return found
+        return self._client._cancel(task_id, self.name)
 
     def cancel_all(self) -> list[int]:
         """Cancel every active task of this domain; returns their ids."""

@@ -21,6 +21,7 @@ class SubmitOutcome(msgspec.Struct, frozen=True):
     replaced_id: int | None = None
     group_paused: bool = False
     paused: bool = False  # stored paused: its domain or group is paused
+    blocked: bool = False  # stored blocked: it waits for dependencies (``depends_on``)
 
     @property
     def is_inserted(self) -> bool:

@@ -11,6 +11,9 @@ import struct
 
 import msgspec
 
+from .outcome import SubmitOutcome
+from .store.records import ChildRecord, NewTask
+
 MAX_FRAME = 64 * 1024 * 1024
 HEADER = struct.Struct(">I")
 
@@ -38,6 +41,9 @@ class TaskSpec(msgspec.Struct, array_like=True, frozen=True):
     group_key: str | None
     tags: str | None
     parent_id: int | None
+    flags: int = 0  # store.records.F_*: F_FINALIZE = run finalize(task, memo, ctx) instead of execute
+    expires_at: int | None = None
+    memo: bytes | None = None  # what execute returned (msgpack), for the finalize phase
 
 
 class StateRef(msgspec.Struct, array_like=True, frozen=True):
@@ -55,6 +61,8 @@ class Boot(msgspec.Struct, tag="boot", array_like=True):
     default_max_retries: int = 3
     default_timeout: float | None = None  # seconds; per type / domain settings win
     heartbeat_interval: float = 0.0  # > 0: send Heartbeat frames this often (hang detection)
+    default_ttl: float | None = None  # the scheduler-wide layer for rows built in the worker (spawns)
+    max_payload_bytes: int = 1024 * 1024
 
 
 class Run(msgspec.Struct, tag="run", array_like=True):
@@ -77,7 +85,18 @@ class Stop(msgspec.Struct, tag="stop", array_like=True):
     """Finish what is running, then exit."""
 
 
-ToWorker = Boot | Run | Cancel | Stop
+class Reply(msgspec.Struct, tag="reply", array_like=True):
+    """The answer to a worker's request (``Spawn``, ``ChildrenQuery``), sent after the turn that handled it
+    committed. ``error_kind`` names the taskmill exception to raise in the executor."""
+
+    request_id: int
+    outcomes: list[SubmitOutcome] | None = None
+    children: list[ChildRecord] | None = None
+    error: str | None = None
+    error_kind: str | None = None
+
+
+ToWorker = Boot | Run | Cancel | Stop | Reply
 
 
 # -- worker → supervisor -----------------------------------------------------------------------------------
@@ -125,7 +144,27 @@ class Progress(msgspec.Struct, tag="progress", array_like=True):
     message: str | None = None
 
 
-ToSupervisor = Ready | BootFailed | Results | Progress | Heartbeat
+class Spawn(msgspec.Struct, tag="spawn", array_like=True):
+    """Insert ``rows`` (built in the worker, every default applied) as children of the running attempt
+    ``task_id``/``attempt`` — or, with ``sibling``, as children of its parent. Fenced: refused unless that
+    attempt is still running. The supervisor applies the inheritance (priority, remaining TTL, tags)."""
+
+    request_id: int
+    task_id: int
+    attempt: int
+    rows: list[NewTask]
+    sibling: bool = False
+
+
+class ChildrenQuery(msgspec.Struct, tag="children", array_like=True):
+    """The children of ``task_id`` and how they ended (``ctx.children()``)."""
+
+    request_id: int
+    task_id: int
+    attempt: int
+
+
+ToSupervisor = Ready | BootFailed | Results | Progress | Heartbeat | Spawn | ChildrenQuery
 
 _encoder = msgspec.msgpack.Encoder()
 worker_decoder = msgspec.msgpack.Decoder(ToWorker)

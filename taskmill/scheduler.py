@@ -100,6 +100,7 @@ class Scheduler(Client):
         max_worker_memory: int | None = None,
         hang_timeout: float | None = None,
         heartbeat_interval: float = 1.0,
+        expiry_sweep_interval: float | None = 30.0,
     ) -> None:
         domains = list(domains)
         if not domains:
@@ -133,6 +134,9 @@ class Scheduler(Client):
             max_worker_memory=max_worker_memory and int(_positive("max_worker_memory", max_worker_memory)),
             hang_timeout=None if hang_timeout is None else _positive("hang_timeout", hang_timeout),
             heartbeat_interval=_positive("heartbeat_interval", heartbeat_interval),
+            default_ttl=default_ttl, max_payload_bytes=max_payload_bytes,
+            expiry_sweep_interval=None if expiry_sweep_interval is None else
+            _positive("expiry_sweep_interval", expiry_sweep_interval),
         )  # fmt: skip
         self._supervisor: Supervisor | None = None
         self._thread: threading.Thread | None = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,9 +16,10 @@ import msgspec
 
 from .domain import Domain, ExecutorSpec
 from .errors import InvalidPayload, PayloadTooLarge, SubmitError, UnknownTaskType
+from .policy.recurrence import RecurringSchedule, first_fire
 from .priority import Priority, as_priority
-from .store.records import NewTask
-from .task import DUPLICATE_STRATEGIES, Task
+from .store.records import F_RECURRING, F_TTL, F_TTL_FIRST, NewTask
+from .task import DUPLICATE_STRATEGIES, TTL_ORIGINS, DependencyFailurePolicy, Task
 
 MAX_TAGS = 32
 MAX_TAG_KEY = 64
@@ -44,8 +45,13 @@ class TaskSubmission(msgspec.Struct, kw_only=True):
     run_after: float | None = None
     run_at: datetime | None = None
     ttl: float | None = None
+    ttl_from: str | None = None
     max_retries: int | None = None
     on_duplicate: str | None = None
+    depends_on: list[int] | None = None
+    on_dependency_failure: str | None = None
+    fail_fast: bool | None = None
+    recurring: RecurringSchedule | float | None = None
 
 
 class Defaults(msgspec.Struct, frozen=True, kw_only=True):
@@ -138,11 +144,16 @@ class Template:
         on_duplicate: str | None = None,
         parent_id: int | None = None,
         now_ms: int | None = None,
+        ttl_from: str | None = None,
+        depends_on: Iterable[int] | None = None,
+        on_dependency_failure: str | None = None,
+        fail_fast: bool | None = None,
+        recurring: RecurringSchedule | float | timedelta | None = None,
     ) -> None:
         now = int(time.time() * 1000) if now_ms is None else now_ms
         cfg = spec.type_config
         layered = priority if priority is not None else cfg.priority
-        prio = as_priority(layered if layered is not None else domain.default_priority, Priority.NORMAL)
+        prio = int(as_priority(layered if layered is not None else domain.default_priority, Priority.NORMAL))
         strategy = on_duplicate or cfg.on_duplicate or "skip"
         if strategy not in DUPLICATE_STRATEGIES:
             raise SubmitError(f"on_duplicate must be one of {DUPLICATE_STRATEGIES}, got {strategy!r}")
@@ -158,6 +169,9 @@ class Template:
             raise SubmitError(f"ttl must be > 0 seconds, got {ttl_s}")
         if max_retries is not None and max_retries < 0:
             raise SubmitError("max_retries must be >= 0")
+        origin = ttl_from or cfg.ttl_from or "submission"
+        if origin not in TTL_ORIGINS:
+            raise SubmitError(f"ttl_from must be one of {TTL_ORIGINS}, got {origin!r}")
         io = cfg.expected_io
         self.spec = spec
         self.explicit_key = key
@@ -169,8 +183,40 @@ class Template:
             expected_net_rx_bytes=io.net_rx if io else 0, expected_net_tx_bytes=io.net_tx if io else 0,
             max_retries=max_retries, run_after=_delay_ms(now, run_after, run_at), parent_id=parent_id,
             group_key=group if group is not None else cfg.group if cfg.group is not None else domain.default_group,
-            ttl_seconds=ttl_s, expires_at=None if ttl_s is None else now + int(ttl_s * 1000),
+            ttl_seconds=ttl_s, expires_at=None if ttl_s is None or origin != "submission" else now + int(ttl_s * 1000),
             on_duplicate=strategy,
+        )  # fmt: skip
+        flags = 0 if ttl_s is None else F_TTL | (F_TTL_FIRST if origin == "first_attempt" else 0)
+        if origin != "submission":
+            self.base["ttl_from"] = origin
+        if depends_on is not None:
+            self.base["depends_on"] = [int(d) for d in depends_on]
+        if on_dependency_failure is not None:
+            try:
+                self.base["on_dep_failure"] = DependencyFailurePolicy(on_dependency_failure).value
+            except ValueError:
+                raise SubmitError(
+                    f"on_dependency_failure must be one of {[p.value for p in DependencyFailurePolicy]}, "
+                    f"got {on_dependency_failure!r}"
+                ) from None
+        if fail_fast is not None:
+            self.base["fail_fast"] = bool(fail_fast)
+        if recurring is not None:
+            flags |= F_RECURRING
+            self._recurring(recurring, now, run_after is not None or run_at is not None)
+        if flags:
+            self.base["flags"] = flags
+
+    def _recurring(self, recurring: RecurringSchedule | float | timedelta, now: int, delayed: bool) -> None:
+        sched = recurring if isinstance(recurring, RecurringSchedule) else RecurringSchedule(recurring)
+        if self.base["parent_id"] is not None:
+            raise SubmitError("a child task cannot be recurring (its parent would wait for it forever)")
+        if not delayed:  # run_after / run_at, when given, place the first occurrence
+            due = first_fire(sched, now)
+            self.base["run_after"] = due if due > now else None
+        self.base.update(
+            recurring_interval=sched.interval_seconds, recurring_cron=sched.cron, recurring_tz=sched.timezone,
+            recurring_max=sched.max_occurrences,
         )  # fmt: skip
 
     def row(self, task: Task | None, payload: bytes) -> NewTask:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
 import msgspec
@@ -10,6 +11,21 @@ from .policy.retry import RetryPolicy
 
 DuplicateStrategy = Literal["skip", "supersede", "reject"]
 DUPLICATE_STRATEGIES = ("skip", "supersede", "reject")
+TtlFrom = Literal["submission", "first_attempt"]
+TTL_ORIGINS = ("submission", "first_attempt")
+
+
+class DependencyFailurePolicy(StrEnum):
+    """What a dependent does when a dependency ends without completing (plain strings work too).
+
+    ``CANCEL`` (default): end as ``dependency_failed``, and take everything downstream of it down the same
+    way. ``FAIL``: end as ``dependency_failed``; its own dependents apply their own policies. ``IGNORE``: treat
+    the dependency as done and run anyway.
+    """
+
+    CANCEL = "cancel"
+    FAIL = "fail"
+    IGNORE = "ignore"
 
 
 class IoBudget(msgspec.Struct, frozen=True):
@@ -41,6 +57,7 @@ class TaskTypeConfig(msgspec.Struct, frozen=True, kw_only=True):
     on_duplicate: DuplicateStrategy | None = None
     tags: dict[str, str] | None = None
     timeout: float | None = None
+    ttl_from: TtlFrom | None = None
 
 
 class Task(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -173,10 +173,8 @@ def print_table(rows: list[dict], columns: list[tuple[str, str]], baseline: str 
             print("  ".join("-" * w for w in widths))
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    counts = Counts.scaled(args.scale)
-    adapters = load_adapters(args.peers)
+def plan(args: argparse.Namespace, adapters: dict[str, PeerAdapter]) -> list[tuple[str, str]]:
+    """The (peer, durability) combinations to run, skipping (with a message) what a peer does not know."""
     combos = []
     for name, adapter in adapters.items():
         for dur in args.durability:
@@ -185,11 +183,14 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 known = ", ".join(adapter.durabilities)
                 print(f"skipping {name}/{dur}: durabilities are {known}", file=sys.stderr)
-    if not combos:
-        print("nothing to run", file=sys.stderr)
-        return 1
+    return combos
+
+
+def execute(args: argparse.Namespace, adapters: dict[str, PeerAdapter], combos: list[tuple[str, str]]) -> list[dict]:
+    """Every repetition of every combination, repetitions outermost, order rotated (protocol §2.4)."""
+    counts = Counts.scaled(args.scale)
     print(f"counts: {counts}; combos: {combos}; repetitions: {args.repeat}", flush=True)
-    runs, t_start = [], time.time()
+    runs = []
     for rep in range(args.repeat):
         shift = rep % len(combos)  # Rotate the order so load drifts spread over all peers.
         for name, dur in combos[shift:] + combos[:shift]:
@@ -201,16 +202,27 @@ def main(argv: list[str] | None = None) -> int:
                 for w, r in run["workloads"].items()
             )
             print(f"rep {rep} {name}/{dur}: {status}", flush=True)
+    return runs
+
+
+def failures_of(runs: list[dict]) -> list[tuple]:
+    return [(r["rep"], r["peer"], r["durability"], w) for r in runs for w, x in r["workloads"].items() if not x["ok"]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    adapters = load_adapters(args.peers)
+    combos = plan(args, adapters)
+    if not combos:
+        print("nothing to run", file=sys.stderr)
+        return 1
+    t_start = time.time()
+    runs = execute(args, adapters, combos)
     rows = summarise(runs)
     print()
     print_table(rows, combos, args.baseline)
     leftovers = pids_with_marker()  # Any peer worker still alive is a bug.
-    failures = [
-        (r["rep"], r["peer"], r["durability"], w)
-        for r in runs
-        for w, x in r["workloads"].items()
-        if not x["ok"]
-    ]
+    failures = failures_of(runs)
     print(
         f"\n{len(runs)} runs in {time.time() - t_start:.1f} s; failed workloads: {failures or 'none'}; "
         f"leftover worker processes: {leftovers or 'none'}"
@@ -224,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpus": os.cpu_count(),
             "started": t_start,
             "scale": args.scale,
-            "counts": counts.__dict__,
+            "counts": Counts.scaled(args.scale).__dict__,
             "repeat": args.repeat,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)

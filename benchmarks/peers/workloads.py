@@ -224,6 +224,7 @@ def w4_latency(ctx: Context, c: Counts) -> dict:
     lat = sorted((ln.t_start - ln.t_submit) * 1000 for ln in first.values())
     gaps = [b - a_ for a_, b in itertools.pairwise(submits)]
     return {
+        "samples_ms": [round(x, 4) for x in lat],  # for the latency CDF; summaries skip lists
         "p50_ms": percentile(lat, 0.50),
         "p99_ms": percentile(lat, 0.99),
         "max_ms": lat[-1],

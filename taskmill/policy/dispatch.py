@@ -64,6 +64,7 @@ def select_within_caps(
     limit: int,
     running_by_domain: Mapping[str, int],
     domain_caps: Mapping[str, int],
+    accept: Callable[[Candidate], bool] | None = None,
 ) -> list[int]:
     """Pick up to ``limit`` candidates in the given (priority) order, skipping any whose domain is at its cap.
 
@@ -74,6 +75,8 @@ def select_within_caps(
     for c in candidates:
         if len(chosen) >= limit:
             break
+        if accept is not None and not accept(c):
+            continue
         cap = domain_caps.get(c.domain, 0)
         if cap:
             used = running_by_domain.get(c.domain, 0) + taken.get(c.domain, 0)

@@ -14,9 +14,10 @@ import apsw
 
 from ..errors import InvalidState, NotFound
 from ..outcome import SubmitOutcome
-from . import control, dispatch, queries, sql
+from . import control, deps, dispatch, flow, queries, recurring, sql
+from . import sql_flow as q
 from .connection import Durability, open_connection, read_tx, write_tx
-from .records import Candidate, Claimed, HistoryRecord, NewTask, TaskRecord
+from .records import Candidate, ChildRecord, Claimed, HistoryRecord, NewTask, TaskRecord, ms_to_s
 from .schema import migrate
 from .submit import submit_many, submit_one
 
@@ -140,24 +141,68 @@ class Store:
                 dispatch._delete(self.conn, [task_id])
             return outcome
 
+    # -- workflows -------------------------------------------------------------------------------------
+    def task_dependencies(self, task_id: int) -> list[int]:
+        return deps.dependencies_of(self.conn, task_id)
+
+    def task_dependents(self, task_id: int) -> list[int]:
+        return deps.dependents_of(self.conn, task_id)
+
+    def blocked(self, limit: int = 100, offset: int = 0, domain: str | None = None) -> list[TaskRecord]:
+        if domain is None:
+            return queries.tasks(self.conn, sql.TASKS_BY_STATUS, ("blocked", limit, offset))
+        query = q.TASKS_BY_STATUS_DOMAIN.format(cols=sql.TASK_COLUMNS)
+        return queries.tasks(self.conn, query, ("blocked", domain, limit, offset))
+
+    def children(self, task_id: int) -> list[ChildRecord]:
+        rows = self.conn.execute(q.CHILDREN_OF, (task_id,))
+        return [ChildRecord(id=a, task_type=b, key=c, label=d, status=e, error=f, finished_at=ms_to_s(g))
+                for a, b, c, d, e, f, g in rows]  # fmt: skip
+
+    def next_run_after(self) -> int | None:
+        return dispatch.next_run_after(self.conn)
+
+    def recurring_schedules(self) -> list[recurring.RecurringScheduleInfo]:
+        return recurring.schedules(self.conn)
+
+    def set_recurring(self, task_id: int, action: str, *, domain: str | None = None,
+                      fx: flow.Effects | None = None) -> bool:  # fmt: skip
+        """``action``: pause, resume or cancel the schedule on ``task_id``. False if there is no live schedule."""
+        with write_tx(self.conn):
+            found = recurring.target(self.conn, task_id, domain)
+            if found is None:
+                return False
+            now = now_ms()
+            if action == "pause":
+                recurring.pause(self.conn, task_id, now)
+            elif action == "resume":
+                recurring.resume(self.conn, task_id, now)
+            elif found[1] == "running":
+                recurring.end(self.conn, task_id)  # the running occurrence finishes; nothing follows it
+            else:
+                control.cancel(self.conn, task_id, now, fx=fx)
+            return True
+
     # -- control ---------------------------------------------------------------------------------------
-    def cancel(self, task_id: int, *, domain: str | None = None) -> tuple[bool, list[int]]:
+    def cancel(
+        self, task_id: int, *, domain: str | None = None, fx: flow.Effects | None = None
+    ) -> tuple[bool, list[int]]:
         """Cancel a task (and its children). Returns (found, running ids the supervisor must stop)."""
         with write_tx(self.conn):
             if domain is not None:
                 rec = self.task(task_id)
                 if rec is None or rec.domain != domain:
                     return False, []
-            return control.cancel(self.conn, task_id, now_ms())
+            return control.cancel(self.conn, task_id, now_ms(), fx=fx)
 
-    def cancel_many(self, ids: Sequence[int]) -> tuple[list[int], list[int]]:
+    def cancel_many(self, ids: Sequence[int], fx: flow.Effects | None = None) -> tuple[list[int], list[int]]:
         """Cancel several tasks in one transaction: (cancelled ids, running ids asked to stop)."""
         done: list[int] = []
         running: list[int] = []
         with write_tx(self.conn):
             now = now_ms()
             for tid in ids:
-                found, req = control.cancel(self.conn, tid, now)
+                found, req = control.cancel(self.conn, tid, now, fx=fx)
                 if found:
                     done.append(tid)
                     running.extend(req)

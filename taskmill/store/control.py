@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import apsw
 
-from . import sql
+from . import flow, sql
 from .submit import PAUSE_DOMAIN, PAUSE_GLOBAL, PAUSE_GROUP, PAUSE_PREEMPTION
 
 __all__ = [
@@ -22,19 +22,32 @@ CANCEL, SUPERSEDE = 1, 2  # values of cancel_requested
 GLOBAL_PAUSE_KEY = "paused_all"
 
 
-def cancel(conn: apsw.Connection, task_id: int, now_ms: int, reason: int = CANCEL) -> tuple[bool, list[int]]:
-    """Cancel a task and, first, its active children. Returns (found, ids of running tasks asked to stop)."""
+def cancel(
+    conn: apsw.Connection, task_id: int, now_ms: int, reason: int = CANCEL, fx: flow.Effects | None = None
+) -> tuple[bool, list[int]]:
+    """Cancel a task and its active children. Returns (found, ids of running tasks asked to stop).
+
+    The task is marked first, so a waiting parent losing its last child is not resolved (finalized) on the
+    way. What follows from a queued task's end (its dependents' policies, its parent, its schedule) is
+    settled here, in the same transaction; ``fx`` collects the events (a stopped run settles when it lands).
+    """
     row = next(iter(conn.execute(sql.ACTIVE_ROW, (task_id,))), None)
     if row is None:
         return False, []
+    fx = fx if fx is not None else flow.Effects()
     requested: list[int] = []
-    for (child,) in list(conn.execute(sql.ACTIVE_CHILDREN, (task_id,))):
-        requested.extend(cancel(conn, int(child), now_ms)[1])
-    if row[1] == "running":
+    running = row[1] == "running"
+    if running:
         conn.execute(sql.REQUEST_STOP, (task_id, reason))
         requested.append(task_id)
     else:
         conn.execute(sql.CANCEL_QUEUED, (task_id, now_ms))
+    for (child,) in list(conn.execute(sql.ACTIVE_CHILDREN, (task_id,))):
+        requested.extend(cancel(conn, int(child), now_ms, CANCEL, fx)[1])
+    if not running:
+        flow.settle(conn, now_ms, [task_id], fx)
+    requested.extend(fx.stop)
+    fx.stop.clear()
     return True, requested
 
 
@@ -118,10 +131,10 @@ def mark_preempted(conn: apsw.Connection, items: Iterable[tuple[int, int]]) -> N
     conn.executemany(sql.MARK_PREEMPTED, list(items))
 
 
-def stop_applied(conn: apsw.Connection, now_ms: int, task_id: int, attempt: int) -> str | None:
-    """Record where a stopped run landed; returns its new status (None if the attempt is stale)."""
+def stop_applied(conn: apsw.Connection, now_ms: int, task_id: int, attempt: int) -> tuple[str, int] | None:
+    """Record where a stopped run landed: (new status, pause reasons), None if the attempt is stale."""
     row = next(iter(conn.execute(sql.STOP_APPLIED, (now_ms, task_id, attempt))), None)
-    return None if row is None else str(row[1])
+    return None if row is None else (str(row[1]), int(row[2]))
 
 
 def new_urgent(conn: apsw.Connection, after_id: int, preempt_priority: int) -> tuple[int | None, int]:

@@ -85,12 +85,14 @@ def release(conn: apsw.Connection, items: Iterable[tuple[int, int]]) -> None:
     conn.executemany(sql.RELEASE, list(items))
 
 
-def recover(conn: apsw.Connection, now_ms: int) -> int:
-    """After a crash: running tasks go back to pending without using a retry. Returns how many."""
-    conn.execute(sql.RECOVER_RUNNING, (now_ms,))
-    n = conn.changes()
+def recover(conn: apsw.Connection, now_ms: int, ended: list[int] | None = None) -> int:
+    """After a crash: running tasks go back to pending without using a retry. Returns how many. Runs that were
+    being stopped land where their request said; their ids go to ``ended`` (to settle what follows)."""
+    rows = list(conn.execute(sql.RECOVER_RUNNING, (now_ms,)))
+    if ended is not None:
+        ended.extend(int(tid) for tid, finished in rows if finished is not None)
     conn.execute(sql.RECOVER_PAUSED, (now_ms,))
-    return n
+    return len(rows)
 
 
 def _delete(conn: apsw.Connection, ids: list[int]) -> int:

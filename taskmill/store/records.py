@@ -12,6 +12,19 @@ HistoryStatus = Literal[
 ]
 
 
+# tasks.flags: what a row needs beyond plain dispatch. A plain task has 0, so dispatch tests one integer per
+# task and does workflow work only for rows that need it.
+F_FINALIZE = 1  # the next run is the finalize phase (a parent whose children are done)
+F_DEPENDENTS = 2  # other tasks depend on this one (task_deps rows point at it)
+F_CHILDREN = 4  # it spawned children
+F_RECURRING = 8  # the current occurrence of a recurring schedule
+F_TTL = 16  # it can expire (expires_at is set, or will be at its first attempt)
+F_PARENT = 32  # it is a child: its end can settle its parent
+F_TTL_FIRST = 64  # the TTL clock starts at the first attempt (expires_at is set at the first claim)
+F_HAS_FINALIZE = 128  # set on a parent leaving execute: its executor has finalize()
+F_DEPENDS = 256  # it was blocked on dependencies (its own task_deps rows are removed when it ends)
+
+
 class NewTask(msgspec.Struct, kw_only=True):
     """A fully resolved submission: every default layer applied, payload encoded, key hashed."""
 
@@ -38,6 +51,11 @@ class NewTask(msgspec.Struct, kw_only=True):
     tags: dict[str, str] = {}
     on_duplicate: str = "skip"
     depends_on: list[int] = []
+    flags: int = 0
+    recurring_interval: float | None = None
+    recurring_cron: str | None = None
+    recurring_tz: str | None = None
+    recurring_max: int | None = None
 
 
 class TaskRecord(msgspec.Struct, kw_only=True):
@@ -97,6 +115,26 @@ class HistoryRecord(msgspec.Struct, kw_only=True):
     tags: dict[str, str] = {}
 
 
+class ChildRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One child of a parent task (``ctx.children()``, ``client.children(id)``): where it is or how it ended."""
+
+    id: int
+    task_type: str
+    key: str
+    label: str
+    status: str
+    error: str | None = None
+    finished_at: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.finished_at is not None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "completed"
+
+
 class Claimed(msgspec.Struct, array_like=True):
     """What dispatch needs of a freshly claimed task (no payload copy beyond the one sent to the worker)."""
 
@@ -114,6 +152,9 @@ class Claimed(msgspec.Struct, array_like=True):
     group_key: str | None
     tags: str | None
     parent_id: int | None
+    flags: int = 0
+    expires_at: int | None = None
+    memo: bytes | None = None
 
 
 class Candidate(msgspec.Struct, array_like=True):

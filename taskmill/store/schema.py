@@ -128,7 +128,21 @@ _V2 = [
     """,
 ]
 
-MIGRATIONS: list[list[str]] = [_V1, _V2]
+# Workflows. ``flags`` says what a row needs beyond plain dispatch (see ``records.F_*``): 0 for a plain task, so
+# the hot path tests one integer. Recurring schedules keep their spec on the row; ``recurring_at`` is the
+# scheduled time of the current occurrence (``run_after`` is cleared when a delayed row becomes runnable).
+_V3 = [
+    "ALTER TABLE tasks ADD COLUMN flags INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE tasks ADD COLUMN recurring_cron TEXT",
+    "ALTER TABLE tasks ADD COLUMN recurring_tz TEXT",
+    "ALTER TABLE tasks ADD COLUMN recurring_at INTEGER",
+    # "does this parent still have active children": one seek, however many children already finished.
+    "CREATE INDEX idx_children_active ON tasks(parent_id) WHERE parent_id IS NOT NULL AND finished_at IS NULL",
+    # Live schedules (a finished row's flags are cleared once settled; copies of past occurrences have none).
+    "CREATE INDEX idx_recurring ON tasks(id) WHERE (flags & 8) <> 0",
+]
+
+MIGRATIONS: list[list[str]] = [_V1, _V2, _V3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

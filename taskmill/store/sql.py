@@ -32,8 +32,8 @@ INSERT_TASK = """
 INSERT INTO tasks (task_type, domain, key, label, priority, payload, created_at,
     expected_read_bytes, expected_write_bytes, expected_net_rx_bytes, expected_net_tx_bytes,
     max_retries, run_after, parent_id, fail_fast, group_key, on_dep_failure, ttl_seconds, ttl_from,
-    expires_at, tags, status, pause_reasons, paused_at_ms)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    expires_at, tags, status, pause_reasons, paused_at_ms, flags)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 PAUSED_SCOPES = "SELECT 'domain', domain FROM paused_domains UNION ALL SELECT 'group', group_key FROM paused_groups"
 INSERT_TAG = "INSERT INTO task_tags (task_id, key, value) VALUES (?, ?, ?)"
@@ -64,9 +64,9 @@ SUPERSEDE_IN_PLACE = """
 UPDATE tasks NOT INDEXED SET label = ?1, priority = ?2, payload = ?3, created_at = ?4, expected_read_bytes = ?5,
     expected_write_bytes = ?6, expected_net_rx_bytes = ?7, expected_net_tx_bytes = ?8, max_retries = ?9,
     run_after = ?10, group_key = ?11, ttl_seconds = ?12, expires_at = ?13, tags = ?14, retry_count = 0,
-    last_error = NULL, pause_reasons = ?16,
-    status = CASE WHEN status = 'blocked' THEN 'blocked' WHEN ?16 <> 0 THEN 'paused' ELSE 'pending' END,
-    paused_at_ms = CASE WHEN ?16 <> 0 THEN ?4 END
+    last_error = NULL, pause_reasons = ?16, on_dep_failure = ?19, ttl_from = ?20,
+    status = CASE WHEN ?17 <> 0 THEN 'blocked' WHEN ?16 <> 0 THEN 'paused' ELSE 'pending' END,
+    paused_at_ms = CASE WHEN ?16 <> 0 THEN ?4 END, flags = (flags & 2) | ?18
 WHERE id = ?15
 """
 DELETE_TAGS_OF = "DELETE FROM task_tags WHERE task_id = ?"
@@ -78,7 +78,7 @@ WHERE id = ?1 AND status = 'waiting'
 # -- dispatch -------------------------------------------------------------------------------------------
 CLAIM_RETURNING = (
     " RETURNING id, task_type, domain, key, label, priority, payload, retry_count, max_retries, attempt, "
-    "created_at, group_key, tags, parent_id"
+    "created_at, group_key, tags, parent_id, flags, expires_at, memo"
 )
 CLAIM_NEXT = (
     """
@@ -105,7 +105,9 @@ NEXT_RUN_AFTER = "SELECT MIN(run_after) FROM tasks INDEXED BY idx_delayed WHERE 
 
 # Finishing is fenced on the attempt the supervisor dispatched: a late result from a stale attempt is a no-op.
 FINISH = """
-UPDATE tasks NOT INDEXED SET status = ?1, finished_at = ?2, started_at = ?3, duration_ms = ?4,
+UPDATE tasks NOT INDEXED SET status = ?1, finished_at = ?2,
+    started_at = CASE WHEN ?3 > 0 THEN ?3 ELSE started_at END,
+    duration_ms = CASE WHEN ?3 > 0 THEN ?4 ELSE ?2 - started_at END,
     actual_read_bytes = ?5, actual_write_bytes = ?6, actual_net_rx_bytes = ?7, actual_net_tx_bytes = ?8,
     retry_count = retry_count + ?9, last_error = COALESCE(?10, last_error), requeue = 0
 WHERE id = ?11 AND attempt = ?12 AND status = 'running' AND (requeue = 0 OR ?1 <> 'completed')
@@ -120,7 +122,8 @@ FROM json_each(?1) AS j CROSS JOIN tasks NOT INDEXED ON {_FENCE} AND tasks.reque
 """
 REQUEUE_RESET = f"""
 UPDATE tasks NOT INDEXED SET status = 'pending', priority = COALESCE(requeue_priority, priority), retry_count = 0,
-    last_error = NULL, requeue = 0, requeue_priority = NULL, started_at = NULL, run_after = NULL
+    last_error = NULL, requeue = 0, requeue_priority = NULL, started_at = NULL, run_after = NULL,
+    flags = flags & ~133, memo = NULL
 FROM json_each(?1) AS j
 WHERE {_FENCE} AND tasks.requeue = 1
 """
@@ -133,19 +136,22 @@ RETRY_INLINE = """
 UPDATE tasks NOT INDEXED SET retry_count = retry_count + 1, last_error = ?, attempt = attempt + 1, started_at = ?
 WHERE id = ? AND attempt = ? AND status = 'running' RETURNING attempt, retry_count
 """
+# A released attempt never started (or its worker is gone): give its attempt number back.
 RELEASE = (
-    "UPDATE tasks NOT INDEXED SET status = 'pending', started_at = NULL "
+    "UPDATE tasks NOT INDEXED SET status = 'pending', started_at = NULL, attempt = attempt - 1 "
     "WHERE id = ? AND attempt = ? AND status = 'running'"
 )
 # After a crash, a run that was being stopped lands where its requests say; the rest go back to pending.
+# (cancel_requested: 1 cancel, 2 supersede, 3 fail — a parent whose child failed under fail_fast.)
 RECOVER_RUNNING = """
 UPDATE tasks SET
     status = CASE WHEN cancel_requested = 1 THEN 'cancelled' WHEN cancel_requested = 2 THEN 'superseded'
-                  WHEN pause_reasons <> 0 THEN 'paused' ELSE 'pending' END,
+                  WHEN cancel_requested = 3 THEN 'failed' WHEN pause_reasons <> 0 THEN 'paused' ELSE 'pending' END,
     finished_at = CASE WHEN cancel_requested <> 0 THEN ?1 END,
     paused_at_ms = CASE WHEN cancel_requested = 0 AND pause_reasons <> 0 THEN ?1 END,
     started_at = CASE WHEN cancel_requested <> 0 THEN started_at END
 WHERE status = 'running' AND finished_at IS NULL
+RETURNING id, finished_at
 """
 RECOVER_PAUSED = """
 UPDATE tasks SET pause_duration_ms = pause_duration_ms + (?1 - paused_at_ms), paused_at_ms = ?1
@@ -246,7 +252,7 @@ META_SET = (
 
 # -- control: cancel, pause, preempt --------------------------------------------------------------------
 ACTIVE_ROW = "SELECT id, status, cancel_requested FROM tasks NOT INDEXED WHERE id = ? AND finished_at IS NULL"
-ACTIVE_CHILDREN = "SELECT id FROM tasks INDEXED BY idx_parent WHERE parent_id = ? AND finished_at IS NULL"
+ACTIVE_CHILDREN = "SELECT id FROM tasks INDEXED BY idx_children_active WHERE parent_id = ? AND finished_at IS NULL"
 CANCEL_QUEUED = """
 UPDATE tasks NOT INDEXED SET status = 'cancelled', finished_at = ?2, last_error = COALESCE(last_error, 'cancelled'),
     paused_at_ms = NULL
@@ -263,7 +269,7 @@ MARK_PREEMPTED = "UPDATE tasks NOT INDEXED SET pause_reasons = pause_reasons | 1
 STOP_APPLIED = """
 UPDATE tasks NOT INDEXED SET
     status = CASE WHEN cancel_requested = 1 THEN 'cancelled' WHEN cancel_requested = 2 THEN 'superseded'
-                  WHEN pause_reasons <> 0 THEN 'paused' ELSE 'pending' END,
+                  WHEN cancel_requested = 3 THEN 'failed' WHEN pause_reasons <> 0 THEN 'paused' ELSE 'pending' END,
     finished_at = CASE WHEN cancel_requested <> 0 THEN ?1 END,
     paused_at_ms = CASE WHEN cancel_requested = 0 AND pause_reasons <> 0 THEN ?1 END,
     started_at = CASE WHEN cancel_requested <> 0 THEN started_at END,
@@ -271,7 +277,7 @@ UPDATE tasks NOT INDEXED SET
     last_error = CASE WHEN cancel_requested = 1 THEN 'cancelled' WHEN cancel_requested = 2 THEN 'superseded'
                       ELSE last_error END
 WHERE id = ?2 AND attempt = ?3 AND status = 'running'
-RETURNING id, status
+RETURNING id, status, pause_reasons
 """
 NEW_URGENT = """
 SELECT MIN(CASE WHEN priority <= ?2 AND finished_at IS NULL AND status <> 'running' THEN priority END), MAX(id)

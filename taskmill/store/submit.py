@@ -16,8 +16,9 @@ import apsw
 import msgspec
 
 from ..outcome import SubmitOutcome
-from . import sql
-from .records import NewTask
+from . import deps, flow, recurring, sql
+from . import sql_flow as q
+from .records import F_DEPENDS, NewTask
 
 _json = msgspec.json.encode
 _DUPLICATE = SubmitOutcome("duplicate")
@@ -50,18 +51,40 @@ class PausedScopes:
         return bits | (PAUSE_GROUP if t.group_key is not None and t.group_key in self.groups else 0)
 
 
-def _row_params(t: NewTask, reasons: int = 0, now_ms: int = 0) -> tuple:  # type: ignore[type-arg]
+def _row_params(t: NewTask, reasons: int = 0, now_ms: int = 0, blocked: bool = False) -> tuple:  # type: ignore[type-arg]
+    if blocked:
+        return (
+            t.task_type, t.domain, t.key, t.label, t.priority, t.payload, t.created_at,
+            t.expected_read_bytes, t.expected_write_bytes, t.expected_net_rx_bytes, t.expected_net_tx_bytes,
+            t.max_retries, t.run_after, t.parent_id, int(t.fail_fast), t.group_key, t.on_dep_failure,
+            t.ttl_seconds, t.ttl_from, t.expires_at, _json(t.tags).decode() if t.tags else None,
+            "blocked", 0, None, t.flags | F_DEPENDS,
+        )  # fmt: skip
     return (
         t.task_type, t.domain, t.key, t.label, t.priority, t.payload, t.created_at,
         t.expected_read_bytes, t.expected_write_bytes, t.expected_net_rx_bytes, t.expected_net_tx_bytes,
         t.max_retries, t.run_after, t.parent_id, int(t.fail_fast), t.group_key, t.on_dep_failure,
         t.ttl_seconds, t.ttl_from, t.expires_at, _json(t.tags).decode() if t.tags else None,
-        "paused" if reasons else "pending", reasons, now_ms if reasons else None,
+        "paused" if reasons else "pending", reasons, now_ms if reasons else None, t.flags,
     )  # fmt: skip
 
 
-def _inserted(tid: int, reasons: int) -> SubmitOutcome:
-    return SubmitOutcome("inserted", tid, group_paused=bool(reasons & PAUSE_GROUP), paused=bool(reasons))
+def _inserted(tid: int, reasons: int, blocked: bool = False) -> SubmitOutcome:
+    return SubmitOutcome("inserted", tid, group_paused=bool(reasons & PAUSE_GROUP), paused=bool(reasons),
+                         blocked=blocked)  # fmt: skip
+
+
+def _special(t: NewTask) -> bool:
+    """Rows that need more than one INSERT: dependency edges, a recurring schedule."""
+    return bool(t.depends_on) or t.recurring_interval is not None or t.recurring_cron is not None
+
+
+def _after_insert(conn: apsw.Connection, t: NewTask, tid: int, waits: list[tuple[int, str]]) -> None:
+    if waits:
+        deps.add_edges(conn, tid, waits)
+    if t.recurring_interval is not None or t.recurring_cron is not None:
+        recurring.set_schedule(conn, tid, t.recurring_interval, t.recurring_cron, t.recurring_tz, t.recurring_max,
+                               t.run_after if t.run_after is not None else t.created_at)  # fmt: skip
 
 
 def _on_conflict(conn: apsw.Connection, t: NewTask, existing: tuple, now_ms: int) -> SubmitOutcome:  # type: ignore[type-arg]
@@ -71,24 +94,35 @@ def _on_conflict(conn: apsw.Connection, t: NewTask, existing: tuple, now_ms: int
         return _REJECTED
     if strategy == "supersede":
         if status in ("pending", "paused", "blocked"):
+            waits = deps.active_dependencies(conn, t.depends_on, t.on_dep_failure, parent_id=t.parent_id,
+                                             replacing=tid) if t.depends_on else []  # fmt: skip
             conn.execute(sql.SUPERSEDE_COPY, (tid, now_ms))
+            recurring.end(conn, tid)
+            conn.execute(q.DELETE_EDGES_OF, (tid,))  # the replacement brings its own dependencies
             conn.execute(
                 sql.SUPERSEDE_IN_PLACE,
                 (
                     t.label, t.priority, t.payload, t.created_at, t.expected_read_bytes,
                     t.expected_write_bytes, t.expected_net_rx_bytes, t.expected_net_tx_bytes,
                     t.max_retries, t.run_after, t.group_key, t.ttl_seconds, t.expires_at,
-                    _json(t.tags).decode() if t.tags else None, tid, PausedScopes(conn).reasons(t),
+                    _json(t.tags).decode() if t.tags else None, tid, 0 if waits else PausedScopes(conn).reasons(t),
+                    int(bool(waits)), t.flags | (F_DEPENDS if waits else 0), t.on_dep_failure, t.ttl_from,
                 ),
             )  # fmt: skip
             _replace_tags(conn, tid, t.tags)
-            return SubmitOutcome("superseded", tid, tid)
+            _after_insert(conn, t, tid, waits)
+            return SubmitOutcome("superseded", tid, tid, blocked=bool(waits))
         # Running (or waiting on children): ask the supervisor to stop it; its run will be recorded as
         # superseded. The new submission takes the key at once.
         conn.execute(sql.REQUEST_STOP, (tid, 2))
         conn.execute(sql.SUPERSEDE_WAITING, (tid, now_ms))
+        if conn.changes():
+            flow.settle(conn, now_ms, [tid], flow.Effects())  # its children end with it
         outcome = _insert(conn, t, now_ms)
-        return SubmitOutcome("superseded", outcome.id, tid, outcome.group_paused, outcome.paused)
+        conn.execute(q.MOVE_EDGES, (tid, outcome.id))  # whatever waited for the old task waits for the new one
+        if conn.changes():
+            conn.execute(q.MARK_DEPENDED_ON, (outcome.id,))
+        return SubmitOutcome("superseded", outcome.id, tid, outcome.group_paused, outcome.paused, outcome.blocked)
     # skip
     if status in ("pending", "paused") and t.priority < priority:
         conn.execute(sql.UPGRADE_PRIORITY, (t.priority, tid))
@@ -112,12 +146,16 @@ def _active(row: tuple | None) -> tuple | None:  # type: ignore[type-arg]
 
 
 def _insert(conn: apsw.Connection, t: NewTask, now_ms: int, scopes: PausedScopes | None = None) -> SubmitOutcome:
-    reasons = (scopes or PausedScopes(conn)).reasons(t)
-    conn.execute(sql.INSERT_TASK, _row_params(t, reasons, now_ms))
+    waits = deps.active_dependencies(conn, t.depends_on, t.on_dep_failure, parent_id=t.parent_id) \
+        if t.depends_on else []  # fmt: skip
+    reasons = 0 if waits else (scopes or PausedScopes(conn)).reasons(t)
+    conn.execute(sql.INSERT_TASK, _row_params(t, reasons, now_ms, bool(waits)))
     tid = conn.last_insert_rowid()
     if t.tags:
         conn.executemany(sql.INSERT_TAG, [(tid, k, v) for k, v in t.tags.items()])
-    return _inserted(tid, reasons)
+    if waits or t.flags:
+        _after_insert(conn, t, tid, waits)
+    return _inserted(tid, reasons, bool(waits))
 
 
 def submit_one(conn: apsw.Connection, t: NewTask, now_ms: int) -> SubmitOutcome:
@@ -152,7 +190,12 @@ def submit_many(conn: apsw.Connection, tasks: Sequence[NewTask], now_ms: int) ->
             fresh.append(i)
         else:
             outcomes[i] = _on_conflict(conn, tasks[i], hit, now_ms)
-    if fresh:
+    if fresh and any(_special(tasks[i]) for i in fresh):
+        fresh.sort()
+        scopes = PausedScopes(conn)
+        for i in fresh:  # one at a time: each may add edges or a schedule under its own new id
+            outcomes[i] = _insert(conn, tasks[i], now_ms, scopes)
+    elif fresh:
         fresh.sort()
         scopes = PausedScopes(conn)
         reasons = [scopes.reasons(tasks[i]) for i in fresh]

@@ -56,19 +56,23 @@ class Controller:
         conn = self.d.store.conn
         publish = self.d.bus.active
         for c, _ in self.stopped:
-            status = store_control.stop_applied(conn, now_ms, c.id, c.attempt)
+            landed = store_control.stop_applied(conn, now_ms, c.id, c.attempt)
+            status, reasons = landed if landed is not None else (None, 0)
             key = (c.id, c.attempt)
             preempted = key in self.preempting
             self.preempting.discard(key)
             if status == "paused" and preempted:
                 self.preempted_outstanding += 1
+            if c.flags and status in ("cancelled", "superseded", "failed"):
+                self.d.flow.ended.append(c.id)  # its children, dependents, parent and schedule follow
             if publish and status is not None:
                 from .dispatcher import header
 
                 h = header(c)
                 e: ev.Event | None = {
                     "cancelled": ev.Cancelled(h), "superseded": ev.Superseded(h),
-                    "paused": ev.Preempted(h) if preempted else ev.TaskPaused(h),
+                    "paused": ev.Preempted(h) if preempted else ev.TaskPaused(h, reasons),
+                    "failed": ev.Failed(h, "a child task failed (fail_fast)", False, None, c.retry_count + 1),
                 }.get(status)  # fmt: skip
                 if e is not None:
                     self.d.pending_events.append(e)
@@ -142,7 +146,7 @@ class Controller:
         nxt = self.stopper.tick(now)
         hang = self.settings.hang_timeout
         for w in self.d.workers:
-            if not w.alive or w.idle:
+            if not w.alive or w.idle or w.killed:
                 continue
             if hang and now - w.last_seen > hang:
                 victim = w.sync[0] if w.sync else next(iter(w.asyncs.values()))

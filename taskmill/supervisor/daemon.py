@@ -1,8 +1,8 @@
 """``taskmill-supervisor --config taskmill.toml``: the scheduler as a server daemon.
 
 Startup order: validate the config, refuse unsafe setups, set the umask, configure logging, fail fast if
-another supervisor holds the database, bind the HTTP port, build the scheduler (importing the domain
-modules), then dispatch until SIGTERM/SIGINT. SIGHUP reopens the log file and re-reads the settings that
+another supervisor holds the database, build the scheduler (importing the domain modules), bind the HTTP
+port, then dispatch until SIGTERM/SIGINT. SIGHUP reopens the log file and re-reads the settings that
 can change at runtime. Each failure class has its own exit code (``EXIT_*``), documented in docs/server.md.
 """
 
@@ -13,13 +13,17 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, StoreError, SupervisorRunning, WorkerBootError
 from ..settings import DomainImportError, SchedulerConfig, import_domains, load_config, to_json, to_toml
 from . import hardening, logs
 from .lock import SupervisorLock
 from .runtime import Supervisor
+
+if TYPE_CHECKING:
+    from ..scheduler import Scheduler
+    from .http import HttpEndpoints
 
 log = logging.getLogger("taskmill.daemon")
 
@@ -43,17 +47,15 @@ def _err(message: str) -> None:
 class Daemon:
     """The running daemon's state: config path, command-line overrides, and what SIGHUP may change."""
 
-    def __init__(self, config_path: str, overrides: Mapping[str, Any], cfg: SchedulerConfig) -> None:
+    def __init__(self, config_path: str, overrides: Mapping[str, Any], cfg: SchedulerConfig, scheduler: Scheduler,
+                 http: HttpEndpoints | None, base_caps: dict[str, int]) -> None:  # fmt: skip
+        """``base_caps``: domain caps as their modules define them, restored when the file drops a cap."""
         self.config_path = config_path
         self.overrides = dict(overrides)
         self.cfg = cfg
-        self.scheduler: Any = None
-        self.http: Any = None
-        self.base_caps: dict[str, int] = {}
-
-    def attach(self, scheduler: Any, http: Any, base_caps: dict[str, int]) -> None:
-        """``base_caps``: domain caps as their modules define them, restored when the file drops a cap."""
-        self.scheduler, self.http, self.base_caps = scheduler, http, base_caps
+        self.scheduler = scheduler
+        self.http = http
+        self.base_caps = base_caps
 
     async def companion(self, sup: Supervisor) -> None:
         """Runs on the supervisor's loop: announce readiness, then serve HTTP until dispatch stops."""
@@ -134,39 +136,40 @@ def main(config_path: str, overrides: Mapping[str, Any], *, allow_root: bool = F
     except ConfigError as exc:
         _err(f"config error: {exc}")
         return EXIT_CONFIG
+    step = "log file"
     try:
         hardening.check_user(allow_root)
         os.umask(int(cfg.umask, 8))  # before the log file, database, WAL or lock file exist
         hardening.check_config_file(config_path)
         logs.configure(cfg.logging)
+        step = "database directory"
         hardening.prepare_store_path(cfg.store)
     except hardening.UnsafeEnvironment as exc:
         _err(f"refused: {exc}")
         return EXIT_UNSAFE
     except OSError as exc:
-        _err(f"cannot prepare {exc.filename or 'files'}: {exc.strerror or exc}")
-        return EXIT_CONFIG
+        _err(f"cannot prepare the {step} {exc.filename or ''}: {exc.strerror or exc}")
+        return EXIT_CONFIG if step == "log file" else EXIT_STORE
     holder = SupervisorLock(cfg.store).holder()
     if holder is not None:
         _err(str(SupervisorRunning(cfg.store, holder if holder > 0 else None)))
         return EXIT_LOCKED
-    return _run(Daemon(os.path.abspath(config_path), overrides, cfg))
+    return _run(os.path.abspath(config_path), overrides, cfg)
 
 
-def _run(daemon: Daemon) -> int:
+def _run(config_path: str, overrides: Mapping[str, Any], cfg: SchedulerConfig) -> int:
     from ..scheduler import Scheduler
     from .http import HttpEndpoints, bind
 
-    cfg = daemon.cfg
     try:
         base_caps = {d.name: d.max_concurrency for d in import_domains(cfg)}
         scheduler = Scheduler.from_config(cfg)
     except DomainImportError as exc:
         log.debug("domain import failed", exc_info=True)
-        _err(f"import error: {daemon.config_path}: {exc}")
+        _err(f"import error: {config_path}: {exc}")
         return EXIT_IMPORT
     except ConfigError as exc:
-        _err(f"config error: {daemon.config_path}: {exc}")
+        _err(f"config error: {config_path}: {exc}")
         return EXIT_CONFIG
     except StoreError as exc:
         _err(f"database error: {exc}")
@@ -180,8 +183,8 @@ def _run(daemon: Daemon) -> int:
             except OSError as exc:
                 _err(f"cannot listen on {cfg.http.listen}: {exc.strerror or exc}")
                 return EXIT_HTTP
-        daemon.attach(scheduler, http, base_caps)
-        log.info("starting: config %s, database %s (durability %s)", daemon.config_path, cfg.store, cfg.durability)
+        daemon = Daemon(config_path, overrides, cfg, scheduler, http, base_caps)
+        log.info("starting: config %s, database %s (durability %s)", config_path, cfg.store, cfg.durability)
         scheduler.run(on_hangup=daemon.reload, companion=daemon.companion)
     except SupervisorRunning as exc:
         _err(str(exc))

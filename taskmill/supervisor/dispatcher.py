@@ -17,6 +17,7 @@ import msgspec
 
 from .. import events as ev
 from ..policy.dispatch import DurationTracker, select_within_caps
+from ..policy.preempt import should_recycle
 from ..policy.retry import RetryPolicy, decide_failure
 from ..protocol import Result, Run
 from ..registry import Registry
@@ -24,6 +25,7 @@ from ..store import Store, dispatch
 from ..store.records import Claimed
 from .control import Controller
 from .pool import WorkerHandle
+from .workflow import Workflow
 
 log = logging.getLogger("taskmill.supervisor")
 _tags = msgspec.json.Decoder(dict[str, str])
@@ -66,6 +68,7 @@ class Dispatcher:
         self._types: dict[str, bool] = {}
         self.check_control = True  # the database changed under us: look for stop requests and pauses
         self.control = Controller(self, settings)
+        self.flow = Workflow(self, settings)  # children, dependencies, schedules, TTL: flagged rows only
 
     # -- results (called from worker callbacks) -----------------------------------------------------------
     def on_results(self, worker: WorkerHandle, results: list[Result]) -> None:
@@ -85,11 +88,12 @@ class Dispatcher:
                 c = found
             order = orders.pop((r.id, r.attempt), None) if orders else None
             if r.status == "ok":
-                done.append(self._row("completed", r, c, None))
                 self.durations.observe(c.task_type, r.elapsed_us)
                 self.control.preempting.discard((c.id, c.attempt))
-                if publish:
-                    self.pending_events.append(ev.Completed(header(c), r.elapsed_us / 1e6))
+                if not (c.flags and self.flow.took(c, r)):  # took: a parent leaving execute, the turn decides
+                    done.append(self._row("completed", r, c, None))
+                    if publish:
+                        self.pending_events.append(ev.Completed(header(c), r.elapsed_us / 1e6))
             elif order is not None and order.reason == "request":
                 self.control.stopped.append((c, r.status))
             else:
@@ -97,6 +101,8 @@ class Dispatcher:
             if c.priority <= pp:
                 self.control.urgent_finished = True
         worker.tasks_done += len(results)
+        if should_recycle(worker.tasks_done, worker.task_limit, worker.rss, self.settings.max_worker_memory):
+            worker.retiring = True  # no new work from now on; replaced once idle
         if sync:
             worker.head_since = time.monotonic()
             if orders:
@@ -123,6 +129,8 @@ class Dispatcher:
         publish = self.bus.active
         error = r.error or r.status
         if r.status == "cancelled":
+            if c.flags:
+                self.flow.ended.append(c.id)  # settled once the turn has recorded it
             self.finished["cancelled"].append(self._row("cancelled", r, c, error))
             if publish:
                 self.pending_events.append(ev.Cancelled(header(c)))
@@ -133,6 +141,8 @@ class Dispatcher:
         self.stats[d.kind] += 1
         if d.kind in ("fail", "dead_letter"):
             status = "failed" if d.kind == "fail" else "dead_letter"
+            if c.flags:
+                self.flow.ended.append(c.id)
             self.finished[status].append(self._row(status, r, c, error))
             if publish:
                 e = ev.Failed(header(c), error, False, None, c.retry_count + 1) if d.kind == "fail" else \
@@ -173,9 +183,9 @@ class Dispatcher:
             elif order is not None:
                 why = "TaskTimeout: exceeded its time limit; worker killed" if order.reason == "timeout" else \
                     f"worker hung (no heartbeat for {self.settings.hang_timeout}s); worker killed"  # fmt: skip
-                self.classify_failure(c, Result(c.id, c.attempt, "error", now, now, 0, why), None)
+                self.classify_failure(c, Result(c.id, c.attempt, "error", 0, now, 0, why), None)
             elif running and not self.shutting_down:
-                self.classify_failure(c, Result(c.id, c.attempt, "error", now, now, 0, reason), None)
+                self.classify_failure(c, Result(c.id, c.attempt, "error", 0, now, 0, reason), None)
             else:
                 self.releases.append((c.id, c.attempt))
         self.queue_maybe_nonempty = True
@@ -187,6 +197,7 @@ class Dispatcher:
     def has_pending_writes(self) -> bool:
         return bool(
             any(self.finished.values()) or self.retry_later or self.inline or self.releases or self.control.stopped
+            or self.flow.busy
         )
 
     def turn(self) -> None:
@@ -194,7 +205,9 @@ class Dispatcher:
         sends: dict[WorkerHandle, list[Claimed]] = {}
         control = self.control
         with self.store.write():
+            self.flow.refresh()
             self._write_outcomes(now, sends)
+            self.flow.write(now)
             changed, self.check_control = self.check_control, False
             if changed:
                 control.on_change(now)
@@ -215,6 +228,7 @@ class Dispatcher:
             if self.since_prune >= PRUNE_EVERY:
                 self._prune(now)
         self._clear_outcomes()
+        self.flow.after_commit()
         for worker, specs in sends.items():
             worker.send(Run(specs))  # type: ignore[arg-type]  # Claimed has TaskSpec's wire layout
         if self.pending_events:
@@ -285,14 +299,17 @@ class Dispatcher:
         if want <= 0:
             return []
         caps = self.registry.domain_caps()
-        if caps:
-            claimed = dispatch.claim_ids(self.store.conn, self._select_capped(want, caps), now)
+        only_async = not idle and not refill  # room only on workers hosting async tasks: claim nothing else
+        if caps or only_async:
+            claimed = dispatch.claim_ids(self.store.conn, self._select(want, caps, only_async), now)
         else:
             claimed = dispatch.claim_next(self.store.conn, want, now)
             if len(claimed) < want:
                 self.queue_maybe_nonempty = False
+        claimed = self.flow.on_claimed(claimed, now)  # TTL: expire instead of running, start first-attempt clocks
         if claimed:
             self._assign(claimed, idle, refill, async_hosts, free, depth, sends)
+            self.flow.start_ttl(sends, now)
         return claimed
 
     def running_by_domain(self) -> Counter[str]:
@@ -304,15 +321,17 @@ class Dispatcher:
                 counts[c.domain] += 1
         return counts
 
-    def _select_capped(self, want: int, caps: dict[str, int]) -> list[int]:
-        """Page through runnable tasks past those whose domain is at its cap (bounded work per turn)."""
+    def _select(self, want: int, caps: dict[str, int], only_async: bool) -> list[int]:
+        """Page through runnable tasks past those whose domain is at its cap, or that no worker could take
+        now (sync ones when only async room is left): bounded work per turn, no head-of-line blocking."""
         chosen: list[int] = []
         after = (-1, -1)
         running = dict(self.running_by_domain())
         exhausted = False
         for _ in range(PEEK_MAX_PAGES):
             page = dispatch.peek_ready(self.store.conn, after, PEEK_PAGE)
-            picked = set(select_within_caps(page, want - len(chosen), running, caps))
+            accept = (lambda c: self._is_async(c.task_type)) if only_async else None
+            picked = set(select_within_caps(page, want - len(chosen), running, caps, accept))
             for c in page:
                 if c.id in picked:
                     chosen.append(c.id)
@@ -323,7 +342,8 @@ class Dispatcher:
             if len(chosen) >= want:
                 break
             after = (page[-1].priority, page[-1].id)
-        if exhausted and len(chosen) < want and not any(running.get(d, 0) >= n for d, n in caps.items()):
+        capped = any(running.get(d, 0) >= n for d, n in caps.items())
+        if exhausted and len(chosen) < want and not capped and not only_async:
             self.queue_maybe_nonempty = False  # truly empty, not just capped
         return chosen
 
@@ -364,7 +384,7 @@ class Dispatcher:
                 for _ in range(len(sync_targets)):
                     w = sync_targets[rr % len(sync_targets)]
                     rr += 1
-                    if len(w.sync) < limit:
+                    if len(w.sync) < limit and (w.task_limit is None or w.tasks_done + len(w.sync) < w.task_limit):
                         target = w
                         w.sync.append(c)
                         break

@@ -47,6 +47,8 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 class HttpEndpoints:
+    """The endpoints on an already bound socket; :meth:`serve` is the daemon's companion coroutine."""
+
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.address = sock.getsockname()[:2]

@@ -38,13 +38,13 @@ BOOT_TIMEOUT_S = 120.0
 EXIT_BOOT_ERROR = 3
 
 
-def describe_exit(returncode: int | None) -> str:
+def describe_exit(returncode: int | None, killed_by_us: bool = False) -> str:
     if returncode is None:
         return "worker vanished"
     if returncode < 0:
         sig = -returncode
         name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
-        hint = " (killed: perhaps out of memory?)" if sig == signal.SIGKILL else ""
+        hint = " (killed: perhaps out of memory?)" if sig == signal.SIGKILL and not killed_by_us else ""
         return f"worker died (signal {sig}, {name}){hint}"
     return f"worker exited with code {returncode}"
 
@@ -69,6 +69,7 @@ class WorkerHandle:
         self.alive = False
         self.retiring = False  # take no new work; replaced once idle (recycling) or stopped (shutdown)
         self.replacing = False
+        self.killed = False  # we killed it (stop escalation, time limit, hang): not an OOM suspect
         self.tasks_done = 0
         self.task_limit: int | None = None
         self.rss = 0
@@ -151,6 +152,7 @@ class WorkerHandle:
 
     def kill(self) -> None:
         """SIGKILL the worker's whole process group, grandchildren included."""
+        self.killed = True
         if self.pid:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, signal.SIGKILL)

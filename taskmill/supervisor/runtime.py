@@ -21,7 +21,7 @@ import msgspec
 from .. import events as ev
 from ..errors import StoreError, WorkerBootError
 from ..policy.preempt import should_recycle, task_limit
-from ..protocol import Boot, Progress, Results, StateRef, ToSupervisor
+from ..protocol import Boot, ChildrenQuery, Progress, Results, Spawn, StateRef, ToSupervisor
 from ..registry import Registry
 from ..store import Store, dispatch, now_ms
 from .dispatcher import Dispatcher, header
@@ -51,6 +51,9 @@ class Settings(msgspec.Struct, kw_only=True):
     max_worker_memory: int | None = None
     hang_timeout: float | None = None
     heartbeat_interval: float = 1.0
+    default_ttl: float | None = None
+    max_payload_bytes: int = 1024 * 1024
+    expiry_sweep_interval: float | None = 30.0
 
 
 class Supervisor:
@@ -121,6 +124,9 @@ class Supervisor:
             self.completed += sum(r.status == "ok" for r in msg.results)
             self.dispatcher.on_results(worker, msg.results)
             self._wake()
+        elif isinstance(msg, Spawn | ChildrenQuery):
+            self.dispatcher.flow.requests.append((worker, msg))  # answered after the next turn commits
+            self._wake()
         elif isinstance(msg, Progress):
             if self.bus.active:
                 c = worker.asyncs.get((msg.task_id, msg.attempt)) or next(
@@ -133,7 +139,7 @@ class Supervisor:
         assert self.dispatcher is not None
         if worker.retiring and worker.idle:
             return
-        reason = describe_exit(rc)
+        reason = describe_exit(rc, worker.killed)
         if not self.dispatcher.shutting_down:
             log.warning("worker %s: %s", worker.pid, reason)
         self.dispatcher.on_worker_exit(worker, reason)
@@ -168,13 +174,10 @@ class Supervisor:
     # -- main ---------------------------------------------------------------------------------------------
     def _boot_message(self) -> Boot:
         path = [p or os.getcwd() for p in sys.path]
-        return Boot(
-            self.registry.origins(),
-            self.settings.app_state,
-            self.settings.async_concurrency,
-            path,
-            self.registry.retry.max_retries,
-        )
+        heartbeat = self.settings.heartbeat_interval if self.settings.hang_timeout else 0.0
+        return Boot(self.registry.origins(), self.settings.app_state, self.settings.async_concurrency, path,
+                    self.registry.retry.max_retries, self.settings.default_timeout, heartbeat,
+                    self.settings.default_ttl, self.settings.max_payload_bytes)  # fmt: skip
 
     async def serve(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -184,12 +187,14 @@ class Supervisor:
         try:
             lock.acquire()
             store = Store(self.settings.store_path, self.settings.durability)  # type: ignore[arg-type]
+            ended: list[int] = []
             with store.write():
-                self.recovered = dispatch.recover(store.conn, now_ms())
+                self.recovered = dispatch.recover(store.conn, now_ms(), ended)
             if self.recovered:
                 log.info("recovered %d task(s) left running by a previous supervisor", self.recovered)
             self.dispatcher = Dispatcher(store, self.registry, self.bus, self.settings)
             self.dispatcher.control.start()
+            self.dispatcher.flow.start(now_ms(), ended)
             listener = WakeupListener(self.settings.store_path)
             if listener.sock is not None:
                 self.loop.add_reader(listener.sock.fileno(), self._on_datagram, listener)
@@ -278,7 +283,7 @@ class Supervisor:
                     continue
                 next_poll = now + self.settings.poll_interval
             timeout = next_poll - now
-            for due_ms in (d.next_due_ms, d.control.next_group_resume_ms):
+            for due_ms in (d.next_due_ms, d.control.next_group_resume_ms, d.flow.next_sweep_ms):
                 if due_ms is not None:
                     timeout = min(timeout, max(0.0, (due_ms - now_ms()) / 1000.0))
             if control_deadline is not None:

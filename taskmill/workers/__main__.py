@@ -10,6 +10,7 @@ import sys
 import traceback
 
 from ..protocol import Boot, BootFailed, Ready
+from ..submission import Defaults
 from .boot import boot
 from .channel import Channel
 from .runner import WorkerRuntime
@@ -60,6 +61,7 @@ def main() -> int:
     runtime.default_max_retries = msg.default_max_retries
     runtime.default_timeout = msg.default_timeout
     runtime.heartbeat_interval = msg.heartbeat_interval
+    runtime.requests.defaults = Defaults(ttl=msg.default_ttl, max_payload_bytes=msg.max_payload_bytes)
     runtime.install_signal_handlers()
     channel.send(Ready(os.getpid(), {t: s.is_async for t, s in executors.items()}))
     loop.run_until_complete(runtime.serve())

@@ -4,10 +4,13 @@ ended into a Result, and run ``on_cancel`` when the supervisor asked for it."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import signal
 import time
 import traceback
+import typing
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -15,6 +18,7 @@ import msgspec
 from ..domain import ExecutorSpec
 from ..errors import TaskCancelled, TaskError, TaskTimeout
 from ..protocol import Result, TaskSpec
+from ..store.records import F_FINALIZE
 from .context import TaskContext
 
 MAX_ERROR_TEXT = 8192
@@ -55,11 +59,50 @@ def decode(spec: TaskSpec, executor: ExecutorSpec | None) -> Any:
         return early_result(spec, "error", f"PayloadDecodeError: payload does not match {name}: {exc}", False)
 
 
+def entry(executor: ExecutorSpec, spec: TaskSpec) -> Callable[[Any, TaskContext], Any]:
+    """What to call for this attempt: ``execute(task, ctx)``, or for a parent whose children are done
+    ``finalize(task, memo, ctx)`` with the memo decoded (typed if ``finalize`` annotates it)."""
+    if not spec.flags & F_FINALIZE:
+        return executor.execute_callable()
+    fin = getattr(executor.instance(), "finalize", None) if executor.is_class else None
+    if fin is None:
+        return _nothing_async if executor.is_async else _nothing
+    memo = None if spec.memo is None else msgspec.msgpack.decode(spec.memo, type=_memo_type(type(executor.instance())))
+    return functools.partial(_finalize, fin, memo)
+
+
+def _finalize(fin: Callable[..., Any], memo: Any, task: Any, ctx: TaskContext) -> Any:
+    return fin(task, memo, ctx)
+
+
+def _nothing(task: Any, ctx: TaskContext) -> None:
+    return None
+
+
+async def _nothing_async(task: Any, ctx: TaskContext) -> None:
+    return None
+
+
+@functools.cache
+def _memo_type(cls: type) -> Any:
+    """The annotation of finalize's memo parameter (its second), or Any."""
+    try:
+        params = list(inspect.signature(cls.finalize).parameters)
+        hints = typing.get_type_hints(cls.finalize)
+        return hints.get(params[2], Any) if len(params) > 2 else Any  # (self, task, memo, ctx)
+    except Exception:
+        return Any
+
+
 def outcome(spec: TaskSpec, ctx: TaskContext, started: int, t0: float, value: Any, exc: BaseException | None) -> Result:
     r = Result(spec.id, spec.attempt, "ok", started, now_ms(), int((time.perf_counter() - t0) * 1e6))
     r.read_bytes, r.write_bytes = ctx.read_bytes, ctx.write_bytes
     r.net_rx_bytes, r.net_tx_bytes = ctx.net_rx_bytes, ctx.net_tx_bytes
-    if exc is None:
+    if exc is None and ctx.cancelled:
+        # Returned after being asked to stop: we cannot tell finished work from an early exit, so the stop
+        # wins (a preempted task reruns, a cancelled one is cancelled) — at-least-once, never lost work.
+        r.status, r.error = "cancelled", "stopped on request"
+    elif exc is None:
         if value is not None:
             try:
                 r.memo = _memo_encoder.encode(value)

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
 from ..domain import StateBag
-from ..errors import TaskCancelled
-from ..protocol import Progress, TaskSpec
+from ..errors import InvalidState, TaskCancelled
+from ..outcome import SubmitOutcome
+from ..protocol import ChildrenQuery, Progress, Spawn, TaskSpec
+from ..store.records import F_FINALIZE, ChildRecord
+from ..task import Task
+
+if TYPE_CHECKING:
+    from .requests import Requests
 
 S = TypeVar("S")
 _tags = msgspec.json.Decoder(dict[str, str])
@@ -78,6 +84,7 @@ class TaskContext:
         send: Callable[[msgspec.Struct], None],
         domain_state: StateBag | None,
         app_state: StateBag | None,
+        requests: Requests | None = None,
     ) -> None:
         self.record = RunningTask(
             id=spec.id, task_type=spec.task_type, key=spec.key, label=spec.label, priority=spec.priority,
@@ -90,6 +97,9 @@ class TaskContext:
         self._app_state = app_state
         self._cancelled = False
         self._run_hook = False  # the supervisor asked for on_cancel after this attempt stops
+        self._requests = requests
+        self._attempt = spec.attempt
+        self.phase = "finalize" if spec.flags & F_FINALIZE else "execute"  # which method this call is
         self.read_bytes = self.write_bytes = self.net_rx_bytes = self.net_tx_bytes = 0
 
     @property
@@ -122,3 +132,66 @@ class TaskContext:
                 if found is not None:
                     return found  # type: ignore[no-any-return]
         raise LookupError(f"no state of type {kind.__qualname__} registered for this domain or the scheduler")
+
+    # -- workflows: children and siblings -------------------------------------------------------------------
+    def _channel(self) -> Requests:
+        if self._requests is None:
+            raise InvalidState("spawning and children() need a running worker")
+        return self._requests
+
+    def _spawn_msg(self, tasks: Iterable[Task], sibling: bool, overrides: dict[str, Any]) -> tuple[int, Spawn]:
+        if self.phase == "finalize" and not sibling:
+            raise InvalidState("finalize cannot spawn children: spawn them from execute")
+        if sibling and self.record.parent_id is None:
+            raise InvalidState(f"task {self.record.id} has no parent: spawn_sibling needs one (use spawn_child)")
+        rows = self._channel().rows(list(tasks), overrides)
+        rid = self._channel().next_id()
+        return rid, Spawn(rid, self.record.id, self._attempt, rows, sibling)
+
+    def spawn_children(self, tasks: Iterable[Task], **overrides: Any) -> list[SubmitOutcome]:
+        """Queue ``tasks`` as children of this task, in one transaction; returns once they are committed.
+
+        Each task goes to its own domain (children may cross domains) with its type's and domain's defaults,
+        then ``overrides`` (priority, key, group, tags, run_after, ttl, depends_on, ...). A child runs at the
+        more urgent of its own and this task's priority, inherits this task's remaining TTL unless it has one,
+        and this task's tags under its own. When ``execute`` returns while children are still active, this
+        task waits for them, then ``finalize(task, memo, ctx)`` runs with what ``execute`` returned.
+        In an async executor, prefer ``await ctx.aspawn_children(...)``: this call blocks the worker's loop.
+        """
+        rid, msg = self._spawn_msg(tasks, False, overrides)
+        return self._channel().call(rid, msg).outcomes or []
+
+    def spawn_child(self, task: Task, **overrides: Any) -> SubmitOutcome:
+        return self.spawn_children([task], **overrides)[0]
+
+    def spawn_siblings(self, tasks: Iterable[Task], **overrides: Any) -> list[SubmitOutcome]:
+        """Queue ``tasks`` as children of this task's parent (peers of this task); the parent's ``finalize``
+        waits for them too. Raises :class:`InvalidState` in a task that has no parent."""
+        rid, msg = self._spawn_msg(tasks, True, overrides)
+        return self._channel().call(rid, msg).outcomes or []
+
+    def spawn_sibling(self, task: Task, **overrides: Any) -> SubmitOutcome:
+        return self.spawn_siblings([task], **overrides)[0]
+
+    async def aspawn_children(self, tasks: Iterable[Task], **overrides: Any) -> list[SubmitOutcome]:
+        rid, msg = self._spawn_msg(tasks, False, overrides)
+        return (await self._channel().acall(rid, msg)).outcomes or []
+
+    async def aspawn_child(self, task: Task, **overrides: Any) -> SubmitOutcome:
+        return (await self.aspawn_children([task], **overrides))[0]
+
+    async def aspawn_siblings(self, tasks: Iterable[Task], **overrides: Any) -> list[SubmitOutcome]:
+        rid, msg = self._spawn_msg(tasks, True, overrides)
+        return (await self._channel().acall(rid, msg)).outcomes or []
+
+    async def aspawn_sibling(self, task: Task, **overrides: Any) -> SubmitOutcome:
+        return (await self.aspawn_siblings([task], **overrides))[0]
+
+    def children(self) -> list[ChildRecord]:
+        """This task's children and how each ended (in ``finalize`` they all have): ``status``, ``error``."""
+        rid = self._channel().next_id()
+        return self._channel().call(rid, ChildrenQuery(rid, self.record.id, self._attempt)).children or []
+
+    async def achildren(self) -> list[ChildRecord]:
+        rid = self._channel().next_id()
+        return (await self._channel().acall(rid, ChildrenQuery(rid, self.record.id, self._attempt))).children or []

@@ -10,6 +10,7 @@ executor.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import signal
 import sys
@@ -22,10 +23,12 @@ import psutil
 
 from ..domain import ExecutorSpec, StateBag
 from ..errors import TaskCancelled
-from ..protocol import Cancel, Heartbeat, Result, Results, Run, Stop, TaskSpec
+from ..protocol import Cancel, Heartbeat, Reply, Result, Results, Run, Stop, TaskSpec
+from ..submission import Defaults
 from . import attempt
 from .channel import Channel
 from .context import TaskContext
+from .requests import Requests
 
 EXIT_INTERNAL_ERROR = 70
 EXIT_ORPHANED = 4
@@ -59,6 +62,7 @@ class WorkerRuntime:
         self.default_timeout: float | None = None
         self.heartbeat_interval = 0.0
         self.timer: attempt.SyncTimer | None = None
+        self.requests = Requests(channel.send, Defaults())  # spawn requests; Boot sets the defaults
         self._main_thread = threading.main_thread().ident
         self._process = psutil.Process()
         self._rss_at = 0.0
@@ -78,6 +82,9 @@ class WorkerRuntime:
         stop_requested = False
         try:
             while (msg := self.channel.recv()) is not None:
+                if isinstance(msg, Reply):
+                    self.requests.resolve(msg)  # its executor may be blocking the loop: wake it from here
+                    continue
                 if isinstance(msg, Cancel):
                     self._cancel(msg)
                 elif isinstance(msg, Stop):
@@ -177,7 +184,7 @@ class WorkerRuntime:
             return task
         assert executor is not None
         ctx = TaskContext(spec, self.max_retries_of(spec, executor), self.channel.send,
-                          self.domain_state.get(executor.domain.name), self.app_state)  # fmt: skip
+                          self.domain_state.get(executor.domain.name), self.app_state, self.requests)  # fmt: skip
         self.running[key] = ctx
         return task, ctx
 
@@ -194,7 +201,7 @@ class WorkerRuntime:
         self.current_sync = ctx
         try:
             self.timer.arm(ctx, attempt.timeout_of(executor, self.default_timeout))
-            value = executor.execute_callable()(task, ctx)
+            value = attempt.entry(executor, spec)(task, ctx)
         except BaseException as exc:  # the executor's failure is data; TaskCancelled and TaskTimeout included
             error = exc
         finally:
@@ -223,7 +230,9 @@ class WorkerRuntime:
             error: BaseException | None = None
             try:
                 async with asyncio.timeout(limit):
-                    value = await executor.execute_callable()(task, ctx)
+                    value = attempt.entry(executor, spec)(task, ctx)
+                    if inspect.isawaitable(value):
+                        value = await value
             except TimeoutError as exc:
                 error = attempt.TaskTimeout(f"exceeded its {limit:g}s timeout") if limit else exc
             except BaseException as exc:

@@ -109,6 +109,9 @@ def test_a_task_that_kills_its_worker_every_time_ends_dead_lettered(make_schedul
         assert [r.status for r in s.history_of(o.id)] == ["completed"]
     # the pool is back to full strength, and both workers take work
     wait_for(lambda: len(_live_workers()) == 2, timeout=10, what="the pool to refill")
+    sup = s._supervisor
+    assert sup is not None and sup.dispatcher is not None
+    wait_for(lambda: sum(w.alive for w in sup.dispatcher.workers) == 2, timeout=10, what="the new worker to be ready")
     h.submit_batch([D.Note(log=log, tag=f"final{i}", sleep=0.3) for i in range(2)])
     assert s.wait_until_idle(15)
     final_pids = {e["pid"] for e in entries(log, "start") if e["tag"].startswith("final")}

@@ -173,3 +173,36 @@ class Member(tm.Task):
 @grouped.executor(Member)
 def member(task: Member, ctx: tm.TaskContext) -> None:
     write_log(task.log, ev="end", tag=task.tag)
+
+
+class Polite(tm.Task):
+    """Checks ctx.cancelled and simply returns when asked to stop (first attempt only runs long)."""
+
+    task_type: ClassVar[str] = "polite"
+    log: str
+
+
+@ctl.executor(Polite)
+def polite(task: Polite, ctx: tm.TaskContext) -> None:
+    write_log(task.log, ev="start", tag="polite", attempt=ctx.record.attempt)
+    end = time.monotonic() + (30 if ctx.record.attempt == 1 else 0)
+    while time.monotonic() < end:
+        if ctx.cancelled:
+            return
+        time.sleep(0.001)
+    write_log(task.log, ev="end", tag="polite", attempt=ctx.record.attempt)
+
+
+class Nap(tm.Task):
+    """A plain sleep with no time limit of its own (the scheduler-wide one applies)."""
+
+    task_type: ClassVar[str] = "nap"
+    log: str
+    seconds: float
+
+
+@ctl.executor(Nap)
+def nap(task: Nap, ctx: tm.TaskContext) -> None:
+    write_log(task.log, ev="start", tag="nap", attempt=ctx.record.attempt)
+    time.sleep(task.seconds)
+    write_log(task.log, ev="end", tag="nap", attempt=ctx.record.attempt)

@@ -1,0 +1,1 @@
+"""An example service: domain modules the taskmill-supervisor daemon loads (see examples/taskmill.toml)."""

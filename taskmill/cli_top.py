@@ -1,0 +1,118 @@
+"""``taskmill top``: a live terminal view of one database, read through its own connection.
+
+It reads only what the database holds (counts, running and recent tasks), so it works from any process
+on the host with read access, whether or not the daemon's HTTP endpoints are enabled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from .cli_views import ago, console, history_table, supervisor_pid
+from .client import Client
+
+
+class TopState:
+    """What the previous frame saw, for rates."""
+
+    def __init__(self) -> None:
+        self.at: float | None = None
+        self.finished: int | None = None
+
+
+def frame(client: Client, db_path: str, state: TopState, *, rows: int = 15, live: bool = True) -> RenderableType:
+    now = time.time()
+    store = client._store()
+    counts = store.status_counts()
+    history = store.history_status_counts()
+    finished = sum(history.values())
+    rate = ""
+    if state.at is not None and state.finished is not None and now > state.at:
+        rate = f"{max(finished - state.finished, 0) / (now - state.at):.1f} finished/s"
+    state.at, state.finished = now, finished
+    pid = supervisor_pid(db_path)
+    who = f"supervisor pid {pid}" if pid else "no supervisor running"
+    title = Text.assemble(("taskmill top", "bold"), f"  {db_path}  {who}  {time.strftime('%H:%M:%S')}  {rate}")
+
+    summary = Table(title="queue", title_justify="left")
+    summary.add_column("status")
+    summary.add_column("count", justify="right")
+    for name, n in counts.items():
+        summary.add_row(name, str(n))
+    for name, n in sorted(history.items()):
+        summary.add_row(f"{name} (history)", str(n))
+
+    running = client.running_tasks(limit=rows)
+    by_domain: Counter[str] = Counter()
+    for task_type, n in store.pending_by_type().items():
+        by_domain[task_type.partition("::")[0]] += n
+    domains = Table(title="pending by domain", title_justify="left")
+    domains.add_column("domain")
+    domains.add_column("pending", justify="right")
+    domains.add_column("running", justify="right")
+    run_by_domain = Counter(r.domain for r in client.running_tasks(limit=10_000))
+    for name in sorted(set(by_domain) | set(run_by_domain)):
+        domains.add_row(name, str(by_domain.get(name, 0)), str(run_by_domain.get(name, 0)))
+
+    active = Table(title=f"running (first {rows})", title_justify="left")
+    for col in ("id", "type", "prio", "attempt", "running for"):
+        active.add_column(col, justify="left" if col == "type" else "right")
+    for r in running:
+        active.add_row(str(r.id), r.task_type, str(r.priority), str(r.attempt), ago(r.started_at, now))
+    recent = history_table(client.history(limit=10), title="recent history")
+    parts: list[RenderableType] = [title, summary, domains, active, recent]
+    if live:
+        parts.append(Text("q or Ctrl-C quits", style="dim"))
+    return Group(*parts)
+
+
+@contextlib.contextmanager
+def _keyboard() -> Iterator[bool]:
+    """cbreak mode on a terminal, so a single ``q`` is read without Enter; restored on exit."""
+    if not sys.stdin.isatty():
+        yield False
+        return
+    import termios
+    import tty
+
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setcbreak(fd)
+        yield True
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def _wait_key(interactive: bool, timeout: float) -> str:
+    if not interactive:
+        time.sleep(timeout)
+        return ""
+    ready, _, _ = select.select([sys.stdin], [], [], timeout)
+    return sys.stdin.read(1) if ready else ""
+
+
+def run(client: Client, db_path: str, *, interval: float, once: bool) -> None:
+    state = TopState()
+    out = console()
+    if once:
+        out.print(frame(client, db_path, state, live=False))
+        return
+    from rich.live import Live
+
+    try:
+        with _keyboard() as interactive, Live(frame(client, db_path, state), console=out, auto_refresh=False,
+                                              screen=out.is_terminal) as live:  # fmt: skip
+            while _wait_key(interactive, interval).lower() != "q":
+                live.update(frame(client, db_path, state), refresh=True)
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,161 @@
+"""The daemon as a real process: cross-process submissions, idle CPU, signals, reload, exit codes, the example."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+
+from taskmill.supervisor import daemon as dmn
+
+from .daemon import Daemon, free_port, percentile, wait_lines
+
+ROOT = Path(__file__).resolve().parents[2]
+MakeDaemon = Callable[..., Daemon]
+
+
+def test_other_process_submissions_start_within_milliseconds(live: Daemon) -> None:
+    lat = live.submit_marks(50, gap=0.01)
+    p50, p99 = percentile(lat, 0.5) * 1000, percentile(lat, 0.99) * 1000
+    print(f"\ncross-process submit -> start: p50 {p50:.2f} ms, p99 {p99:.2f} ms (n={len(lat)})")
+    assert p50 < 50, lat  # the wake-up datagram, not the 5 s data_version poll of this config
+
+
+def test_idle_daemon_burns_almost_no_cpu(live: Daemon) -> None:
+    proc = psutil.Process(live.pid)
+    procs = [proc, *proc.children(recursive=True)]
+    assert len(procs) == 1 + live.workers
+    time.sleep(0.3)  # let the previous test's work settle
+
+    def cpu() -> float:
+        total = 0.0
+        for p in procs:
+            t = p.cpu_times()
+            total += t.user + t.system
+        return total
+
+    before, t0 = cpu(), time.monotonic()
+    time.sleep(1.5)
+    share = (cpu() - before) / (time.monotonic() - t0) * 100
+    print(f"\nidle daemon + {live.workers} workers: {share:.2f} % of one core")
+    assert share < 5.0
+
+
+def test_a_second_daemon_on_the_same_database_is_refused(live: Daemon) -> None:
+    out = live.run()
+    assert out.returncode == dmn.EXIT_LOCKED, out.stderr
+    assert f"pid {live.pid}" in out.stderr and str(live.db) in out.stderr
+
+
+def test_sigterm_lets_running_tasks_finish(make_daemon: MakeDaemon) -> None:
+    d = make_daemon(http=False).start()
+    d.submit_many(*[("slow::nap", {"i": i, "seconds": 0.8, "ledger": d.ledger}) for i in range(2)])
+    wait_lines(d.ledger, 2, prefix="start")
+    d.signal(signal.SIGTERM)
+    assert d.wait(20) == 0, d.log_text()
+    assert len(wait_lines(d.ledger, 2, prefix="done", timeout=1)) == 2
+    counts, history = d.counts()
+    assert counts["pending"] == counts["running"] == 0 and history == {"completed": 2}
+    assert "stopped" in d.log_text()
+
+
+def test_shutdown_timeout_and_second_signal_requeue_running_tasks(make_daemon: MakeDaemon) -> None:
+    d = make_daemon(http=False, extra="[shutdown]\ntimeout = 0.3\n").start()
+    d.submit_many(("slow::nap", {"i": 1, "seconds": 30, "ledger": d.ledger}))
+    wait_lines(d.ledger, 1, prefix="start")
+    t0 = time.monotonic()
+    d.signal(signal.SIGTERM)
+    assert d.wait(20) == 0 and time.monotonic() - t0 < 5
+    counts, history = d.counts()
+    assert counts["pending"] == 1 and history == {}  # back in the queue, not failed
+
+    d.extra = "[shutdown]\ntimeout = 60\n"
+    d.write_config()
+    d.start()  # the re-queued task runs again at the next start
+    wait_lines(d.ledger, 2, prefix="start")
+    t0 = time.monotonic()
+    d.signal(signal.SIGTERM)
+    time.sleep(0.3)
+    assert d.proc is not None and d.proc.poll() is None  # graceful: still waiting for the task
+    d.signal(signal.SIGINT)  # the second signal forces the hard stop
+    assert d.wait(20) == 0 and time.monotonic() - t0 < 10
+    counts, history = d.counts()
+    assert counts["pending"] == 1 and history == {}
+
+
+def test_sighup_reloads_runtime_settings_and_reopens_the_log(make_daemon: MakeDaemon) -> None:
+    logging = '[logging]\nfile = "logs/taskmill.log"\n'
+    d = make_daemon()
+    d.log = d.root / "logs" / "taskmill.log"
+    d.write_config(max_concurrency=4, body=logging)
+    d.start("--log-format", "json")
+    snap = d.snapshot()
+    assert snap["max_concurrency"] == 4 and snap["domains"]["slow"]["max_concurrency"] == 3
+    assert stat.S_IMODE(os.stat(d.log).st_mode) == 0o640 and stat.S_IMODE(os.stat(d.log.parent).st_mode) == 0o750
+    assert stat.S_IMODE(os.stat(d.db).st_mode) == 0o640  # umask 027 before anything was created
+
+    d.write_config(max_concurrency=1, workers=3, body=logging + "[domain_concurrency]\nslow = 1\n")
+    d.signal(signal.SIGHUP)
+    d.wait_for_log("reloaded")
+    snap = d.snapshot()
+    assert snap["max_concurrency"] == 1 and snap["domains"]["slow"]["max_concurrency"] == 1
+    assert len(snap["workers"]) == 2  # workers only change at restart, and the log says so
+    records = [json.loads(line) for line in d.log_text().splitlines() if line.strip()]
+    assert any("max_concurrency 4 -> 1" in r["msg"] for r in records)
+    assert any(r["level"] == "warning" and "workers" in r["msg"] for r in records)
+
+    d.log.rename(d.log.with_name("taskmill.log.1"))  # logrotate moves the file, then sends SIGHUP
+    d.write_config(max_concurrency=2, body=logging)  # no cap for `slow` in the file: back to the module's own
+    d.signal(signal.SIGHUP)
+    d.wait_for_log("reloaded")  # in the reopened, new file
+    snap = d.snapshot()
+    assert snap["max_concurrency"] == 2 and snap["domains"]["slow"]["max_concurrency"] == 3
+
+    d.config.write_text("this is = not [toml")
+    d.signal(signal.SIGHUP)
+    d.wait_for_log("reload failed")
+    assert d.snapshot()["max_concurrency"] == 2 and d.get("/healthz")[0] == 200
+
+
+def test_worker_boot_error_has_its_exit_code(make_daemon: MakeDaemon) -> None:
+    d = make_daemon(http=False, env={"SRV_FAIL_IN_WORKER": "1"})
+    out = d.run(timeout=60)
+    assert out.returncode == dmn.EXIT_BOOT, out.stderr
+    assert "refuses to load in a worker" in out.stderr
+
+
+def test_http_port_in_use_has_its_exit_code(make_daemon: MakeDaemon, live: Daemon) -> None:
+    d = make_daemon()
+    d.port = live.port
+    d.write_config()
+    out = d.run()
+    assert out.returncode == dmn.EXIT_HTTP and f"127.0.0.1:{live.port}" in out.stderr
+
+
+def test_the_example_service_runs(tmp_path: Path) -> None:
+    shutil.copy(ROOT / "examples" / "taskmill.toml", tmp_path)
+    shutil.copytree(ROOT / "examples" / "service", tmp_path / "service")
+    config = tmp_path / "taskmill.toml"
+    port = free_port()
+    config.write_text(re.sub(r"127\.0\.0\.1:\d+", f"127.0.0.1:{port}", config.read_text()))
+    d = Daemon.existing(config, port)
+    try:
+        d.start()
+        out = subprocess.run([sys.executable, str(tmp_path / "service" / "submit.py"), str(d.db)], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert out.stdout.count("completed") == 7
+        assert d.get("/healthz")[0] == 200
+    finally:
+        d.stop()
+    assert d.proc is not None and d.proc.returncode == 0
