@@ -127,8 +127,8 @@ class DomainHandle:
     # -- recurring schedules ----------------------------------------------------------------------------
     def _schedule_id(self, target: int | Task) -> int | None:
         if isinstance(target, Task):
-            found = self.lookup(target)
-            return found.record.id if found.location == "active" and found.record is not None else None
+            found = self.lookup(target).record
+            return found.id if isinstance(found, TaskRecord) else None
         return target
 
     def pause_recurring(self, target: int | Task) -> bool:

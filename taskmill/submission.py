@@ -177,7 +177,7 @@ class Template:
         self.explicit_key = key
         self.label = label
         self.task_key = spec.task_cls.key is not Task.key
-        self.base = dict(
+        self.base: dict[str, Any] = dict(
             task_type=spec.qualified_type, domain=domain.name, priority=prio, created_at=now,
             expected_read_bytes=io.read if io else 0, expected_write_bytes=io.write if io else 0,
             expected_net_rx_bytes=io.net_rx if io else 0, expected_net_tx_bytes=io.net_tx if io else 0,

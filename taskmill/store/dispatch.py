@@ -34,9 +34,13 @@ def claim_ids(conn: apsw.Connection, ids: Sequence[int], now_ms: int) -> list[Cl
     return rows
 
 
-def peek_ready(conn: apsw.Connection, after: tuple[int, int], limit: int) -> list[Candidate]:
-    """Runnable candidates strictly after ``(priority, id)``: keyset paging past denied tasks."""
-    return [Candidate(*r) for r in conn.execute(sql.PEEK_READY, (after[0], after[1], limit))]
+def peek_ready(
+    conn: apsw.Connection, after: tuple[int, int], limit: int, skip_domains: Sequence[str] = ()
+) -> list[Candidate]:
+    """Runnable candidates strictly after ``(priority, id)`` (keyset paging past denied tasks), leaving out
+    domains already at their cap so a saturated domain's backlog is skipped inside SQLite."""
+    skip = _json(list(skip_domains)).decode()
+    return [Candidate(*r) for r in conn.execute(sql.PEEK_READY, (after[0], after[1], limit, skip))]
 
 
 def promote_due(conn: apsw.Connection, now_ms: int) -> int:

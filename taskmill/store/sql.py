@@ -1,7 +1,9 @@
 """Named SQL statements. The only place in taskmill where SQL text lives (with schema.py).
 
 Hot statements pin their index (``INDEXED BY`` / ``NOT INDEXED``): with several partial indexes on one
-table the planner otherwise sometimes picks a status index and sorts, which is quadratic under load.
+table the planner otherwise sometimes picks a status index and sorts, which is quadratic under load. LIMIT and
+OFFSET take ``(?N + 0)`` rather than a bare parameter: a bare one makes SQLite re-prepare the statement on
+every run (about 100 µs per claim here).
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ CLAIM_NEXT = (
     """
 UPDATE tasks SET status = 'running', started_at = ?1, attempt = attempt + 1
 WHERE id IN (SELECT id FROM tasks INDEXED BY idx_ready WHERE status = 'pending' AND run_after IS NULL
-             ORDER BY priority, id LIMIT ?2)
+             ORDER BY priority, id LIMIT (?2 + 0))
 """
     + CLAIM_RETURNING
 )
@@ -98,7 +100,8 @@ WHERE id IN (SELECT value FROM json_each(?2)) AND status = 'pending'
 PEEK_READY = """
 SELECT id, task_type, domain, priority, group_key FROM tasks INDEXED BY idx_ready
 WHERE status = 'pending' AND run_after IS NULL AND (priority, id) > (?1, ?2)
-ORDER BY priority, id LIMIT ?3
+    AND domain NOT IN (SELECT value FROM json_each(?4))
+ORDER BY priority, id LIMIT (?3 + 0)
 """
 PROMOTE_DUE = "UPDATE tasks SET run_after = NULL WHERE status = 'pending' AND run_after <= ?"
 NEXT_RUN_AFTER = "SELECT MIN(run_after) FROM tasks INDEXED BY idx_delayed WHERE status = 'pending' AND run_after IS NOT NULL"
@@ -159,10 +162,10 @@ WHERE paused_at_ms IS NOT NULL AND finished_at IS NULL
 """
 PRUNE_IDS_BY_COUNT = """
 SELECT id FROM tasks INDEXED BY idx_finished WHERE finished_at IS NOT NULL
-ORDER BY finished_at DESC, id DESC LIMIT ?2 OFFSET ?1
+ORDER BY finished_at DESC, id DESC LIMIT (?2 + 0) OFFSET (?1 + 0)
 """
 PRUNE_IDS_BY_AGE = """
-SELECT id FROM tasks INDEXED BY idx_finished WHERE finished_at IS NOT NULL AND finished_at < ?1 LIMIT ?2
+SELECT id FROM tasks INDEXED BY idx_finished WHERE finished_at IS NOT NULL AND finished_at < ?1 LIMIT (?2 + 0)
 """
 DELETE_IDS = "DELETE FROM tasks NOT INDEXED WHERE id IN (SELECT value FROM json_each(?))"
 DELETE_TAGS_OF_IDS = "DELETE FROM task_tags WHERE task_id IN (SELECT value FROM json_each(?))"
@@ -177,7 +180,7 @@ AND finished_at IS NULL
 TASKS_BY_STATUS = f"""
 SELECT {TASK_COLUMNS} FROM tasks INDEXED BY idx_active WHERE status = ? AND finished_at IS NULL
     AND status <> 'pending'
-ORDER BY priority, id LIMIT ? OFFSET ?
+ORDER BY priority, id LIMIT (? + 0) OFFSET (? + 0)
 """
 _PENDING = "status = 'pending' AND finished_at IS NULL"
 PENDING_TASKS = f"""
@@ -185,7 +188,7 @@ SELECT * FROM (
     SELECT {TASK_COLUMNS} FROM tasks INDEXED BY idx_ready WHERE {_PENDING} AND run_after IS NULL
     UNION ALL
     SELECT {TASK_COLUMNS} FROM tasks INDEXED BY idx_delayed WHERE {_PENDING} AND run_after IS NOT NULL
-) ORDER BY priority, id LIMIT ? OFFSET ?
+) ORDER BY priority, id LIMIT (? + 0) OFFSET (? + 0)
 """
 COUNT_BY_STATUS = "SELECT COUNT(*) FROM tasks INDEXED BY idx_active WHERE status = ? AND finished_at IS NULL AND status <> 'pending'"
 COUNT_BY_STATUS_DOMAIN = (
@@ -211,22 +214,22 @@ SELECT task_type, COUNT(*) FROM (
 _HIST = f"SELECT {HISTORY_COLUMNS} FROM tasks"
 HISTORY_PAGE = (
     f"{_HIST} INDEXED BY idx_finished WHERE finished_at IS NOT NULL ORDER BY finished_at DESC, id DESC "
-    "LIMIT ? OFFSET ?"
+    "LIMIT (? + 0) OFFSET (? + 0)"
 )
 HISTORY_BY_TYPE = (
     f"{_HIST} INDEXED BY idx_finished_type WHERE task_type = ? AND finished_at IS NOT NULL "
-    "ORDER BY finished_at DESC, id DESC LIMIT ? OFFSET ?"
+    "ORDER BY finished_at DESC, id DESC LIMIT (? + 0) OFFSET (? + 0)"
 )
 HISTORY_COMPLETED = (
     f"{_HIST} INDEXED BY idx_finished WHERE finished_at IS NOT NULL AND status = 'completed' "
-    "AND (?1 IS NULL OR domain = ?1) ORDER BY finished_at DESC, id DESC LIMIT ?2 OFFSET ?3"
+    "AND (?1 IS NULL OR domain = ?1) ORDER BY finished_at DESC, id DESC LIMIT (?2 + 0) OFFSET (?3 + 0)"
 )
 HISTORY_BY_STATUS = (
     f"{_HIST} INDEXED BY idx_finished_status WHERE status = ?1 AND finished_at IS NOT NULL AND status <> 'completed' "
-    "AND (?2 IS NULL OR domain = ?2) ORDER BY finished_at DESC, id DESC LIMIT ?3 OFFSET ?4"
+    "AND (?2 IS NULL OR domain = ?2) ORDER BY finished_at DESC, id DESC LIMIT (?3 + 0) OFFSET (?4 + 0)"
 )
 HISTORY_BY_KEY = (
-    f"{_HIST} INDEXED BY idx_key WHERE key = ? AND finished_at IS NOT NULL ORDER BY id DESC LIMIT ?"
+    f"{_HIST} INDEXED BY idx_key WHERE key = ? AND finished_at IS NOT NULL ORDER BY id DESC LIMIT (? + 0)"
 )
 HISTORY_OF_TASK = f"""
 {_HIST} NOT INDEXED WHERE id = ?1 AND finished_at IS NOT NULL

@@ -75,7 +75,7 @@ UNBLOCK = f"UPDATE tasks NOT INDEXED SET {_REQUEUED} WHERE id = ?1 AND status = 
 TASKS_BY_STATUS_DOMAIN = """
 SELECT {cols} FROM tasks INDEXED BY idx_active WHERE status = ?1 AND domain = ?2 AND finished_at IS NULL
     AND status <> 'pending'
-ORDER BY priority, id LIMIT ?3 OFFSET ?4
+ORDER BY priority, id LIMIT (?3 + 0) OFFSET (?4 + 0)
 """
 
 # -- parents and children ---------------------------------------------------------------------------------
@@ -132,7 +132,7 @@ DUE_EXPIRIES = """
 SELECT id FROM tasks INDEXED BY idx_expires
 WHERE expires_at <= ?1 AND expires_at IS NOT NULL AND finished_at IS NULL AND status IN ('pending', 'paused', 'blocked')
     AND (flags & 1) = 0
-ORDER BY expires_at LIMIT ?2
+ORDER BY expires_at LIMIT (?2 + 0)
 """
 
 # -- recurring schedules -------------------------------------------------------------------------------------

@@ -204,7 +204,7 @@ def submit_many(conn: apsw.Connection, tasks: Sequence[NewTask], now_ms: int) ->
         # Inside BEGIN IMMEDIATE nobody else can insert, and AUTOINCREMENT hands out consecutive ids.
         last = conn.last_insert_rowid()
         first = last - len(fresh) + 1
-        tag_rows = []
+        tag_rows: list[tuple[int, str, str]] = []
         for offset, i in enumerate(fresh):
             tid = first + offset
             outcomes[i] = _inserted(tid, reasons[offset])

@@ -87,8 +87,9 @@ class Dispatcher:
                     continue
                 c = found
             order = orders.pop((r.id, r.attempt), None) if orders else None
+            if r.elapsed_us:
+                self.durations.observe(c.task_type, r.elapsed_us)  # failures too: they size prefetch as well
             if r.status == "ok":
-                self.durations.observe(c.task_type, r.elapsed_us)
                 self.control.preempting.discard((c.id, c.attempt))
                 if not (c.flags and self.flow.took(c, r)):  # took: a parent leaving execute, the turn decides
                     done.append(self._row("completed", r, c, None))
@@ -329,7 +330,8 @@ class Dispatcher:
         running = dict(self.running_by_domain())
         exhausted = False
         for _ in range(PEEK_MAX_PAGES):
-            page = dispatch.peek_ready(self.store.conn, after, PEEK_PAGE)
+            full = [d for d, n in caps.items() if running.get(d, 0) >= n]
+            page = dispatch.peek_ready(self.store.conn, after, PEEK_PAGE, full)
             accept = (lambda c: self._is_async(c.task_type)) if only_async else None
             picked = set(select_within_caps(page, want - len(chosen), running, caps, accept))
             for c in page:

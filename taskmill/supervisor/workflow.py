@@ -104,10 +104,13 @@ class Workflow:
     def write(self, now_ms: int) -> None:
         """Everything gathered since the last turn. The lists are cleared only once the turn has committed
         (:meth:`after_commit`): if it rolls back, the next turn does the same work again."""
+        if self.replies or self.events:  # left by a turn that rolled back: it is all done again below
+            self.replies, self.events = [], []
+        sweep = self.next_sweep_ms is not None and now_ms >= self.next_sweep_ms
+        if not (self.requests or self.leaving or self.ended or sweep):
+            return  # the common case: a turn of plain tasks
         conn = self.d.store.conn
         fx = flow.Effects()
-        self.replies = []
-        self.events = []
         for worker, msg in self.requests:
             reply = self._spawn(worker, msg, now_ms) if isinstance(msg, Spawn) else self._children(msg)
             self.replies.append((worker, reply))
@@ -116,7 +119,7 @@ class Workflow:
             flow.leave_execute(conn, now_ms, c.id, c.attempt, r.memo, bool(spec and spec.has_finalize), fx)
         if self.ended:
             flow.settle(conn, now_ms, self.ended, fx)
-        if self.next_sweep_ms is not None and now_ms >= self.next_sweep_ms:
+        if sweep:
             if flow.expire_due(conn, now_ms, SWEEP_BATCH, fx) >= SWEEP_BATCH:
                 self.next_sweep_ms = now_ms  # more to do: again next turn
             else:
@@ -164,6 +167,8 @@ class Workflow:
         self.ttl_first.clear()
 
     def after_commit(self) -> None:
+        if not (self.replies or self.events or self.requests or self.leaving or self.ended):
+            return
         for worker, reply in self.replies:
             worker.send(reply)
         self.d.pending_events.extend(self.events)

@@ -67,7 +67,8 @@ def entry(executor: ExecutorSpec, spec: TaskSpec) -> Callable[[Any, TaskContext]
     fin = getattr(executor.instance(), "finalize", None) if executor.is_class else None
     if fin is None:
         return _nothing_async if executor.is_async else _nothing
-    memo = None if spec.memo is None else msgspec.msgpack.decode(spec.memo, type=_memo_type(type(executor.instance())))
+    memo_type = _memo_type(getattr(fin, "__func__", fin))
+    memo = None if spec.memo is None else msgspec.msgpack.decode(spec.memo, type=memo_type)
     return functools.partial(_finalize, fin, memo)
 
 
@@ -84,13 +85,12 @@ async def _nothing_async(task: Any, ctx: TaskContext) -> None:
 
 
 @functools.cache
-def _memo_type(cls: type) -> Any:
-    """The annotation of finalize's memo parameter (its second), or Any."""
+def _memo_type(finalize: Callable[..., Any]) -> Any:
+    """The annotation of finalize's memo parameter, ``(self, task, memo, ctx)``, or Any."""
     try:
-        params = list(inspect.signature(cls.finalize).parameters)
-        hints = typing.get_type_hints(cls.finalize)
-        return hints.get(params[2], Any) if len(params) > 2 else Any  # (self, task, memo, ctx)
-    except Exception:
+        params = list(inspect.signature(finalize).parameters)
+        return typing.get_type_hints(finalize).get(params[2], Any) if len(params) > 2 else Any
+    except Exception:  # an annotation that does not resolve: decode without a type
         return Any
 
 

@@ -310,3 +310,17 @@ def test_children_inherit_the_remaining_ttl_and_expire_with_it(make_scheduler: A
     assert sorted(k.status for k in s.children(parent)) == ["cancelled", "expired"] or \
         [k.status for k in s.children(parent)] == ["expired", "expired"]  # fmt: skip
     assert not entries(log, "finalize", "delayer")
+
+
+def test_cancelling_a_waiting_parent_cancels_its_children_and_skips_finalize(
+    make_scheduler: Any, log: str, tmp_path: Path
+) -> None:
+    s = make_scheduler(DOMAINS, workers=2, start=True)
+    up = s.domain(W.flow).submit(W.Upload(log=log, name="c", parts=3, gate=str(tmp_path / "never"))).id
+    wait_for(lambda: [t.id for t in s.waiting_tasks()] == [up], 10, what="the parent to wait")
+    wait_for(lambda: entries(log, "start"), 10)  # at least one part is running (held by its gate)
+    assert s.cancel(up)
+    assert final(s, up).status == "cancelled"
+    kids = wait_for(lambda: (k := s.children(up)) and all(c.finished for c in k) and k, 10)
+    assert {k.status for k in kids} == {"cancelled"}
+    assert not entries(log, "finalize", "c")
