@@ -42,7 +42,7 @@ INSERT_TAG = "INSERT INTO task_tags (task_id, key, value) VALUES (?, ?, ?)"
 # The newest non-copy row of a key; the caller checks whether it is still active.
 EXISTING_BY_KEY = """
 SELECT key, id, status, priority, requeue, requeue_priority FROM tasks INDEXED BY idx_key
-WHERE key = ? AND run_of IS NULL ORDER BY id DESC LIMIT 1
+WHERE key = +? AND run_of IS NULL ORDER BY id DESC LIMIT 1
 """
 EXISTING_BY_KEYS = """
 SELECT t.key, t.id, t.status, t.priority, t.requeue, t.requeue_priority
@@ -52,15 +52,15 @@ ON t.id = (SELECT id FROM tasks INDEXED BY idx_key WHERE key = j.value AND run_o
 # One round trip for a single submit: the key's newest non-copy row, then any paused domains and groups.
 SUBMIT_CONTEXT = """
 SELECT * FROM (SELECT 'task', key, id, status, priority, requeue, requeue_priority FROM tasks INDEXED BY idx_key
-               WHERE key = ?1 AND run_of IS NULL ORDER BY id DESC LIMIT 1)
+               WHERE key = +?1 AND run_of IS NULL ORDER BY id DESC LIMIT 1)
 UNION ALL SELECT 'domain', domain, NULL, NULL, NULL, NULL, NULL FROM paused_domains
 UNION ALL SELECT 'group', group_key, NULL, NULL, NULL, NULL, NULL FROM paused_groups
 """
-UPGRADE_PRIORITY = "UPDATE tasks NOT INDEXED SET priority = ? WHERE id = ?"
-SET_REQUEUE = "UPDATE tasks NOT INDEXED SET requeue = 1, requeue_priority = ? WHERE id = ?"
+UPGRADE_PRIORITY = "UPDATE tasks NOT INDEXED SET priority = ? WHERE id = +?"
+SET_REQUEUE = "UPDATE tasks NOT INDEXED SET requeue = 1, requeue_priority = ? WHERE id = +?"
 SUPERSEDE_COPY = f"""
 INSERT INTO tasks ({_COPY}, status, finished_at, run_of)
-SELECT {_COPY}, 'superseded', ?2, id FROM tasks NOT INDEXED WHERE id = ?1
+SELECT {_COPY}, 'superseded', ?2, id FROM tasks NOT INDEXED WHERE id = +?1
 """
 SUPERSEDE_IN_PLACE = """
 UPDATE tasks NOT INDEXED SET label = ?1, priority = ?2, payload = ?3, created_at = ?4, expected_read_bytes = ?5,
@@ -69,12 +69,12 @@ UPDATE tasks NOT INDEXED SET label = ?1, priority = ?2, payload = ?3, created_at
     last_error = NULL, pause_reasons = ?16, on_dep_failure = ?19, ttl_from = ?20,
     status = CASE WHEN ?17 <> 0 THEN 'blocked' WHEN ?16 <> 0 THEN 'paused' ELSE 'pending' END,
     paused_at_ms = CASE WHEN ?16 <> 0 THEN ?4 END, flags = (flags & 2) | ?18
-WHERE id = ?15
+WHERE id = +?15
 """
-DELETE_TAGS_OF = "DELETE FROM task_tags WHERE task_id = ?"
+DELETE_TAGS_OF = "DELETE FROM task_tags WHERE task_id = +?"
 SUPERSEDE_WAITING = """
 UPDATE tasks NOT INDEXED SET status = 'superseded', finished_at = ?2, last_error = 'superseded'
-WHERE id = ?1 AND status = 'waiting'
+WHERE id = +?1 AND status = 'waiting'
 """
 
 # -- dispatch -------------------------------------------------------------------------------------------
@@ -86,24 +86,24 @@ CLAIM_NEXT = (
     """
 UPDATE tasks SET status = 'running', started_at = ?1, attempt = attempt + 1
 WHERE id IN (SELECT id FROM tasks INDEXED BY idx_ready WHERE status = 'pending' AND run_after IS NULL
-             ORDER BY priority, id LIMIT (?2 + 0))
+             ORDER BY priority, id LIMIT (+?2 + 0))
 """
     + CLAIM_RETURNING
 )
 CLAIM_IDS = (
     """
 UPDATE tasks NOT INDEXED SET status = 'running', started_at = ?1, attempt = attempt + 1
-WHERE id IN (SELECT value FROM json_each(?2)) AND status = 'pending'
+WHERE id IN (SELECT value FROM json_each(+?2)) AND status = 'pending'
 """
     + CLAIM_RETURNING
 )
 PEEK_READY = """
 SELECT id, task_type, domain, priority, group_key FROM tasks INDEXED BY idx_ready
-WHERE status = 'pending' AND run_after IS NULL AND (priority, id) > (?1, ?2)
-    AND domain NOT IN (SELECT value FROM json_each(?4))
-ORDER BY priority, id LIMIT (?3 + 0)
+WHERE status = 'pending' AND run_after IS NULL AND (priority, id) > (+?1, +?2)
+    AND domain NOT IN (SELECT value FROM json_each(+?4))
+ORDER BY priority, id LIMIT (+?3 + 0)
 """
-PROMOTE_DUE = "UPDATE tasks SET run_after = NULL WHERE status = 'pending' AND run_after <= ?"
+PROMOTE_DUE = "UPDATE tasks SET run_after = NULL WHERE status = 'pending' AND run_after <= +?"
 NEXT_RUN_AFTER = "SELECT MIN(run_after) FROM tasks INDEXED BY idx_delayed WHERE status = 'pending' AND run_after IS NOT NULL"
 
 # Finishing is fenced on the attempt the supervisor dispatched: a late result from a stale attempt is a no-op.
@@ -113,7 +113,7 @@ UPDATE tasks NOT INDEXED SET status = ?1, finished_at = ?2,
     duration_ms = CASE WHEN ?3 > 0 THEN ?4 ELSE ?2 - started_at END,
     actual_read_bytes = ?5, actual_write_bytes = ?6, actual_net_rx_bytes = ?7, actual_net_tx_bytes = ?8,
     retry_count = retry_count + ?9, last_error = COALESCE(?10, last_error), requeue = 0
-WHERE id = ?11 AND attempt = ?12 AND status = 'running' AND (requeue = 0 OR ?1 <> 'completed')
+WHERE id = +?11 AND attempt = +?12 AND status = 'running' AND (requeue = 0 OR +?1 <> 'completed')
 """
 # Requeue statements take a JSON array of [id, started_ms, finished_ms, 0, 0, 0, 0, attempt].
 _FENCE = "tasks.id = j.value ->> 0 AND tasks.attempt = j.value ->> 7 AND tasks.status = 'running'"
@@ -133,16 +133,16 @@ WHERE {_FENCE} AND tasks.requeue = 1
 RETRY_LATER = """
 UPDATE tasks NOT INDEXED SET status = 'pending', started_at = NULL, retry_count = retry_count + 1,
     last_error = ?, run_after = ?
-WHERE id = ? AND attempt = ? AND status = 'running'
+WHERE id = +? AND attempt = +? AND status = 'running'
 """
 RETRY_INLINE = """
 UPDATE tasks NOT INDEXED SET retry_count = retry_count + 1, last_error = ?, attempt = attempt + 1, started_at = ?
-WHERE id = ? AND attempt = ? AND status = 'running' RETURNING attempt, retry_count
+WHERE id = +? AND attempt = +? AND status = 'running' RETURNING attempt, retry_count
 """
 # A released attempt never started (or its worker is gone): give its attempt number back.
 RELEASE = (
     "UPDATE tasks NOT INDEXED SET status = 'pending', started_at = NULL, attempt = attempt - 1 "
-    "WHERE id = ? AND attempt = ? AND status = 'running'"
+    "WHERE id = +? AND attempt = +? AND status = 'running'"
 )
 # After a crash, a run that was being stopped lands where its requests say; the rest go back to pending.
 # (cancel_requested: 1 cancel, 2 supersede, 3 fail — a parent whose child failed under fail_fast.)
@@ -162,25 +162,25 @@ WHERE paused_at_ms IS NOT NULL AND finished_at IS NULL
 """
 PRUNE_IDS_BY_COUNT = """
 SELECT id FROM tasks INDEXED BY idx_finished WHERE finished_at IS NOT NULL
-ORDER BY finished_at DESC, id DESC LIMIT (?2 + 0) OFFSET (?1 + 0)
+ORDER BY finished_at DESC, id DESC LIMIT (+?2 + 0) OFFSET (+?1 + 0)
 """
 PRUNE_IDS_BY_AGE = """
-SELECT id FROM tasks INDEXED BY idx_finished WHERE finished_at IS NOT NULL AND finished_at < ?1 LIMIT (?2 + 0)
+SELECT id FROM tasks INDEXED BY idx_finished WHERE finished_at IS NOT NULL AND finished_at < +?1 LIMIT (+?2 + 0)
 """
-DELETE_IDS = "DELETE FROM tasks NOT INDEXED WHERE id IN (SELECT value FROM json_each(?))"
-DELETE_TAGS_OF_IDS = "DELETE FROM task_tags WHERE task_id IN (SELECT value FROM json_each(?))"
+DELETE_IDS = "DELETE FROM tasks NOT INDEXED WHERE id IN (SELECT value FROM json_each(+?))"
+DELETE_TAGS_OF_IDS = "DELETE FROM task_tags WHERE task_id IN (SELECT value FROM json_each(+?))"
 
 # -- queries --------------------------------------------------------------------------------------------
-TASK_BY_ID = f"SELECT {TASK_COLUMNS} FROM tasks NOT INDEXED WHERE id = ? AND finished_at IS NULL"
+TASK_BY_ID = f"SELECT {TASK_COLUMNS} FROM tasks NOT INDEXED WHERE id = +? AND finished_at IS NULL"
 TASK_BY_KEY = f"""
 SELECT {TASK_COLUMNS} FROM tasks NOT INDEXED WHERE id = (
-    SELECT id FROM tasks INDEXED BY idx_key WHERE key = ? AND run_of IS NULL ORDER BY id DESC LIMIT 1)
+    SELECT id FROM tasks INDEXED BY idx_key WHERE key = +? AND run_of IS NULL ORDER BY id DESC LIMIT 1)
 AND finished_at IS NULL
 """
 TASKS_BY_STATUS = f"""
-SELECT {TASK_COLUMNS} FROM tasks INDEXED BY idx_active WHERE status = ? AND finished_at IS NULL
+SELECT {TASK_COLUMNS} FROM tasks INDEXED BY idx_active WHERE status = +? AND finished_at IS NULL
     AND status <> 'pending'
-ORDER BY priority, id LIMIT (? + 0) OFFSET (? + 0)
+ORDER BY priority, id LIMIT (+? + 0) OFFSET (+? + 0)
 """
 _PENDING = "status = 'pending' AND finished_at IS NULL"
 PENDING_TASKS = f"""
@@ -188,17 +188,17 @@ SELECT * FROM (
     SELECT {TASK_COLUMNS} FROM tasks INDEXED BY idx_ready WHERE {_PENDING} AND run_after IS NULL
     UNION ALL
     SELECT {TASK_COLUMNS} FROM tasks INDEXED BY idx_delayed WHERE {_PENDING} AND run_after IS NOT NULL
-) ORDER BY priority, id LIMIT (? + 0) OFFSET (? + 0)
+) ORDER BY priority, id LIMIT (+? + 0) OFFSET (+? + 0)
 """
-COUNT_BY_STATUS = "SELECT COUNT(*) FROM tasks INDEXED BY idx_active WHERE status = ? AND finished_at IS NULL AND status <> 'pending'"
+COUNT_BY_STATUS = "SELECT COUNT(*) FROM tasks INDEXED BY idx_active WHERE status = +? AND finished_at IS NULL AND status <> 'pending'"
 COUNT_BY_STATUS_DOMAIN = (
-    "SELECT COUNT(*) FROM tasks INDEXED BY idx_active WHERE status = ? AND domain = ? AND finished_at IS NULL "
+    "SELECT COUNT(*) FROM tasks INDEXED BY idx_active WHERE status = +? AND domain = +? AND finished_at IS NULL "
     "AND status <> 'pending'"
 )
 COUNT_PENDING = f"""
-SELECT (SELECT COUNT(*) FROM tasks INDEXED BY idx_ready WHERE {_PENDING} AND run_after IS NULL AND (?1 IS NULL OR domain = ?1))
+SELECT (SELECT COUNT(*) FROM tasks INDEXED BY idx_ready WHERE {_PENDING} AND run_after IS NULL AND (+?1 IS NULL OR domain = +?1))
      + (SELECT COUNT(*) FROM tasks INDEXED BY idx_delayed WHERE {_PENDING} AND run_after IS NOT NULL
-        AND (?1 IS NULL OR domain = ?1))
+        AND (+?1 IS NULL OR domain = +?1))
 """
 COUNTS = (
     "SELECT status, COUNT(*) FROM tasks INDEXED BY idx_active WHERE finished_at IS NULL AND status <> 'pending' "
@@ -217,7 +217,7 @@ HISTORY_PAGE = (
     "LIMIT (? + 0) OFFSET (? + 0)"
 )
 HISTORY_BY_TYPE = (
-    f"{_HIST} INDEXED BY idx_finished_type WHERE task_type = ? AND finished_at IS NOT NULL "
+    f"{_HIST} INDEXED BY idx_finished_type WHERE task_type = +? AND finished_at IS NOT NULL "
     "ORDER BY finished_at DESC, id DESC LIMIT (? + 0) OFFSET (? + 0)"
 )
 HISTORY_COMPLETED = (
@@ -225,49 +225,49 @@ HISTORY_COMPLETED = (
     "AND (?1 IS NULL OR domain = ?1) ORDER BY finished_at DESC, id DESC LIMIT (?2 + 0) OFFSET (?3 + 0)"
 )
 HISTORY_BY_STATUS = (
-    f"{_HIST} INDEXED BY idx_finished_status WHERE status = ?1 AND finished_at IS NOT NULL AND status <> 'completed' "
+    f"{_HIST} INDEXED BY idx_finished_status WHERE status = +?1 AND finished_at IS NOT NULL AND status <> 'completed' "
     "AND (?2 IS NULL OR domain = ?2) ORDER BY finished_at DESC, id DESC LIMIT (?3 + 0) OFFSET (?4 + 0)"
 )
 HISTORY_BY_KEY = (
-    f"{_HIST} INDEXED BY idx_key WHERE key = ? AND finished_at IS NOT NULL ORDER BY id DESC LIMIT (? + 0)"
+    f"{_HIST} INDEXED BY idx_key WHERE key = +? AND finished_at IS NOT NULL ORDER BY id DESC LIMIT (+? + 0)"
 )
 HISTORY_OF_TASK = f"""
-{_HIST} NOT INDEXED WHERE id = ?1 AND finished_at IS NOT NULL
+{_HIST} NOT INDEXED WHERE id = +?1 AND finished_at IS NOT NULL
 UNION ALL
-{_HIST} INDEXED BY idx_run_of WHERE run_of = ?1
+{_HIST} INDEXED BY idx_run_of WHERE run_of = +?1
 ORDER BY 15 DESC, 1 DESC
 """
-HISTORY_ROW = f"{_HIST} NOT INDEXED WHERE id = ? AND finished_at IS NOT NULL"
+HISTORY_ROW = f"{_HIST} NOT INDEXED WHERE id = +? AND finished_at IS NOT NULL"
 RESUBMIT_SOURCE = """
 SELECT task_type, domain, key, label, priority, payload, expected_read_bytes, expected_write_bytes,
     expected_net_rx_bytes, expected_net_tx_bytes, max_retries, parent_id, fail_fast, group_key, tags
-FROM tasks NOT INDEXED WHERE id = ?
+FROM tasks NOT INDEXED WHERE id = +?
 """
 HISTORY_COUNT = "SELECT COUNT(*) FROM tasks INDEXED BY idx_finished WHERE finished_at IS NOT NULL"
 HISTORY_STATUS_COUNTS = (
     "SELECT status, COUNT(*) FROM tasks INDEXED BY idx_finished WHERE finished_at IS NOT NULL GROUP BY status"
 )
 DATA_VERSION = "PRAGMA data_version"
-META_GET = "SELECT value FROM meta WHERE name = ?"
+META_GET = "SELECT value FROM meta WHERE name = +?"
 META_SET = (
     "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value"
 )
 
 # -- control: cancel, pause, preempt --------------------------------------------------------------------
-ACTIVE_ROW = "SELECT id, status, cancel_requested FROM tasks NOT INDEXED WHERE id = ? AND finished_at IS NULL"
-ACTIVE_CHILDREN = "SELECT id FROM tasks INDEXED BY idx_children_active WHERE parent_id = ? AND finished_at IS NULL"
+ACTIVE_ROW = "SELECT id, status, cancel_requested FROM tasks NOT INDEXED WHERE id = +? AND finished_at IS NULL"
+ACTIVE_CHILDREN = "SELECT id FROM tasks INDEXED BY idx_children_active WHERE parent_id = +? AND finished_at IS NULL"
 CANCEL_QUEUED = """
 UPDATE tasks NOT INDEXED SET status = 'cancelled', finished_at = ?2, last_error = COALESCE(last_error, 'cancelled'),
     paused_at_ms = NULL
-WHERE id = ?1 AND finished_at IS NULL AND status <> 'running'
+WHERE id = +?1 AND finished_at IS NULL AND status <> 'running'
 """
-REQUEST_STOP = "UPDATE tasks NOT INDEXED SET cancel_requested = ?2 WHERE id = ?1 AND status = 'running' AND cancel_requested = 0"
+REQUEST_STOP = "UPDATE tasks NOT INDEXED SET cancel_requested = ?2 WHERE id = +?1 AND status = 'running' AND cancel_requested = 0"
 # Running tasks someone asked to stop (cancel/supersede) or pause; the running set is small.
 STOP_REQUESTS = """
 SELECT id, attempt, cancel_requested, pause_reasons FROM tasks INDEXED BY idx_active
 WHERE status = 'running' AND finished_at IS NULL AND status <> 'pending' AND (cancel_requested <> 0 OR pause_reasons <> 0)
 """
-MARK_PREEMPTED = "UPDATE tasks NOT INDEXED SET pause_reasons = pause_reasons | 1 WHERE id = ? AND attempt = ? AND status = 'running'"
+MARK_PREEMPTED = "UPDATE tasks NOT INDEXED SET pause_reasons = pause_reasons | 1 WHERE id = +? AND attempt = +? AND status = 'running'"
 # A stopped run lands where its requests say: cancelled, superseded, paused, or back to pending (request withdrawn).
 STOP_APPLIED = """
 UPDATE tasks NOT INDEXED SET
@@ -279,16 +279,16 @@ UPDATE tasks NOT INDEXED SET
     duration_ms = CASE WHEN cancel_requested <> 0 THEN ?1 - started_at END,
     last_error = CASE WHEN cancel_requested = 1 THEN 'cancelled' WHEN cancel_requested = 2 THEN 'superseded'
                       ELSE last_error END
-WHERE id = ?2 AND attempt = ?3 AND status = 'running'
+WHERE id = +?2 AND attempt = +?3 AND status = 'running'
 RETURNING id, status, pause_reasons
 """
 NEW_URGENT = """
 SELECT MIN(CASE WHEN priority <= ?2 AND finished_at IS NULL AND status <> 'running' THEN priority END), MAX(id)
-FROM tasks WHERE id > ?1
+FROM tasks WHERE id > +?1
 """
 MAX_ID = "SELECT MAX(id) FROM tasks"
 READY_HEAD_PRIORITY = "SELECT priority FROM tasks INDEXED BY idx_ready WHERE status = 'pending' AND run_after IS NULL ORDER BY priority, id LIMIT 1"
-PAUSED_COUNT_WITH = "SELECT COUNT(*) FROM tasks INDEXED BY idx_paused WHERE status = 'paused' AND (pause_reasons & ?) <> 0"
+PAUSED_COUNT_WITH = "SELECT COUNT(*) FROM tasks INDEXED BY idx_paused WHERE status = 'paused' AND (pause_reasons & +?) <> 0"
 # Clearing one pause reason: rows left with no reason become pending again, their paused time accumulated.
 _CLEAR = """
 UPDATE tasks SET pause_reasons = pause_reasons & ~?1,
@@ -296,11 +296,11 @@ UPDATE tasks SET pause_reasons = pause_reasons & ~?1,
     pause_duration_ms = pause_duration_ms + CASE WHEN (pause_reasons & ~?1) = 0 THEN ?2 - COALESCE(paused_at_ms, ?2) ELSE 0 END,
     paused_at_ms = CASE WHEN (pause_reasons & ~?1) = 0 THEN NULL ELSE paused_at_ms END
 """
-RESUME_PREEMPTED = _CLEAR + " WHERE status = 'paused' AND (pause_reasons & ?1) <> 0 AND priority <= ?3"
-CLEAR_DOMAIN = _CLEAR + " WHERE status = 'paused' AND domain = ?3 AND (pause_reasons & ?1) <> 0"
-CLEAR_GROUP = _CLEAR + " WHERE status = 'paused' AND group_key = ?3 AND (pause_reasons & ?1) <> 0"
-CLEAR_ALL = _CLEAR + " WHERE status = 'paused' AND (pause_reasons & ?1) <> 0"
-WITHDRAW_RUNNING = "UPDATE tasks SET pause_reasons = pause_reasons & ~?1 WHERE status = 'running' AND finished_at IS NULL AND (pause_reasons & ?1) <> 0 AND (?2 IS NULL OR domain = ?2) AND (?3 IS NULL OR group_key = ?3)"
+RESUME_PREEMPTED = _CLEAR + " WHERE status = 'paused' AND (pause_reasons & +?1) <> 0 AND priority <= +?3"
+CLEAR_DOMAIN = _CLEAR + " WHERE status = 'paused' AND domain = +?3 AND (pause_reasons & +?1) <> 0"
+CLEAR_GROUP = _CLEAR + " WHERE status = 'paused' AND group_key = +?3 AND (pause_reasons & +?1) <> 0"
+CLEAR_ALL = _CLEAR + " WHERE status = 'paused' AND (pause_reasons & +?1) <> 0"
+WITHDRAW_RUNNING = "UPDATE tasks SET pause_reasons = pause_reasons & ~?1 WHERE status = 'running' AND finished_at IS NULL AND (pause_reasons & +?1) <> 0 AND (+?2 IS NULL OR domain = +?2) AND (+?3 IS NULL OR group_key = +?3)"
 # Adding a pause reason: queued rows become paused now; running rows carry the request for the supervisor.
 _QUEUED_IDS = """
     SELECT id FROM tasks INDEXED BY idx_ready WHERE status = 'pending' AND run_after IS NULL AND {scope}
@@ -313,21 +313,21 @@ WHERE id IN ({ids})
 """
 PAUSE_DOMAIN_QUEUED = _ADD.format(ids=_QUEUED_IDS.format(scope="domain = ?3"))
 PAUSE_GROUP_QUEUED = _ADD.format(ids=_QUEUED_IDS.format(scope="group_key = ?3"))
-PAUSE_RUNNING = "UPDATE tasks SET pause_reasons = pause_reasons | ?1 WHERE status = 'running' AND finished_at IS NULL AND (?2 IS NULL OR domain = ?2) AND (?3 IS NULL OR group_key = ?3)"
+PAUSE_RUNNING = "UPDATE tasks SET pause_reasons = pause_reasons | ?1 WHERE status = 'running' AND finished_at IS NULL AND (+?2 IS NULL OR domain = +?2) AND (+?3 IS NULL OR group_key = +?3)"
 ADD_PAUSED_DOMAIN = "INSERT INTO paused_domains (domain, paused_at) VALUES (?, ?) ON CONFLICT(domain) DO NOTHING"
-DEL_PAUSED_DOMAIN = "DELETE FROM paused_domains WHERE domain = ?"
-IS_DOMAIN_PAUSED = "SELECT 1 FROM paused_domains WHERE domain = ?"
+DEL_PAUSED_DOMAIN = "DELETE FROM paused_domains WHERE domain = +?"
+IS_DOMAIN_PAUSED = "SELECT 1 FROM paused_domains WHERE domain = +?"
 ADD_PAUSED_GROUP = """
 INSERT INTO paused_groups (group_key, paused_at, resume_at) VALUES (?1, ?2, ?3)
 ON CONFLICT(group_key) DO UPDATE SET resume_at = excluded.resume_at
 """
-DEL_PAUSED_GROUP = "DELETE FROM paused_groups WHERE group_key = ?"
-IS_GROUP_PAUSED = "SELECT 1 FROM paused_groups WHERE group_key = ?"
+DEL_PAUSED_GROUP = "DELETE FROM paused_groups WHERE group_key = +?"
+IS_GROUP_PAUSED = "SELECT 1 FROM paused_groups WHERE group_key = +?"
 PAUSED_GROUPS = "SELECT group_key, paused_at, resume_at FROM paused_groups ORDER BY group_key"
-DUE_GROUP_RESUMES = "SELECT group_key FROM paused_groups WHERE resume_at IS NOT NULL AND resume_at <= ?"
+DUE_GROUP_RESUMES = "SELECT group_key FROM paused_groups WHERE resume_at IS NOT NULL AND resume_at <= +?"
 NEXT_GROUP_RESUME = "SELECT MIN(resume_at) FROM paused_groups WHERE resume_at IS NOT NULL"
 ACTIVE_IDS_OF_DOMAIN = """
-SELECT id FROM tasks INDEXED BY idx_active WHERE finished_at IS NULL AND status <> 'pending' AND domain = ?1
-UNION ALL SELECT id FROM tasks INDEXED BY idx_ready WHERE status = 'pending' AND run_after IS NULL AND domain = ?1
-UNION ALL SELECT id FROM tasks INDEXED BY idx_delayed WHERE status = 'pending' AND run_after IS NOT NULL AND domain = ?1
+SELECT id FROM tasks INDEXED BY idx_active WHERE finished_at IS NULL AND status <> 'pending' AND domain = +?1
+UNION ALL SELECT id FROM tasks INDEXED BY idx_ready WHERE status = 'pending' AND run_after IS NULL AND domain = +?1
+UNION ALL SELECT id FROM tasks INDEXED BY idx_delayed WHERE status = 'pending' AND run_after IS NOT NULL AND domain = +?1
 """
