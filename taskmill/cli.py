@@ -298,13 +298,20 @@ def top(
     db: Db = None, config: Config = None,
     interval: Annotated[float, typer.Option("--interval", "-i", min=0.1, help="Seconds between refreshes.")] = 1.0,
     once: Annotated[bool, typer.Option("--once", help="Print one frame and exit.")] = False,
+    http: Annotated[str | None, typer.Option("--http", help="The daemon's HTTP address for live progress, "
+                                             "e.g. http://127.0.0.1:9465 (default: from --config).")] = None,
 ) -> None:  # fmt: skip
-    """Live view of queue counts, running tasks and recent history (q or Ctrl-C quits)."""
+    """Live view of queue counts and depth, running tasks with progress, throughput and recent history."""
     from .cli_top import run
 
     path = v.resolve_db(db, config)
+    if http is None and config:
+        cfg = v.load_config_or_fail(config)
+        if cfg.http.enabled:
+            host, port = cfg.http.address()
+            http = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     with v.open_client(db, config) as client:
-        run(client, path, interval=interval, once=once)
+        run(client, path, interval=interval, once=once, http=http)
 
 
 @app.command()

@@ -7,11 +7,14 @@ on the host with read access, whether or not the daemon's HTTP endpoints are ena
 from __future__ import annotations
 
 import contextlib
+import json
 import select
 import sys
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -29,7 +32,27 @@ class TopState:
         self.finished: int | None = None
 
 
-def frame(client: Client, db_path: str, state: TopState, *, rows: int = 15, live: bool = True) -> RenderableType:
+def live_running(http: str | None) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
+    """The daemon's /snapshot (running tasks with their last progress report), if an address is known."""
+    if not http:
+        return None
+    try:
+        with urllib.request.urlopen(http.rstrip("/") + "/snapshot", timeout=1.0) as resp:
+            snap = json.loads(resp.read())
+    except (OSError, ValueError):
+        return None
+    return list(snap.get("running", [])), snap
+
+
+def bar(fraction: float | None, width: int = 20) -> str:
+    if fraction is None:
+        return "-"
+    filled = round(max(0.0, min(1.0, fraction)) * width)
+    return "█" * filled + "░" * (width - filled) + f" {fraction * 100:3.0f}%"
+
+
+def frame(client: Client, db_path: str, state: TopState, *, rows: int = 15, live: bool = True,
+          http: str | None = None) -> RenderableType:  # fmt: skip
     now = time.time()
     store = client._store()
     counts = store.status_counts()
@@ -63,13 +86,29 @@ def frame(client: Client, db_path: str, state: TopState, *, rows: int = 15, live
     for name in sorted(set(by_domain) | set(run_by_domain)):
         domains.add_row(name, str(by_domain.get(name, 0)), str(run_by_domain.get(name, 0)))
 
+    depth = Table(title="pending by priority", title_justify="left")
+    for col in ("domain", "priority", "pending"):
+        depth.add_column(col, justify="left" if col == "domain" else "right")
+    for name, prio, n in store.pending_by_domain_priority()[:rows]:
+        depth.add_row(name, str(prio), str(n))
+
+    snap = live_running(http)
+    progress = {r["id"]: (r.get("progress"), r.get("message")) for r in snap[0]} if snap else {}
     active = Table(title=f"running (first {rows})", title_justify="left")
-    for col in ("id", "type", "prio", "attempt", "running for"):
-        active.add_column(col, justify="left" if col == "type" else "right")
+    for col in ("id", "type", "prio", "attempt", "running for", "progress"):
+        active.add_column(col, justify="left" if col in ("type", "progress") else "right")
     for r in running:
-        active.add_row(str(r.id), r.task_type, str(r.priority), str(r.attempt), ago(r.started_at, now))
+        p, msg = progress.get(r.id, (None, None))
+        shown = bar(p) + (f"  {msg}" if msg else "")
+        active.add_row(str(r.id), r.task_type, str(r.priority), str(r.attempt), ago(r.started_at, now), shown)
+    if snap:
+        workers = snap[1].get("workers", [])
+        busy = sum(1 for w in workers if w.get("running"))
+        title.append(f"  workers busy {busy}/{len(workers)}")
+    elif http:
+        title.append("  (daemon HTTP not reachable: no progress)")
     recent = history_table(client.history(limit=10), title="recent history")
-    parts: list[RenderableType] = [title, summary, domains, active, recent]
+    parts: list[RenderableType] = [title, summary, domains, depth, active, recent]
     if live:
         parts.append(Text("q or Ctrl-C quits", style="dim"))
     return Group(*parts)
@@ -101,18 +140,18 @@ def _wait_key(interactive: bool, timeout: float) -> str:
     return sys.stdin.read(1) if ready else ""
 
 
-def run(client: Client, db_path: str, *, interval: float, once: bool) -> None:
+def run(client: Client, db_path: str, *, interval: float, once: bool, http: str | None = None) -> None:
     state = TopState()
     out = console()
     if once:
-        out.print(frame(client, db_path, state, live=False))
+        out.print(frame(client, db_path, state, live=False, http=http))
         return
     from rich.live import Live
 
     try:
-        with _keyboard() as interactive, Live(frame(client, db_path, state), console=out, auto_refresh=False,
-                                              screen=out.is_terminal) as live:  # fmt: skip
+        with _keyboard() as interactive, Live(frame(client, db_path, state, http=http), console=out,
+                                              auto_refresh=False, screen=out.is_terminal) as live:  # fmt: skip
             while _wait_key(interactive, interval).lower() != "q":
-                live.update(frame(client, db_path, state), refresh=True)
+                live.update(frame(client, db_path, state, http=http), refresh=True)
     except KeyboardInterrupt:
         pass

@@ -53,6 +53,13 @@ def resolve_db(db: str | None, config: str | None) -> str:
     return "tasks.db"
 
 
+def load_config_or_fail(config: str) -> Any:
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        raise fail(f"config error: {exc}", 2) from None
+
+
 def open_client(db: str | None, config: str | None, *, modules: Sequence[str] | None = None) -> Client:
     """A client on an existing database. ``modules`` (for untyped submits): domain modules to import, to
     which the config file's ``domains`` are added."""

@@ -79,6 +79,10 @@ class Store:
         with read_tx(self.conn):
             return queries.status_counts(self.conn)
 
+    def pending_by_domain_priority(self) -> list[tuple[str, int, int]]:
+        """(domain, priority, pending count), queue depth for dashboards."""
+        return [(str(d), int(p), int(n)) for d, p, n in self.conn.execute(sql.PENDING_BY_DOMAIN_PRIORITY)]
+
     def pending_by_type(self) -> dict[str, int]:
         return {t: int(n) for t, n in self.conn.execute(sql.PENDING_BY_TYPE)}
 

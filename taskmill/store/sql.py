@@ -204,6 +204,13 @@ COUNTS = (
     "SELECT status, COUNT(*) FROM tasks INDEXED BY idx_active WHERE finished_at IS NULL AND status <> 'pending' "
     "GROUP BY status"
 )
+PENDING_BY_DOMAIN_PRIORITY = f"""
+SELECT domain, priority, COUNT(*) FROM (
+    SELECT domain, priority FROM tasks INDEXED BY idx_ready WHERE {_PENDING} AND run_after IS NULL
+    UNION ALL
+    SELECT domain, priority FROM tasks INDEXED BY idx_delayed WHERE {_PENDING} AND run_after IS NOT NULL
+) GROUP BY domain, priority ORDER BY domain, priority
+"""
 PENDING_BY_TYPE = f"""
 SELECT task_type, COUNT(*) FROM (
     SELECT task_type FROM tasks INDEXED BY idx_ready WHERE {_PENDING} AND run_after IS NULL

@@ -34,6 +34,8 @@ class RunningTask(msgspec.Struct, frozen=True):
     attempt: int
     worker_pid: int
     executing: bool  # False: prefetched onto the worker, queued behind the task it is running
+    progress: float | None = None  # the executor's last ctx.progress.report(), if any
+    message: str | None = None
 
 
 class WorkerView(msgspec.Struct, frozen=True):
@@ -96,11 +98,18 @@ class Observer:
     def running(self) -> list[RunningTask]:
         d = self.sup.dispatcher
         out: list[RunningTask] = []
+        progress = self.sup.progress
         for w in d.workers if d is not None else []:
             for i, c in enumerate(w.sync):
-                out.append(RunningTask(c.id, c.task_type, c.domain, c.priority, c.attempt, w.pid, i == 0))
+                p, m = progress.get(c.id, (None, None))
+                out.append(RunningTask(c.id, c.task_type, c.domain, c.priority, c.attempt, w.pid, i == 0, p, m))
             for c in w.asyncs.values():
-                out.append(RunningTask(c.id, c.task_type, c.domain, c.priority, c.attempt, w.pid, True))
+                p, m = progress.get(c.id, (None, None))
+                out.append(RunningTask(c.id, c.task_type, c.domain, c.priority, c.attempt, w.pid, True, p, m))
+        if len(progress) > 2 * len(out) + 64:  # forget finished tasks' reports
+            live = {r.id for r in out}
+            for tid in [t for t in progress if t not in live]:
+                del progress[tid]
         return out
 
     def totals(self) -> dict[str, int]:

@@ -66,6 +66,7 @@ class Supervisor:
         self.started = threading.Event()
         self.recovered = 0
         self.completed = 0  # attempts workers reported done since start (the daemon's /metrics counter)
+        self.progress: dict[int, tuple[float, str | None]] = {}  # last report per running task id
         self.error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._wake_pending = False
@@ -128,6 +129,7 @@ class Supervisor:
             self.dispatcher.flow.requests.append((worker, msg))  # answered after the next turn commits
             self._wake()
         elif isinstance(msg, Progress):
+            self.progress[msg.task_id] = (msg.fraction, msg.message)  # for /snapshot and `taskmill top`
             if self.bus.active:
                 c = worker.asyncs.get((msg.task_id, msg.attempt)) or next(
                     (g for g in worker.sync if g.id == msg.task_id), None

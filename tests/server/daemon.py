@@ -74,6 +74,7 @@ def boom(task: Boom, ctx: tm.TaskContext) -> None:
 def nap(task: Nap, ctx: tm.TaskContext) -> None:
     with open(task.ledger, "a") as f:
         f.write(f"start {task.i}\\n")
+    ctx.progress.report(0.5, "halfway")
     time.sleep(task.seconds)
     with open(task.ledger, "a") as f:
         f.write(f"done {task.i}\\n")

@@ -116,6 +116,22 @@ def test_top_renders_one_frame(live: Daemon, seeded: dict[str, int]) -> None:
     assert "pending by domain" in text and "recent history" in text and "slow" in text
 
 
+def test_top_shows_queue_depth_and_live_progress_from_the_daemon(live: Daemon) -> None:
+    ledger = str(live.root / "progress.txt")
+    live.submit_many(("slow::nap", {"i": 1, "seconds": 3.0, "ledger": ledger}))
+    wait_lines(ledger, 1, prefix="start")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        running = [r for r in live.snapshot()["running"] if r["task_type"] == "slow::nap"]
+        if running and running[0]["progress"] == 0.5:
+            break
+        time.sleep(0.05)
+    assert running and running[0]["progress"] == 0.5 and running[0]["message"] == "halfway"
+    text = cli(live, "top", "--once", "--http", f"http://127.0.0.1:{live.port}")
+    assert "pending by priority" in text
+    assert "50%" in text and "halfway" in text and "workers busy" in text
+
+
 def test_missing_database_and_config_option(live: Daemon, tmp_path: Any) -> None:
     result = runner.invoke(app, ["status", "--db", str(tmp_path / "nope.db")])
     assert result.exit_code == 2 and "no database" in result.output
