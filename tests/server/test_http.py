@@ -62,7 +62,8 @@ def test_snapshot_lists_counts_workers_and_running_tasks(live: Daemon) -> None:
     wait_lines(str(live.root / "snap.txt"), 1, prefix="start")
     running = live.snapshot()["running"]
     assert [(r["task_type"], r["executing"]) for r in running] == [("slow::nap", True)]
-    assert set(running[0]) == {"id", "task_type", "domain", "priority", "attempt", "worker_pid", "executing"}
+    assert set(running[0]) == {"id", "task_type", "domain", "priority", "attempt", "worker_pid", "executing",
+                               "progress", "message"}
     assert SECRET not in json.dumps(live.snapshot())
 
 
