@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .client import Client, TaskLookup, connect
+from typing import TYPE_CHECKING
+
 from .config import RetentionPolicy, ShutdownMode
 from .domain import Domain
 from .errors import (
@@ -21,6 +22,7 @@ from .errors import (
     TaskCancelled,
     TaskError,
     TaskmillError,
+    TaskTimeout,
     UnknownDomain,
     UnknownTaskType,
     WorkerBootError,
@@ -34,22 +36,26 @@ from .events import (
     Event,
     EventHeader,
     Failed,
+    GroupPaused,
+    GroupResumed,
+    Paused,
+    Preempted,
     Progress,
     RecurringCompleted,
     RecurringSkipped,
+    Resumed,
     Subscription,
+    Superseded,
     TaskExpired,
+    TaskPaused,
     TaskUnblocked,
     Waiting,
     WorkerDied,
 )
-from .handle import DomainHandle
 from .outcome import BatchOutcome, SubmitOutcome
 from .policy.recurrence import RecurringSchedule
 from .policy.retry import RetryPolicy
 from .priority import Priority
-from .scheduler import Scheduler
-from .settings import SchedulerConfig, load_config
 from .store.records import ChildRecord, HistoryRecord, TaskRecord
 from .store.recurring import RecurringScheduleInfo
 from .submission import TaskSubmission
@@ -58,14 +64,97 @@ from .workers.context import TaskContext
 
 __version__ = "0.1.0"
 
+# The scheduler side (supervisor, client, config loading) is imported on first use: worker processes import
+# this package through the user's domain modules and need none of it, so they start faster.
+_LAZY = {
+    "Client": "client", "TaskLookup": "client", "connect": "client", "DomainHandle": "handle",
+    "Scheduler": "scheduler", "SchedulerConfig": "settings", "load_config": "settings",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'taskmill' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
+    from .client import Client, TaskLookup, connect
+    from .handle import DomainHandle
+    from .scheduler import Scheduler
+    from .settings import SchedulerConfig, load_config
+
 __all__ = [
-    "BatchOutcome", "Cancelled", "ChildRecord", "Client", "Completed", "ConfigError", "CyclicDependency",
-    "DeadLettered", "DependencyFailed", "DependencyFailurePolicy", "Dispatched", "Domain", "DomainHandle", "Event",
-    "EventHeader", "Failed", "HistoryRecord", "InvalidDependency", "InvalidPayload", "InvalidState", "IoBudget",
-    "NotFound", "PayloadTooLarge", "Priority", "Progress", "RecurringCompleted", "RecurringSchedule",
-    "RecurringScheduleInfo", "RecurringSkipped", "RetentionPolicy", "RetryPolicy", "Scheduler", "SchedulerConfig",
-    "ShutdownMode", "StorageFull", "StoreBusy", "StoreError", "SubmitError", "SubmitOutcome", "Subscription",
-    "SupervisorRunning", "Task", "TaskCancelled", "TaskContext", "TaskError", "TaskExpired", "TaskLookup",
-    "TaskRecord", "TaskSubmission", "TaskTypeConfig", "TaskUnblocked", "TaskmillError", "UnknownDomain",
-    "UnknownTaskType", "Waiting", "WorkerBootError", "WorkerDied", "connect", "load_config",
+    "BatchOutcome",
+    "Cancelled",
+    "ChildRecord",
+    "Client",
+    "Completed",
+    "ConfigError",
+    "CyclicDependency",
+    "DeadLettered",
+    "DependencyFailed",
+    "DependencyFailurePolicy",
+    "Dispatched",
+    "Domain",
+    "DomainHandle",
+    "Event",
+    "EventHeader",
+    "Failed",
+    "GroupPaused",
+    "GroupResumed",
+    "HistoryRecord",
+    "InvalidDependency",
+    "InvalidPayload",
+    "InvalidState",
+    "IoBudget",
+    "NotFound",
+    "Paused",
+    "PayloadTooLarge",
+    "Preempted",
+    "Priority",
+    "Progress",
+    "RecurringCompleted",
+    "RecurringSchedule",
+    "RecurringScheduleInfo",
+    "RecurringSkipped",
+    "Resumed",
+    "RetentionPolicy",
+    "RetryPolicy",
+    "Scheduler",
+    "SchedulerConfig",
+    "ShutdownMode",
+    "StorageFull",
+    "StoreBusy",
+    "StoreError",
+    "SubmitError",
+    "SubmitOutcome",
+    "Subscription",
+    "Superseded",
+    "SupervisorRunning",
+    "Task",
+    "TaskCancelled",
+    "TaskContext",
+    "TaskError",
+    "TaskExpired",
+    "TaskLookup",
+    "TaskPaused",
+    "TaskRecord",
+    "TaskSubmission",
+    "TaskTimeout",
+    "TaskTypeConfig",
+    "TaskUnblocked",
+    "TaskmillError",
+    "UnknownDomain",
+    "UnknownTaskType",
+    "Waiting",
+    "WorkerBootError",
+    "WorkerDied",
+    "connect",
+    "load_config",
 ]  # fmt: skip
