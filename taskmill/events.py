@@ -25,6 +25,15 @@ class EventHeader(msgspec.Struct, frozen=True, array_like=False):
     tags: dict[str, str] = {}
 
 
+_tags = msgspec.json.Decoder(dict[str, str])
+
+
+def header_of(row: Any) -> EventHeader:
+    """The header of any task row that has id, task_type, key, label, priority and JSON ``tags``."""
+    return EventHeader(row.id, row.task_type, row.key, row.label, row.priority, row.priority,
+                       _tags.decode(row.tags) if row.tags else {})  # fmt: skip
+
+
 class Event(msgspec.Struct, frozen=True, tag_field="event"):
     """Base of every event; ``header`` identifies the task (None for scheduler-wide events)."""
 

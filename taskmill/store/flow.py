@@ -34,7 +34,6 @@ from . import sql_flow as q
 from .records import F_CHILDREN, F_DEPENDENTS, F_DEPENDS, F_HAS_FINALIZE, F_PARENT, F_RECURRING
 
 FAILURES = frozenset({"failed", "dead_letter", "expired", "dependency_failed"})
-_tags = msgspec.json.Decoder(dict[str, str])
 
 
 class FlowRow(msgspec.Struct, array_like=True):
@@ -74,9 +73,7 @@ def flow_row(conn: apsw.Connection, task_id: int) -> FlowRow | None:
     return None if row is None else FlowRow(*row)
 
 
-def header(r: FlowRow) -> ev.EventHeader:
-    return ev.EventHeader(r.id, r.task_type, r.key, r.label, r.priority, r.priority,
-                          _tags.decode(r.tags) if r.tags else {})  # fmt: skip
+header = ev.header_of
 
 
 def settle(conn: apsw.Connection, now_ms: int, ids: Iterable[int], fx: Effects) -> None:

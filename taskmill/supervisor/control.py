@@ -66,9 +66,7 @@ class Controller:
             if c.flags and status in ("cancelled", "superseded", "failed"):
                 self.d.flow.ended.append(c.id)  # its children, dependents, parent and schedule follow
             if publish and status is not None:
-                from .dispatcher import header
-
-                h = header(c)
+                h = ev.header_of(c)
                 e: ev.Event | None = {
                     "cancelled": ev.Cancelled(h), "superseded": ev.Superseded(h),
                     "paused": ev.Preempted(h) if preempted else ev.TaskPaused(h, reasons),

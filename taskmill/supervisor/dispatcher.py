@@ -16,33 +16,25 @@ from typing import Any
 import msgspec
 
 from .. import events as ev
-from ..policy.dispatch import DurationTracker, select_within_caps
+from ..policy.dispatch import DurationTracker
 from ..policy.preempt import should_recycle
 from ..policy.retry import RetryPolicy, decide_failure
 from ..protocol import Result, Run
 from ..registry import Registry
-from ..store import Store, dispatch
+from ..store import Store, dispatch, now_ms
 from ..store.records import Claimed
+from .capped import select_capped
 from .control import Controller
 from .pool import WorkerHandle
 from .workflow import Workflow
 
 log = logging.getLogger("taskmill.supervisor")
-_tags = msgspec.json.Decoder(dict[str, str])
-PEEK_PAGE = 256
-PEEK_MAX_PAGES = 8
 PRUNE_EVERY = 1000
 REFILL_HEAD_AGE_S = 0.01
 TERMINAL = ("completed", "failed", "dead_letter", "cancelled")
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def header(c: Claimed) -> ev.EventHeader:
-    return ev.EventHeader(c.id, c.task_type, c.key, c.label, c.priority, c.priority,
-                          _tags.decode(c.tags) if c.tags else {})  # fmt: skip
+header = ev.header_of
 
 
 class Dispatcher:
@@ -313,39 +305,10 @@ class Dispatcher:
             self.flow.start_ttl(sends, now)
         return claimed
 
-    def running_by_domain(self) -> Counter[str]:
-        counts: Counter[str] = Counter()
-        for w in self.workers:
-            for c in w.sync:
-                counts[c.domain] += 1
-            for c in w.asyncs.values():
-                counts[c.domain] += 1
-        return counts
-
     def _select(self, want: int, caps: dict[str, int], only_async: bool) -> list[int]:
-        """Page through runnable tasks past those whose domain is at its cap, or that no worker could take
-        now (sync ones when only async room is left): bounded work per turn, no head-of-line blocking."""
-        chosen: list[int] = []
-        after = (-1, -1)
-        running = dict(self.running_by_domain())
-        exhausted = False
-        for _ in range(PEEK_MAX_PAGES):
-            full = [d for d, n in caps.items() if running.get(d, 0) >= n]
-            page = dispatch.peek_ready(self.store.conn, after, PEEK_PAGE, full)
-            accept = (lambda c: self._is_async(c.task_type)) if only_async else None
-            picked = set(select_within_caps(page, want - len(chosen), running, caps, accept))
-            for c in page:
-                if c.id in picked:
-                    chosen.append(c.id)
-                    running[c.domain] = running.get(c.domain, 0) + 1
-            if len(page) < PEEK_PAGE:
-                exhausted = True
-                break
-            if len(chosen) >= want:
-                break
-            after = (page[-1].priority, page[-1].id)
-        capped = any(running.get(d, 0) >= n for d, n in caps.items())
-        if exhausted and len(chosen) < want and not capped and not only_async:
+        accept = (lambda c: self._is_async(c.task_type)) if only_async else None
+        chosen, empty = select_capped(self.store.conn, self.workers, want, caps, accept)
+        if empty and not only_async:
             self.queue_maybe_nonempty = False  # truly empty, not just capped
         return chosen
 
