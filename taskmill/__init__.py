@@ -38,6 +38,7 @@ from .events import (
     Failed,
     GroupPaused,
     GroupResumed,
+    GroupWeightChanged,
     Paused,
     Preempted,
     Progress,
@@ -53,9 +54,14 @@ from .events import (
     WorkerDied,
 )
 from .outcome import BatchOutcome, SubmitOutcome
+from .policy.aging import AgingConfig
+from .policy.io import ResourceSnapshot
+from .policy.pressure import CompositePressure, PressureSource, ThrottlePolicy
+from .policy.ratelimit import RateLimit
 from .policy.recurrence import RecurringSchedule
 from .policy.retry import RetryPolicy
 from .priority import Priority
+from .resources import ResourceSampler, SamplerConfig
 from .store.records import ChildRecord, HistoryRecord, TaskRecord
 from .store.recurring import RecurringScheduleInfo
 from .submission import TaskSubmission
@@ -69,6 +75,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "Client": "client", "TaskLookup": "client", "connect": "client", "DomainHandle": "handle",
     "Scheduler": "scheduler", "SchedulerConfig": "settings", "load_config": "settings",
+    "PolicyView": "scheduling", "RateLimitInfo": "scheduling", "GroupAllocationInfo": "scheduling",
 }  # fmt: skip
 
 
@@ -87,14 +94,17 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
     from .client import Client, TaskLookup, connect
     from .handle import DomainHandle
     from .scheduler import Scheduler
+    from .scheduling import GroupAllocationInfo, PolicyView, RateLimitInfo
     from .settings import SchedulerConfig, load_config
 
 __all__ = [
+    "AgingConfig",
     "BatchOutcome",
     "Cancelled",
     "ChildRecord",
     "Client",
     "Completed",
+    "CompositePressure",
     "ConfigError",
     "CyclicDependency",
     "DeadLettered",
@@ -106,8 +116,10 @@ __all__ = [
     "Event",
     "EventHeader",
     "Failed",
+    "GroupAllocationInfo",
     "GroupPaused",
     "GroupResumed",
+    "GroupWeightChanged",
     "HistoryRecord",
     "InvalidDependency",
     "InvalidPayload",
@@ -116,16 +128,23 @@ __all__ = [
     "NotFound",
     "Paused",
     "PayloadTooLarge",
+    "PolicyView",
     "Preempted",
+    "PressureSource",
     "Priority",
     "Progress",
+    "RateLimit",
+    "RateLimitInfo",
     "RecurringCompleted",
     "RecurringSchedule",
     "RecurringScheduleInfo",
     "RecurringSkipped",
+    "ResourceSampler",
+    "ResourceSnapshot",
     "Resumed",
     "RetentionPolicy",
     "RetryPolicy",
+    "SamplerConfig",
     "Scheduler",
     "SchedulerConfig",
     "ShutdownMode",
@@ -150,6 +169,7 @@ __all__ = [
     "TaskTypeConfig",
     "TaskUnblocked",
     "TaskmillError",
+    "ThrottlePolicy",
     "UnknownDomain",
     "UnknownTaskType",
     "Waiting",

@@ -128,7 +128,7 @@ class Client:
             label=sub.label, group=sub.group, tags=sub.tags, run_after=sub.run_after, run_at=sub.run_at,
             ttl=sub.ttl, max_retries=sub.max_retries, on_duplicate=sub.on_duplicate, ttl_from=sub.ttl_from,
             depends_on=sub.depends_on, on_dependency_failure=sub.on_dependency_failure, fail_fast=sub.fail_fast,
-            recurring=sub.recurring,
+            recurring=sub.recurring, expected_io=sub.expected_io,
         )  # fmt: skip
 
     # -- queries ----------------------------------------------------------------------------------------

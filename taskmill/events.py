@@ -110,6 +110,12 @@ class GroupResumed(Event, frozen=True, tag="group_resumed"):
     resumed_count: int = 0
 
 
+class GroupWeightChanged(Event, frozen=True, tag="group_weight_changed"):
+    group: str = ""
+    previous_weight: int = 1
+    new_weight: int = 1
+
+
 class WorkerDied(Event, frozen=True, tag="worker_died"):
     pid: int = 0
     reason: str = ""

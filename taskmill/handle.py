@@ -9,15 +9,17 @@ from typing import TYPE_CHECKING
 from . import events as ev
 from . import submission
 from .domain import Domain
-from .errors import UnknownTaskType
+from .errors import ConfigError, UnknownTaskType
 from .outcome import BatchOutcome, SubmitOutcome
+from .policy.ratelimit import RateLimit
 from .policy.recurrence import RecurringSchedule
 from .store.records import HistoryRecord, TaskRecord
 from .store.recurring import RecurringScheduleInfo
-from .task import Task
+from .task import IoBudget, Task
 
 if TYPE_CHECKING:
     from .client import Client, TaskLookup
+    from .policy_controls import PolicyControls
 
 
 class DomainHandle:
@@ -56,6 +58,7 @@ class DomainHandle:
         on_dependency_failure: str | None = None,
         fail_fast: bool | None = None,
         recurring: RecurringSchedule | float | timedelta | None = None,
+        expected_io: IoBudget | None = None,
     ) -> SubmitOutcome:
         """Queue ``task``. Returns once the row is committed (durably, with ``durability="full"``).
 
@@ -68,6 +71,7 @@ class DomainHandle:
             group=group, tags=tags, run_after=run_after, run_at=run_at, ttl=ttl, max_retries=max_retries,
             on_duplicate=on_duplicate, ttl_from=ttl_from, depends_on=depends_on,
             on_dependency_failure=on_dependency_failure, fail_fast=fail_fast, recurring=recurring,
+            expected_io=expected_io,
         )  # fmt: skip
         return self._client._submit_rows([row])[0]
 
@@ -207,6 +211,51 @@ class DomainHandle:
     @property
     def max_concurrency(self) -> int:
         return self.domain.max_concurrency
+
+    # -- scheduling policy (a running Scheduler's, not a plain client's) ---------------------------------
+    def _controls(self) -> PolicyControls:
+        from .policy_controls import PolicyControls
+
+        if not isinstance(self._client, PolicyControls):
+            raise ConfigError("rate limits and group weights are set on a Scheduler, not a taskmill.connect() client")
+        return self._client
+
+    def set_rate_limit(self, task_type: str | type[Task], limit: RateLimit) -> None:
+        """Rate-limit one of this domain's types: ``"resize"`` means ``"<domain>::resize"``."""
+        from .policy_controls import qualify
+
+        c = self._controls()
+        c.policy.set_rate_limit(qualify(c.registry, task_type, self.name), limit)
+
+    def remove_rate_limit(self, task_type: str | type[Task]) -> None:
+        from .policy_controls import qualify
+
+        c = self._controls()
+        c.policy.remove_rate_limit(qualify(c.registry, task_type, self.name))
+
+    def set_group_rate_limit(self, group: str, limit: RateLimit) -> None:
+        self._controls().set_group_rate_limit(group, limit)
+
+    def remove_group_rate_limit(self, group: str) -> None:
+        self._controls().remove_group_rate_limit(group)
+
+    def set_group_limit(self, group: str, max_concurrency: int) -> None:
+        self._controls().set_group_limit(group, max_concurrency)
+
+    def remove_group_limit(self, group: str) -> None:
+        self._controls().remove_group_limit(group)
+
+    def set_group_weight(self, group: str, weight: int) -> None:
+        self._controls().set_group_weight(group, weight)
+
+    def remove_group_weight(self, group: str) -> None:
+        self._controls().remove_group_weight(group)
+
+    def reset_group_weights(self) -> None:
+        self._controls().reset_group_weights()
+
+    def set_group_minimum_slots(self, group: str, slots: int) -> None:
+        self._controls().set_group_minimum_slots(group, slots)
 
     def __repr__(self) -> str:
         return f"DomainHandle({self.name!r})"

@@ -16,7 +16,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -27,10 +27,16 @@ from .domain import Domain, is_factory
 from .errors import ConfigError, TaskmillError
 from .events import Event, EventBus, Subscription
 from .handle import DomainHandle
+from .policy.aging import AgingConfig
+from .policy.pressure import PressureSource, ThrottlePolicy
+from .policy.ratelimit import RateLimit
 from .policy.retry import RetryPolicy
+from .policy_controls import PolicyControls, qualify
 from .priority import as_priority
 from .protocol import StateRef
 from .registry import Registry
+from .resources import ResourceSampler, SamplerConfig
+from .scheduling import SchedulingPolicy
 from .store.connection import Durability
 from .supervisor.runtime import Settings, Supervisor
 
@@ -70,7 +76,7 @@ def _state_ref(item: Any) -> StateRef:
         ) from exc
 
 
-class Scheduler(Client):
+class Scheduler(PolicyControls, Client):
     """Owns dispatch for one database: a supervisor thread and a pool of worker processes."""
 
     def __init__(
@@ -101,6 +107,19 @@ class Scheduler(Client):
         hang_timeout: float | None = None,
         heartbeat_interval: float = 1.0,
         expiry_sweep_interval: float | None = 30.0,
+        group_concurrency: Mapping[str, int] | None = None,
+        default_group_concurrency: int = 0,
+        rate_limits: Mapping[Any, RateLimit] | None = None,
+        group_rate_limits: Mapping[str, RateLimit] | None = None,
+        priority_aging: AgingConfig | None = None,
+        group_weights: Mapping[str, int] | None = None,
+        default_group_weight: int = 1,
+        group_minimum_slots: Mapping[str, int] | None = None,
+        resource_sampler: ResourceSampler | None = None,
+        sampler_config: SamplerConfig | None = None,
+        pressure_sources: Iterable[PressureSource] = (),
+        throttle_policy: ThrottlePolicy | None = None,
+        bandwidth_limit: float | None = None,
     ) -> None:
         domains = list(domains)
         if not domains:
@@ -137,6 +156,15 @@ class Scheduler(Client):
             default_ttl=default_ttl, max_payload_bytes=max_payload_bytes,
             expiry_sweep_interval=None if expiry_sweep_interval is None else
             _positive("expiry_sweep_interval", expiry_sweep_interval),
+        )  # fmt: skip
+        self.policy = SchedulingPolicy(
+            group_concurrency=group_concurrency, default_group_concurrency=default_group_concurrency,
+            rate_limits={qualify(self.registry, t): r for t, r in (rate_limits or {}).items()},
+            group_rate_limits=group_rate_limits, priority_aging=priority_aging, group_weights=group_weights,
+            default_group_weight=default_group_weight, group_minimum_slots=group_minimum_slots,
+            resource_monitoring=resource_monitoring, resource_sampler=resource_sampler,
+            sampler_config=sampler_config, pressure_sources=pressure_sources, throttle_policy=throttle_policy,
+            bandwidth_limit=bandwidth_limit,
         )  # fmt: skip
         self._supervisor: Supervisor | None = None
         self._thread: threading.Thread | None = None
@@ -182,7 +210,7 @@ class Scheduler(Client):
     def _make_supervisor(self) -> Supervisor:
         if self._supervisor is not None:
             raise TaskmillError("this scheduler is already running")
-        self._supervisor = Supervisor(self.settings, self.registry, self.bus)
+        self._supervisor = Supervisor(self.settings, self.registry, self.bus, self.policy)
         return self._supervisor
 
     def _new_loop(self) -> asyncio.AbstractEventLoop:

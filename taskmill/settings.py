@@ -23,7 +23,11 @@ import msgspec
 from .config import DEFAULT_RETENTION, RetentionPolicy, ShutdownMode
 from .domain import Domain
 from .errors import ConfigError
+from .policy.aging import AgingConfig
+from .policy.pressure import ThrottlePolicy
+from .policy.ratelimit import RateLimit
 from .policy.retry import RetryPolicy
+from .resources import SamplerConfig
 
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
@@ -70,6 +74,35 @@ class HttpConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return host, int(port)
 
 
+class RateLimitConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Mirror of :class:`taskmill.RateLimit`: ``permits`` starts per ``interval`` seconds, ``burst`` at once
+    (0: the same as permits)."""
+
+    permits: PositiveInt
+    interval: PositiveFloat = 1.0
+    burst: NonNegInt = 0
+
+    def limit(self) -> RateLimit:
+        return RateLimit(self.permits, self.interval, self.burst)
+
+
+Prio = Annotated[int, msgspec.Meta(ge=0, le=255)]
+
+
+class AgingTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Mirror of :class:`taskmill.AgingConfig` (seconds and 0..255 priorities)."""
+
+    grace_period: Annotated[float, msgspec.Meta(ge=0)] = 300.0
+    aging_interval: PositiveFloat = 60.0
+    max_effective_priority: Prio = 64
+    urgent_threshold: Prio | None = None
+
+
+class SamplerTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    interval: PositiveFloat = 1.0
+    ewma_alpha: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.3
+
+
 class LoggingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["human", "json"] = "human"
@@ -106,6 +139,19 @@ class SchedulerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     hang_timeout: PositiveFloat | None = None
     heartbeat_interval: PositiveFloat = 1.0
     app_state: list[str] = []
+    group_concurrency: dict[str, NonNegInt] = {}
+    default_group_concurrency: NonNegInt = 0
+    rate_limits: dict[str, RateLimitConfig] = {}  # qualified task type -> limit
+    group_rate_limits: dict[str, RateLimitConfig] = {}
+    priority_aging: AgingTable | None = None
+    group_weights: dict[str, PositiveInt] = {}
+    default_group_weight: PositiveInt = 1
+    group_minimum_slots: dict[str, NonNegInt] = {}
+    resource_monitoring: bool = False
+    sampler: SamplerTable = SamplerTable()
+    pressure_sources: list[str] = []  # "package.module:attribute": a source, or a class built with no arguments
+    throttle_policy: list[tuple[Prio, Annotated[float, msgspec.Meta(ge=0, le=1)]]] | None = None
+    bandwidth_limit: PositiveFloat | None = None
     domain_concurrency: dict[str, int] = {}  # domain name -> cap (DomainHandle.set_max_concurrency)
     python_path: list[str] = []
     umask: str = "0027"  # the daemon's; "0007" lets a submitter group write the database
@@ -192,7 +238,13 @@ def load_config(path: str | os.PathLike[str], overrides: Mapping[str, Any] | Non
 
 def check(cfg: SchedulerConfig, source: str = "<config>") -> None:
     """Rules the type system cannot say: import-string shapes, caps, a loopback HTTP bind."""
-    for name, items in (("domains", cfg.domains), ("app_state", cfg.app_state)):
+    if cfg.priority_aging is not None:
+        try:
+            aging_config(cfg.priority_aging)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: key `priority_aging`: {exc}") from None
+    for name, items in (("domains", cfg.domains), ("app_state", cfg.app_state),
+                        ("pressure_sources", cfg.pressure_sources)):  # fmt: skip
         for i, item in enumerate(items):
             if not re.fullmatch(r"[\w.]+:[\w.]+", item):
                 raise ConfigError(f"{source}: key `{name}[{i}]`: expected 'package.module:attribute', got {item!r}")
@@ -267,6 +319,34 @@ def import_domains(cfg: SchedulerConfig) -> list[Domain]:
     return found
 
 
+def aging_config(t: AgingTable) -> AgingConfig:
+    return AgingConfig(
+        grace_period=t.grace_period, aging_interval=t.aging_interval,
+        max_effective_priority=t.max_effective_priority, urgent_threshold=t.urgent_threshold,
+    )  # fmt: skip
+
+
+def _pressure_source(spec: str, key: str) -> Any:
+    obj = import_object(spec, key)
+    return obj() if isinstance(obj, type) else obj
+
+
+def policy_kwargs(cfg: SchedulerConfig) -> dict[str, Any]:
+    """The scheduling-policy keywords of ``Scheduler``."""
+    return dict(
+        group_concurrency=dict(cfg.group_concurrency), default_group_concurrency=cfg.default_group_concurrency,
+        rate_limits={t: r.limit() for t, r in cfg.rate_limits.items()},
+        group_rate_limits={g: r.limit() for g, r in cfg.group_rate_limits.items()},
+        priority_aging=None if cfg.priority_aging is None else aging_config(cfg.priority_aging),
+        group_weights=dict(cfg.group_weights), default_group_weight=cfg.default_group_weight,
+        group_minimum_slots=dict(cfg.group_minimum_slots), resource_monitoring=cfg.resource_monitoring,
+        sampler_config=SamplerConfig(interval=cfg.sampler.interval, ewma_alpha=cfg.sampler.ewma_alpha),
+        pressure_sources=[_pressure_source(s, f"pressure_sources[{i}]") for i, s in enumerate(cfg.pressure_sources)],
+        throttle_policy=None if cfg.throttle_policy is None else ThrottlePolicy(cfg.throttle_policy),
+        bandwidth_limit=cfg.bandwidth_limit,
+    )  # fmt: skip
+
+
 def scheduler_kwargs(cfg: SchedulerConfig) -> dict[str, Any]:
     """Keyword arguments for ``Scheduler(**kwargs)``: one entry per Scheduler keyword."""
     return dict(
@@ -280,6 +360,7 @@ def scheduler_kwargs(cfg: SchedulerConfig) -> dict[str, Any]:
         max_tasks_per_worker=cfg.max_tasks_per_worker, max_worker_memory=cfg.max_worker_memory,
         hang_timeout=cfg.hang_timeout, heartbeat_interval=cfg.heartbeat_interval,
         app_state=[import_object(s, f"app_state[{i}]") for i, s in enumerate(cfg.app_state)],
+        **policy_kwargs(cfg),
     )  # fmt: skip
 
 
@@ -295,27 +376,30 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, str):
         return msgspec.json.encode(value).decode()  # JSON string escapes are valid TOML basic strings
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {type(value).__name__} as TOML")
 
 
-def to_toml(cfg: SchedulerConfig) -> str:
-    """The effective configuration as TOML (unset optional keys appear as comments)."""
-    data = msgspec.to_builtins(cfg)
-    lines: list[str] = []
+def _table(prefix: str, data: dict[str, Any], lines: list[str]) -> None:
+    """Scalars of a table, then its sub-tables (``[a.b]``), recursively."""
     tables: list[tuple[str, dict[str, Any]]] = []
     for key, value in data.items():
         if isinstance(value, dict):
-            tables.append((key, value))
+            tables.append((f"{prefix}.{_toml_key(key)}" if prefix else _toml_key(key), value))
         elif value is None:
             lines.append(f"# {key} = (unset)")
         else:
             lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
     for name, table in tables:
-        lines.append(f"\n[{_toml_key(name)}]")
-        for key, value in table.items():
-            lines.append(f"# {key} = (unset)" if value is None else f"{_toml_key(key)} = {_toml_value(value)}")
+        lines.append(f"\n[{name}]")
+        _table(name, table, lines)
+
+
+def to_toml(cfg: SchedulerConfig) -> str:
+    """The effective configuration as TOML (unset optional keys appear as comments)."""
+    lines: list[str] = []
+    _table("", msgspec.to_builtins(cfg), lines)
     return "\n".join(lines) + "\n"
 
 

@@ -19,7 +19,7 @@ from .errors import InvalidPayload, PayloadTooLarge, SubmitError, UnknownTaskTyp
 from .policy.recurrence import RecurringSchedule, first_fire
 from .priority import Priority, as_priority
 from .store.records import F_RECURRING, F_TTL, F_TTL_FIRST, NewTask
-from .task import DUPLICATE_STRATEGIES, TTL_ORIGINS, DependencyFailurePolicy, Task
+from .task import DUPLICATE_STRATEGIES, TTL_ORIGINS, DependencyFailurePolicy, IoBudget, Task
 
 MAX_TAGS = 32
 MAX_TAG_KEY = 64
@@ -52,6 +52,7 @@ class TaskSubmission(msgspec.Struct, kw_only=True):
     on_dependency_failure: str | None = None
     fail_fast: bool | None = None
     recurring: RecurringSchedule | float | None = None
+    expected_io: IoBudget | None = None
 
 
 class Defaults(msgspec.Struct, frozen=True, kw_only=True):
@@ -149,6 +150,7 @@ class Template:
         on_dependency_failure: str | None = None,
         fail_fast: bool | None = None,
         recurring: RecurringSchedule | float | timedelta | None = None,
+        expected_io: IoBudget | None = None,
     ) -> None:
         now = int(time.time() * 1000) if now_ms is None else now_ms
         cfg = spec.type_config
@@ -172,7 +174,9 @@ class Template:
         origin = ttl_from or cfg.ttl_from or "submission"
         if origin not in TTL_ORIGINS:
             raise SubmitError(f"ttl_from must be one of {TTL_ORIGINS}, got {origin!r}")
-        io = cfg.expected_io
+        io = expected_io if expected_io is not None else cfg.expected_io
+        if io is not None and (not isinstance(io, IoBudget) or min(io.read, io.write, io.net_rx, io.net_tx) < 0):
+            raise SubmitError(f"expected_io must be an IoBudget of non-negative byte counts, got {io!r}")
         self.spec = spec
         self.explicit_key = key
         self.label = label

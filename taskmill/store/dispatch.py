@@ -34,13 +34,56 @@ def claim_ids(conn: apsw.Connection, ids: Sequence[int], now_ms: int) -> list[Cl
     return rows
 
 
+ALL = "\x00all"  # the scope of a peek over every group (a group key cannot be this)
+
+
 def peek_ready(
-    conn: apsw.Connection, after: tuple[int, int], limit: int, skip_domains: Sequence[str] = ()
+    conn: apsw.Connection,
+    after: tuple[int, int],
+    limit: int,
+    *,
+    skip_domains: Sequence[str] = (),
+    skip_types: Sequence[str] = (),
+    skip_groups: Sequence[str] = (),
+    ceiling: int = 256,
+    group: str | None = ALL,
 ) -> list[Candidate]:
-    """Runnable candidates strictly after ``(priority, id)`` (keyset paging past denied tasks), leaving out
-    domains already at their cap so a saturated domain's backlog is skipped inside SQLite."""
-    skip = _json(list(skip_domains)).decode()
-    return [Candidate(*r) for r in conn.execute(sql.PEEK_READY, (after[0], after[1], limit, skip))]
+    """Runnable candidates strictly after ``(priority, id)`` (keyset paging past denied tasks) and more urgent
+    than ``ceiling``, in priority then FIFO order. Capped domains, rate-limited types and full groups are left
+    out inside SQLite, so a saturated backlog costs nothing. ``group``: every group (default), None for
+    ungrouped tasks only, or one group."""
+    args = [after[0], after[1], limit, _json(list(skip_domains)).decode(), _json(list(skip_types)).decode(),
+            _json(list(skip_groups)).decode(), ceiling]  # fmt: skip
+    if group == ALL:
+        query = sql.PEEK_READY
+    elif group is None:
+        query = sql.PEEK_READY_UNGROUPED
+    else:
+        query, args = sql.PEEK_READY_GROUP, [*args, group]
+    return [Candidate(*r) for r in conn.execute(query, args)]
+
+
+def ready_levels(conn: apsw.Connection, group: str | None = ALL) -> list[int]:
+    """Distinct priorities of runnable tasks (of one group, or all)."""
+    if group == ALL or group is None:
+        return [int(r[0]) for r in conn.execute(sql.READY_LEVELS)]
+    return [int(r[0]) for r in conn.execute(sql.READY_LEVELS_GROUP, (group,))]
+
+
+def ready_groups(conn: apsw.Connection, limit: int = 10_000) -> list[str]:
+    return [r[0] for r in conn.execute(sql.READY_GROUPS, (limit,))]
+
+
+def ready_count(conn: apsw.Connection, group: str | None, limit: int) -> int:
+    """Runnable tasks in ``group`` (None: ungrouped), counted up to ``limit``."""
+    if group is None:
+        return int(next(iter(conn.execute(sql.READY_UNGROUPED, (limit,))))[0])
+    return int(next(iter(conn.execute(sql.READY_IN_GROUP, (group, limit))))[0])
+
+
+def running_expected_io(conn: apsw.Connection) -> tuple[int, int, int, int]:
+    r = next(iter(conn.execute(sql.RUNNING_EXPECTED_IO)))
+    return (int(r[0]), int(r[1]), int(r[2]), int(r[3]))
 
 
 def promote_due(conn: apsw.Connection, now_ms: int) -> int:

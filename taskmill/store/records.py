@@ -165,6 +165,12 @@ class Candidate(msgspec.Struct, array_like=True):
     domain: str
     priority: int
     group_key: str | None
+    created_at: int = 0
+    pause_duration_ms: int = 0
+    read_bytes: int = 0
+    write_bytes: int = 0
+    net_rx_bytes: int = 0
+    net_tx_bytes: int = 0
 
 
 def ms_to_s(value: int | None) -> float | None:

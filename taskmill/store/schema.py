@@ -142,7 +142,14 @@ _V3 = [
     "CREATE INDEX idx_recurring ON tasks(id) WHERE (flags & 8) <> 0",
 ]
 
-MIGRATIONS: list[list[str]] = [_V1, _V2, _V3]
+# Scheduling policy: fair scheduling and group caps peek one group's runnable tasks in priority order.
+# Partial on grouped rows, so ungrouped tasks pay nothing for it.
+_V4 = [
+    "CREATE INDEX idx_ready_group ON tasks(group_key, priority, id) "
+    "WHERE status = 'pending' AND run_after IS NULL AND group_key IS NOT NULL",
+]
+
+MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -21,11 +21,12 @@ from ..policy.preempt import should_recycle
 from ..policy.retry import RetryPolicy, decide_failure
 from ..protocol import Result, Run
 from ..registry import Registry
+from ..scheduling import SchedulingPolicy
 from ..store import Store, dispatch, now_ms
 from ..store.records import Claimed
-from .capped import select_capped
 from .control import Controller
 from .pool import WorkerHandle
+from .selection import select
 from .workflow import Workflow
 
 log = logging.getLogger("taskmill.supervisor")
@@ -38,8 +39,11 @@ header = ev.header_of
 
 
 class Dispatcher:
-    def __init__(self, store: Store, registry: Registry, bus: ev.EventBus, settings: Any) -> None:
+    def __init__(self, store: Store, registry: Registry, bus: ev.EventBus, settings: Any,
+                 policy: SchedulingPolicy | None = None) -> None:  # fmt: skip
         self.store = store
+        self.policy = policy  # groups, rate limits, aging, fair shares, backpressure (None: plain dispatch)
+        self.policy_wake: float | None = None  # monotonic time a rate-limited task can next start
         self.registry = registry
         self.bus = bus
         self.settings = settings  # max_concurrency, async_concurrency, prefetch, retention
@@ -287,14 +291,20 @@ class Dispatcher:
             refill = []
         async_hosts = [w for w in workers if w.asyncs and not w.sync and len(w.asyncs) < cap]
         async_room = min(max(free, 0), sum(cap - len(w.asyncs) for w in async_hosts))
-        per_idle = max(depth, cap) if self.registry.has_async else depth
+        fair = self.policy is not None and self.policy.fair
+        # An idle worker may take many async tasks; fair shares are computed over what can start now instead.
+        per_idle = max(depth, cap) if self.registry.has_async and not fair else depth
         want = len(idle) * per_idle + sum(depth - len(w.sync) for w in refill) + async_room
         if want <= 0:
             return []
         caps = self.registry.domain_caps()
         only_async = not idle and not refill  # room only on workers hosting async tasks: claim nothing else
-        if caps or only_async:
-            claimed = dispatch.claim_ids(self.store.conn, self._select(want, caps, only_async), now)
+        policy = self.policy if self.policy is not None and self.policy.active else None
+        if caps or only_async or policy is not None:
+            claimed = dispatch.claim_ids(self.store.conn, self._select(want, caps, only_async, policy, now), now)
+            if policy is not None and policy.effective:
+                eff = policy.effective
+                claimed.sort(key=lambda c: (eff.get(c.id, c.priority), c.id))
         else:
             claimed = dispatch.claim_next(self.store.conn, want, now)
             if len(claimed) < want:
@@ -305,12 +315,14 @@ class Dispatcher:
             self.flow.start_ttl(sends, now)
         return claimed
 
-    def _select(self, want: int, caps: dict[str, int], only_async: bool) -> list[int]:
+    def _select(self, want: int, caps: dict[str, int], only_async: bool, policy: SchedulingPolicy | None,
+                now: int) -> list[int]:  # fmt: skip
         accept = (lambda c: self._is_async(c.task_type)) if only_async else None
-        chosen, empty = select_capped(self.store.conn, self.workers, want, caps, accept)
-        if empty and not only_async:
-            self.queue_maybe_nonempty = False  # truly empty, not just capped
-        return chosen
+        sel = select(self.store.conn, self.workers, want, caps, policy, now, accept)
+        if sel.empty and not only_async:
+            self.queue_maybe_nonempty = False  # truly empty, not just held back
+        self.policy_wake = sel.wake_at
+        return sel.ids
 
     def _is_async(self, task_type: str) -> bool:
         found = self._types.get(task_type)
@@ -358,7 +370,10 @@ class Dispatcher:
                 continue
             sends.setdefault(target, []).append(c)
             if publish:
-                self.pending_events.append(ev.Dispatched(header(c), target.pid, c.attempt))
+                h = header(c)
+                if self.policy is not None and c.id in self.policy.effective:
+                    h = msgspec.structs.replace(h, effective_priority=self.policy.effective[c.id])
+                self.pending_events.append(ev.Dispatched(h, target.pid, c.attempt))
         if self.releases:
             dispatch.release(self.store.conn, self.releases)
             self.releases.clear()

@@ -23,6 +23,7 @@ from ..errors import StoreError, WorkerBootError
 from ..policy.preempt import should_recycle, task_limit
 from ..protocol import Boot, ChildrenQuery, Progress, Results, Spawn, StateRef, ToSupervisor
 from ..registry import Registry
+from ..scheduling import SchedulingPolicy
 from ..store import Store, dispatch, now_ms
 from .dispatcher import Dispatcher, header
 from .lock import SupervisorLock
@@ -57,8 +58,10 @@ class Settings(msgspec.Struct, kw_only=True):
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, registry: Registry, bus: ev.EventBus) -> None:
+    def __init__(self, settings: Settings, registry: Registry, bus: ev.EventBus,
+                 policy: SchedulingPolicy | None = None) -> None:  # fmt: skip
         self.settings = settings
+        self.policy = policy
         self.registry = registry
         self.bus = bus
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -91,6 +94,35 @@ class Supervisor:
             self.dispatcher.check_due = True
             self.dispatcher.check_control = True
         self._wake()
+
+    def _policy_changed(self) -> None:
+        """A limit, weight or pressure source changed (any thread): look at the queue again."""
+        if self.loop is not None:
+            with contextlib.suppress(RuntimeError):
+                self.loop.call_soon_threadsafe(self._requeue)
+
+    def _requeue(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.queue_maybe_nonempty = True
+        self._wake()
+
+    async def _monitor(self) -> None:
+        """Sample resources and pressure sources on an interval (off the loop: samplers may block)."""
+        assert self.policy is not None and self.loop is not None
+        while not self._stop_requested:
+            try:
+                moved = await self.loop.run_in_executor(None, self.policy.tick)
+            except Exception:  # a faulty sampler or pressure source must not stop dispatch
+                log.exception("resource sampler or pressure source failed")
+                moved = False
+            if moved:
+                self._requeue()
+            await asyncio.sleep(self.policy.interval)
+
+    def _start_task(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._respawns.add(task)
+        task.add_done_callback(self._respawns.discard)
 
     def request_stop(self, hard: bool = False) -> None:
         """Stop dispatching; ``hard`` (or a second request) skips the graceful wait."""
@@ -194,7 +226,11 @@ class Supervisor:
                 self.recovered = dispatch.recover(store.conn, now_ms(), ended)
             if self.recovered:
                 log.info("recovered %d task(s) left running by a previous supervisor", self.recovered)
-            self.dispatcher = Dispatcher(store, self.registry, self.bus, self.settings)
+            self.dispatcher = Dispatcher(store, self.registry, self.bus, self.settings, self.policy)
+            if self.policy is not None:
+                self.policy.on_change = self._policy_changed
+                if self.policy.ticking:
+                    self._start_task(self._monitor())
             self.dispatcher.control.start()
             self.dispatcher.flow.start(now_ms(), ended)
             listener = WakeupListener(self.settings.store_path)
@@ -290,6 +326,9 @@ class Supervisor:
                     timeout = min(timeout, max(0.0, (due_ms - now_ms()) / 1000.0))
             if control_deadline is not None:
                 timeout = min(timeout, max(0.0, control_deadline - now))
+            if d.policy_wake is not None:
+                timeout = min(timeout, max(0.0, d.policy_wake - now))
+                d.policy_wake = None
             if deadline is not None:
                 timeout = min(timeout, max(0.0, deadline - now))
             if backoff:

@@ -50,6 +50,11 @@ def test_defaults_map_one_to_one_onto_scheduler_keywords() -> None:
         ('domains = ["a:b"]\n[domain_concurrency]\nmedia = -1\n', "domain_concurrency.media", ">= 0"),
         ('domains = ["a:b"]\npreempt_priority = 256\n', "preempt_priority", "<= 255"),
         ('domains = ["a:b"]\ntimeout = 0\n', "timeout", "> 0"),
+        ('domains = ["a:b"]\n[rate_limits."m::t"]\npermits = 0\n', "rate_limits[...].permits", ">= 1"),
+        ('domains = ["a:b"]\n[rate_limits."m::t"]\nper = 1\n', "rate_limits[...].per", "unknown key"),
+        ('domains = ["a:b"]\n[priority_aging]\nurgent_threshold = 10\n', "priority_aging", "could never reach"),
+        ('domains = ["a:b"]\n[group_weights]\nacme = 0\n', "group_weights[...]", ">= 1"),
+        ('domains = ["a:b"]\nthrottle_policy = [[192, 1.5]]\n', "throttle_policy[0][1]", "<= 1"),
     ],
 )
 def test_errors_name_the_key_and_the_file(tmp_path: Path, toml: str, key: str, reason: str) -> None:
@@ -88,6 +93,38 @@ def test_effective_toml_round_trips(tmp_path: Path) -> None:
                          "preempt_priority": "off", "hang_timeout": 60.0})  # fmt: skip
     again = load_config(write(tmp_path / "t.toml", to_toml(cfg)))
     assert again == cfg
+
+
+def test_scheduling_policy_from_toml(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.toml", """
+store = "t.db"
+domains = ["tests.integration.domains:main"]
+workers = 1
+default_group_concurrency = 2
+throttle_policy = [[192, 0.4]]
+[group_concurrency]
+uploads = 1
+[rate_limits."tm_main::note"]
+permits = 30
+interval = 60
+[priority_aging]
+grace_period = 10
+aging_interval = 5
+[group_weights]
+acme = 3
+""")
+    cfg = load_config(path)
+    assert load_config(write(tmp_path / "again.toml", to_toml(cfg))) == cfg
+    with tm.Scheduler.from_config(cfg) as s:
+        p = s.policy
+        assert (p.group_limits, p.default_group_limit, p.weights) == ({"uploads": 1}, 2, {"acme": 3})
+        assert p.type_buckets["tm_main::note"].limit == tm.RateLimit.per_minute(30)
+        assert p.aging == tm.AgingConfig(grace_period=10, aging_interval=5)
+        assert p.throttle.tiers == [(192, 0.4)]
+    bad = decode_config({"store": str(tmp_path / "t.db"), "domains": ["tests.integration.domains:main"],
+                         "rate_limits": {"note": {"permits": 1}}})  # fmt: skip
+    with pytest.raises(tm.ConfigError, match="unknown task type 'note'; did you mean 'tm_main::note'"):
+        tm.Scheduler.from_config(bad)
 
 
 def test_from_config_imports_domains_and_applies_caps(tmp_path: Path) -> None:

@@ -1,0 +1,121 @@
+"""Which peeked candidate may start now: caps, backpressure, IO budget, then rate-limit tokens.
+
+Pure bookkeeping over counts handed in by the caller (no I/O). A denied candidate is simply skipped, so it
+never blocks the ones behind it. Tokens are taken only once every other check has passed, and a type token
+is never spent when the group's bucket is empty.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+
+from ..store.records import Candidate
+from .io import IoVector, ResourceSnapshot, io_admits
+from .ratelimit import TokenBucket
+
+DOMAIN_CAP = "domain_cap"
+GROUP_CAP = "group_cap"
+THROTTLED = "throttled"
+IO_BUDGET = "io_budget"
+RATE_LIMITED = "rate_limited"
+REASONS = (DOMAIN_CAP, GROUP_CAP, THROTTLED, IO_BUDGET, RATE_LIMITED)
+
+
+class Gate:
+    def __init__(
+        self,
+        *,
+        now: float,
+        domain_caps: Mapping[str, int],
+        group_caps: Mapping[str, int],
+        default_group_cap: int,
+        in_domain: Counter[str],
+        in_group: Counter[str | None],
+        throttle_ceiling: int | None = None,
+        io_rates: ResourceSnapshot | None = None,
+        io_running: IoVector = (0, 0, 0, 0),
+        type_buckets: Mapping[str, TokenBucket] | None = None,
+        group_buckets: Mapping[str, TokenBucket] | None = None,
+    ) -> None:
+        self.now = now
+        self.domain_caps = domain_caps
+        self.group_caps = group_caps
+        self.default_group_cap = default_group_cap
+        self.in_domain = in_domain
+        self.in_group = in_group
+        self.ceiling = throttle_ceiling
+        self.io_rates = io_rates
+        self.io_running = list(io_running)
+        self.type_buckets = type_buckets or {}
+        self.group_buckets = group_buckets or {}
+        self.denials: Counter[str] = Counter()
+        self.wake_at: float | None = None  # when a rate-limited candidate could next start
+
+    def group_cap(self, group: str | None) -> int:
+        if group is None:
+            return 0
+        return self.group_caps.get(group, self.default_group_cap)
+
+    def check(self, c: Candidate, *, group_cap: bool = True, dry: bool = False) -> str | None:
+        """The reason ``c`` cannot start now, or None. Takes its rate-limit tokens and counts it as started
+        when it can (unless ``dry``: only explain)."""
+        cap = self.domain_caps.get(c.domain, 0)
+        if cap and self.in_domain[c.domain] >= cap:
+            return self._deny(DOMAIN_CAP)
+        if group_cap:
+            gcap = self.group_cap(c.group_key)
+            if gcap and self.in_group[c.group_key] >= gcap:
+                return self._deny(GROUP_CAP)
+        if self.ceiling is not None and c.priority >= self.ceiling:
+            return self._deny(THROTTLED)
+        io = (c.read_bytes, c.write_bytes, c.net_rx_bytes, c.net_tx_bytes)
+        if self.io_rates is not None and not io_admits(tuple(self.io_running), io, self.io_rates):  # type: ignore[arg-type]
+            return self._deny(IO_BUDGET)
+        tb = self.type_buckets.get(c.task_type)
+        gb = self.group_buckets.get(c.group_key) if c.group_key is not None else None
+        for b in (tb, gb):
+            if b is not None and not b.has_token(self.now):
+                at = b.ready_at(self.now)
+                self.wake_at = at if self.wake_at is None else min(self.wake_at, at)
+                return self._deny(RATE_LIMITED)
+        if dry:
+            return None
+        for b in (tb, gb):
+            if b is not None:
+                b.take(self.now)
+        self.in_domain[c.domain] += 1
+        self.in_group[c.group_key] += 1
+        for i, v in enumerate(io):
+            self.io_running[i] += v
+        return None
+
+    def _deny(self, reason: str) -> str:
+        self.denials[reason] += 1
+        return reason
+
+    def _empty(self, buckets: Mapping[str, TokenBucket]) -> list[str]:
+        out = []
+        for key, b in buckets.items():
+            if not b.has_token(self.now):
+                out.append(key)
+                at = b.ready_at(self.now)
+                self.wake_at = at if self.wake_at is None else min(self.wake_at, at)
+        return out
+
+    def blocked_types(self) -> list[str]:
+        """Types whose bucket is empty: left out of the next peek inside SQLite (and a wake-up is due when
+        their next token arrives)."""
+        return self._empty(self.type_buckets)
+
+    def blocked_groups(self) -> list[str]:
+        """Groups at their cap or out of tokens."""
+        out = self._empty(self.group_buckets)
+        out.extend(g for g, n in self.group_caps.items() if n and self.in_group[g] >= n)
+        if self.default_group_cap:
+            out.extend(g for g, n in self.in_group.items() if g is not None and g not in self.group_caps
+                       and n >= self.default_group_cap)  # fmt: skip
+        return out
+
+    def full_domains(self) -> list[str]:
+        return [d for d, n in self.domain_caps.items() if n and self.in_domain[d] >= n]
