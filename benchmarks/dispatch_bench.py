@@ -137,3 +137,37 @@ def retries(root: Path, durability: Durability, n_permanent: int, n_retry: int) 
     if failed != n_permanent or dead != n_retry:
         out["problems"].append(f"history: {failed} failed (want {n_permanent}), {dead} dead letters (want {n_retry})")
     return out
+
+
+GROUPS = ("g0", "g1", "g2", "g3")
+
+
+def policy_overhead(root: Path, durability: Durability, n: int, max_concurrency: int = 8) -> Result:
+    """The cost of scheduling policy: ``n`` no-ops in 4 groups to a warm scheduler, first with no policy, then
+    with group caps, a rate limit, group rate limits, priority aging and weighted fair shares all on — set
+    loose enough never to bind, so the difference is the price of checking them. ``policy_ratio`` is the
+    second rate over the first (target >= 0.5)."""
+    out: Result = {"problems": []}
+    with warm_scheduler(root, "policy", durability=durability, workers=2, max_concurrency=max_concurrency) as run:
+        h, s = run.handle(), run.sched
+
+        def once(base: int, tag: str) -> None:
+            t0 = time.time()
+            for g, name in enumerate(GROUPS):
+                h.submit_batch([Noop(i=base + i) for i in range(g, n, len(GROUPS))], group=name)
+            run.done.wait(run.done.count + n, TIMEOUT_S)
+            idle = s.wait_until_idle(timeout=60.0, poll=0.001)
+            lines = [ln._replace(i=ln.i - base) for ln in run.done.lines("n") if base <= ln.i < base + n]
+            out.update({f"{tag}_{k}": v for k, v in rates(lines, t0).items()})
+            out["problems"] += check_distinct(lines, n, f"{tag} dispatch") + ([] if idle else [f"{tag}: not idle"])
+
+        once(0, "plain")
+        s.set_default_group_limit(1000)
+        s.set_rate_limit(Noop, tm.RateLimit.per_second(10_000_000).with_burst(1_000_000))
+        for g, name in enumerate(GROUPS):
+            s.set_group_rate_limit(name, tm.RateLimit.per_second(10_000_000).with_burst(1_000_000))
+            s.set_group_weight(name, g + 1)
+        s.set_priority_aging(tm.AgingConfig(grace_period=0.0, aging_interval=0.001))
+        once(n, "policy")
+    out["policy_ratio"] = out["policy_tasks_per_s"] / out["plain_tasks_per_s"]
+    return out

@@ -26,6 +26,7 @@ class Counts:
     tags: int = 500
     drain: int = 10_000
     dispatch: int = 1000
+    policy: int = 4000
     latency: int = 300
     idle_s: float = 2.0
     latency_lead_s: float = 1.5  # the other process's start-up, before its first due time
@@ -55,6 +56,7 @@ SMOKE = Counts(
     batch=200,
     drain=500,
     dispatch=200,
+    policy=200,
     latency=20,
     idle_s=0.1,
     latency_lead_s=0.5,
@@ -112,6 +114,12 @@ WORKLOADS = [
         True,
         lambda r, d, c: dispatch_bench.dispatch_complete(r, d, c.dispatch),
         "submit_batch to a warm scheduler (max_concurrency 8) until all ran",
+    ),
+    Workload(
+        "policy",
+        True,
+        lambda r, d, c: dispatch_bench.policy_overhead(r, d, c.policy),
+        "the same no-ops with group caps, rate limits, aging and fair shares all on (not binding)",
     ),
     Workload(
         "latency",
@@ -197,6 +205,7 @@ TARGETS = [
     Target("drain", "tasks_per_s", "full", ">=", 20_000, "no-op drain >= 20,000/s end to end (full)"),
     Target("drain", "steady_tasks_per_s", "normal", ">=", 35_000, "no-op drain, steady part (normal)"),
     Target("drain", "steady_tasks_per_s", "full", ">=", 20_000, "no-op drain, steady part (full)"),
+    Target("policy", "policy_ratio", None, ">=", 0.5, "dispatch with every policy on >= 0.5x the plain path"),
     Target("latency", "inproc_p50_ms", None, "<=", 1.0, "submit->start p50 <= 1 ms in-process"),
     Target("latency", "xproc_p50_ms", None, "<=", 3.0, "submit->start p50 <= 3 ms cross-process"),
     Target("latency", "inproc_p99_ms", None, "<=", 10.0, "submit->start p99 <= 10 ms in-process"),

@@ -77,10 +77,10 @@ class DomainHandle:
 
     def submit_batch(
         self, tasks: Iterable[Task], *, priority: int | None = None, depends_on: Iterable[int] | None = None,
-        on_dependency_failure: str | None = None,
+        on_dependency_failure: str | None = None, group: str | None = None,
     ) -> BatchOutcome:  # fmt: skip
         """Queue many tasks in one transaction (all or nothing); within the batch the last duplicate wins.
-        ``depends_on`` applies to every task of the batch."""
+        ``depends_on`` and ``group`` apply to every task of the batch."""
         defaults = self._client._defaults
         limit = defaults.max_payload_bytes
         templates: dict[type, submission.Template] = {}
@@ -91,7 +91,7 @@ class DomainHandle:
             if template is None:
                 template = templates[type(t)] = submission.Template(
                     self.domain, self._spec(t), defaults, priority=priority, depends_on=deps,
-                    on_dependency_failure=on_dependency_failure,
+                    on_dependency_failure=on_dependency_failure, group=group,
                 )
             rows.append(template.row(t, submission.encode_payload(template.spec, t, limit)))
         return BatchOutcome(self._client._submit_rows(rows))

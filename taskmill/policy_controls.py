@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import events as ev
 from .errors import ConfigError
+from .policy.aging import AgingConfig
 from .policy.pressure import PressureSource
 from .policy.ratelimit import RateLimit
 from .scheduling import PolicyView, SchedulingPolicy
@@ -91,10 +92,21 @@ class PolicyControls:
         """Slots ``group`` gets before weights split the rest, whenever it has the work."""
         self.policy.set_group_minimum_slots(group, slots)
 
+    def set_priority_aging(self, config: AgingConfig | None) -> None:
+        """Turn aging on (or off with None) or change it; effective priorities follow from the next turn."""
+        self.policy.set_priority_aging(config)
+
     # -- backpressure -------------------------------------------------------------------------------------
     def add_pressure_source(self, source: PressureSource) -> None:
         """Sampled on the resource-monitor interval; the highest pressure throttles less urgent work."""
         self.policy.add_pressure_source(source)
+
+    def why_not_running(self, task_id: int, timeout: float = 5.0) -> str | None:
+        """Why a task is not running, in words (None: it is running, or nothing holds it back and it starts at
+        the next dispatch turn). For debugging a queue that does not move."""
+        from .supervisor.diagnose import describe
+
+        return describe(self, task_id, timeout)
 
     @property
     def pressure(self) -> float:

@@ -231,6 +231,13 @@ class SchedulingPolicy:
             self.min_slots[group] = _count("group minimum slots", n)
         self._changed()
 
+    def set_priority_aging(self, config: AgingConfig | None) -> None:
+        if config is not None and not isinstance(config, AgingConfig):
+            raise ConfigError(f"expected an AgingConfig or None, got {config!r}")
+        with self.lock:
+            self.aging = config
+        self._changed()
+
     def add_pressure_source(self, source: PressureSource) -> None:
         if not isinstance(source, PressureSource):
             raise ConfigError(f"pressure source {source!r} needs a `name` and a `pressure()` method")

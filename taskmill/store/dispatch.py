@@ -81,6 +81,12 @@ def ready_count(conn: apsw.Connection, group: str | None, limit: int) -> int:
     return int(next(iter(conn.execute(sql.READY_IN_GROUP, (group, limit))))[0])
 
 
+def candidate(conn: apsw.Connection, task_id: int) -> tuple[Candidate, str, int | None, int] | None:
+    """An active task as the gate sees it, with its status, run_after and pause bits (for diagnostics)."""
+    r = next(iter(conn.execute(sql.CANDIDATE_BY_ID, (task_id,))), None)
+    return None if r is None else (Candidate(*r[:11]), r[11], r[12], r[13])
+
+
 def running_expected_io(conn: apsw.Connection) -> tuple[int, int, int, int]:
     r = next(iter(conn.execute(sql.RUNNING_EXPECTED_IO)))
     return (int(r[0]), int(r[1]), int(r[2]), int(r[3]))

@@ -143,6 +143,11 @@ READY_UNGROUPED = """
 SELECT COUNT(*) FROM (SELECT 1 FROM tasks INDEXED BY idx_ready
     WHERE status = 'pending' AND run_after IS NULL AND group_key IS NULL LIMIT (+?1 + 0))
 """
+CANDIDATE_BY_ID = """
+SELECT id, task_type, domain, priority, group_key, created_at, pause_duration_ms, expected_read_bytes,
+    expected_write_bytes, expected_net_rx_bytes, expected_net_tx_bytes, status, run_after, pause_reasons
+FROM tasks NOT INDEXED WHERE id = +?1 AND finished_at IS NULL
+"""
 RUNNING_EXPECTED_IO = """
 SELECT COALESCE(SUM(expected_read_bytes), 0), COALESCE(SUM(expected_write_bytes), 0),
     COALESCE(SUM(expected_net_rx_bytes), 0), COALESCE(SUM(expected_net_tx_bytes), 0)

@@ -71,6 +71,7 @@ class Supervisor:
         self.completed = 0  # attempts workers reported done since start (the daemon's /metrics counter)
         self.progress: dict[int, tuple[float, str | None]] = {}  # last report per running task id
         self.error: BaseException | None = None
+        self.thread_id: int | None = None  # the loop's thread
         self._waiter: asyncio.Future[None] | None = None
         self._wake_pending = False
         self._stop_requested = False
@@ -215,6 +216,7 @@ class Supervisor:
 
     async def serve(self) -> None:
         self.loop = asyncio.get_running_loop()
+        self.thread_id = threading.get_ident()
         lock = SupervisorLock(self.settings.store_path)
         store: Store | None = None
         listener: WakeupListener | None = None

@@ -4,11 +4,15 @@ every such example runs to a clean exit, as a user would run it (a fresh directo
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
+
+from taskmill.settings import decode_config
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "docs"
@@ -35,3 +39,11 @@ def test_the_readme_demo_runs(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, str(ROOT / "examples" / "demo.py")], cwd=tmp_path, capture_output=True,
                           text=True, timeout=180)  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_every_documented_toml_block_is_a_valid_config() -> None:
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for block in re.findall(r"```toml\n(.*?)```", doc.read_text(), re.S):
+            raw = msgspec.toml.decode(block.encode())
+            raw.setdefault("domains", ["examples.docs.x:domain"])  # a fragment: give it the one required key
+            decode_config(raw, f"{doc.name} block")

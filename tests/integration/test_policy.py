@@ -207,3 +207,27 @@ def test_the_io_gate_spreads_io_heavy_tasks_by_observed_throughput(make_schedule
     wait_for(lambda: entries(log, "start", "heavy"), what="the heavy task once the disk shows room")
     assert not entries(log, "end", "first")  # it ran beside the first one, not after it
     assert s.wait_until_idle(10)
+
+
+def test_why_not_running_names_what_holds_a_task_back(make_scheduler: Any, log: str, tmp_path: Any) -> None:
+    s = make_scheduler(workers=2, max_concurrency=2, group_concurrency={"g": 1},
+                       rate_limits={D.Nap: tm.RateLimit.per_minute(1)})  # fmt: skip
+    h = s.domain(D.main)
+    assert s.why_not_running(12345) == "no such task"
+    first = h.submit(D.Keyed(log=log, k="a", gate=str(tmp_path / "open")), group="g").id
+    second = h.submit(D.Keyed(log=log, k="b"), group="g").id
+    assert s.why_not_running(second) == "the scheduler is not running"
+    s.start()
+    wait_for(lambda: entries(log, "start"), what="the first task")
+    assert s.why_not_running(first) is None
+    assert s.why_not_running(second) == "group 'g' is at its concurrency limit (1)"
+    h.submit(D.Nap(log=log, tag="n1"))
+    n2 = h.submit(D.Nap(log=log, tag="n2")).id
+    wait_for(lambda: entries(log, "start", "n1"), what="the first nap")
+    assert "rate-limited" in (s.why_not_running(n2) or "")
+    later = h.submit(D.Note(log=log, tag="later"), run_after=3600).id
+    assert (s.why_not_running(later) or "").startswith("delayed until ")
+    blocked = h.submit(D.Note(log=log, tag="after"), depends_on=[first]).id
+    assert s.why_not_running(blocked) == f"blocked until its dependencies complete: [{first}]"
+    (tmp_path / "open").touch()
+    wait_for(lambda: s.why_not_running(first) == "it has finished (completed)", what="the first task to end")
