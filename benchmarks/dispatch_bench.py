@@ -142,14 +142,17 @@ def retries(root: Path, durability: Durability, n_permanent: int, n_retry: int) 
 GROUPS = ("g0", "g1", "g2", "g3")
 
 
-def policy_overhead(root: Path, durability: Durability, n: int, max_concurrency: int = 8) -> Result:
-    """The cost of scheduling policy: ``n`` no-ops in 4 groups to a warm scheduler, first with no policy, then
-    with group caps, a rate limit, group rate limits, priority aging and weighted fair shares all on — set
-    loose enough never to bind, so the difference is the price of checking them. ``policy_ratio`` is the
-    second rate over the first (target >= 0.5)."""
+def policy_overhead(root: Path, durability: Durability, n: int, max_concurrency: int = 8, rounds: int = 2) -> Result:
+    """The cost of scheduling policy: ``n`` no-ops in 4 groups to a warm scheduler, alternately with no policy
+    and with group caps, a type rate limit, group rate limits, priority aging and weighted fair shares all on —
+    set loose enough never to bind, so the difference is the price of checking them. ``rounds`` of each,
+    interleaved so drift on a shared machine hits both; ``policy_ratio`` is the median rate with policy over
+    the median without (target >= 0.5)."""
     out: Result = {"problems": []}
+    loose = tm.RateLimit.per_second(10_000_000).with_burst(1_000_000)
     with warm_scheduler(root, "policy", durability=durability, workers=2, max_concurrency=max_concurrency) as run:
         h, s = run.handle(), run.sched
+        samples: dict[str, list[Result]] = {"plain": [], "policy": []}
 
         def once(base: int, tag: str) -> None:
             t0 = time.time()
@@ -158,16 +161,34 @@ def policy_overhead(root: Path, durability: Durability, n: int, max_concurrency:
             run.done.wait(run.done.count + n, TIMEOUT_S)
             idle = s.wait_until_idle(timeout=60.0, poll=0.001)
             lines = [ln._replace(i=ln.i - base) for ln in run.done.lines("n") if base <= ln.i < base + n]
-            out.update({f"{tag}_{k}": v for k, v in rates(lines, t0).items()})
+            samples[tag].append(rates(lines, t0))
             out["problems"] += check_distinct(lines, n, f"{tag} dispatch") + ([] if idle else [f"{tag}: not idle"])
 
-        once(0, "plain")
-        s.set_default_group_limit(1000)
-        s.set_rate_limit(Noop, tm.RateLimit.per_second(10_000_000).with_burst(1_000_000))
-        for g, name in enumerate(GROUPS):
-            s.set_group_rate_limit(name, tm.RateLimit.per_second(10_000_000).with_burst(1_000_000))
-            s.set_group_weight(name, g + 1)
-        s.set_priority_aging(tm.AgingConfig(grace_period=0.0, aging_interval=0.001))
-        once(n, "policy")
+        def policy(on: bool) -> None:
+            s.set_default_group_limit(1000 if on else 0)
+            if on:
+                s.set_rate_limit(Noop, loose)
+                s.set_priority_aging(tm.AgingConfig(grace_period=0.0, aging_interval=0.001))
+            else:
+                s.remove_rate_limit(Noop)
+                s.set_priority_aging(None)
+                s.reset_group_weights()
+            for g, name in enumerate(GROUPS):
+                if on:
+                    s.set_group_rate_limit(name, loose)
+                    s.set_group_weight(name, g + 1)
+                else:
+                    s.remove_group_rate_limit(name)
+
+        base = 0
+        for _ in range(rounds):
+            for tag in ("plain", "policy"):
+                policy(tag == "policy")
+                once(base, tag)
+                base += n
+        policy(False)
+    for tag, results in samples.items():
+        for key in results[0]:
+            out[f"{tag}_{key}"] = statistics.median(r[key] for r in results)
     out["policy_ratio"] = out["policy_tasks_per_s"] / out["plain_tasks_per_s"]
     return out

@@ -112,6 +112,19 @@ class SchedulingPolicy:
         self.denials: Counter[str] = Counter()
         self.rate_limit_throttles = 0
         self.effective: dict[int, int] = {}  # task id -> aged priority, for the Dispatched event of this turn
+        self._ungrouped: tuple[float, int] = (-1.0, 0)
+
+    UNGROUPED_TTL = 0.2
+
+    def ungrouped_ready(self, count: Callable[[], int]) -> int:
+        """Runnable ungrouped tasks for fair shares, recounted at most every 200 ms: finding them means
+        scanning past grouped ones, so the count is cached rather than paid every turn."""
+        now = self.clock()
+        at, n = self._ungrouped
+        if now - at >= self.UNGROUPED_TTL or at < 0:
+            n = count()
+            self._ungrouped = (now, n)
+        return n
 
     # -- what is on ---------------------------------------------------------------------------------------
     @property

@@ -60,34 +60,43 @@ class Gate:
     def check(self, c: Candidate, *, group_cap: bool = True, dry: bool = False) -> str | None:
         """The reason ``c`` cannot start now, or None. Takes its rate-limit tokens and counts it as started
         when it can (unless ``dry``: only explain)."""
-        cap = self.domain_caps.get(c.domain, 0)
-        if cap and self.in_domain[c.domain] >= cap:
-            return self._deny(DOMAIN_CAP)
-        if group_cap:
-            gcap = self.group_cap(c.group_key)
-            if gcap and self.in_group[c.group_key] >= gcap:
+        if self.domain_caps:
+            cap = self.domain_caps.get(c.domain, 0)
+            if cap and self.in_domain[c.domain] >= cap:
+                return self._deny(DOMAIN_CAP)
+        group = c.group_key
+        if group_cap and group is not None and (self.group_caps or self.default_group_cap):
+            gcap = self.group_caps.get(group, self.default_group_cap)
+            if gcap and self.in_group[group] >= gcap:
                 return self._deny(GROUP_CAP)
         if self.ceiling is not None and c.priority >= self.ceiling:
             return self._deny(THROTTLED)
-        io = (c.read_bytes, c.write_bytes, c.net_rx_bytes, c.net_tx_bytes)
-        if self.io_rates is not None and not io_admits(tuple(self.io_running), io, self.io_rates):  # type: ignore[arg-type]
-            return self._deny(IO_BUDGET)
-        tb = self.type_buckets.get(c.task_type)
-        gb = self.group_buckets.get(c.group_key) if c.group_key is not None else None
+        if self.io_rates is not None:
+            io = (c.read_bytes, c.write_bytes, c.net_rx_bytes, c.net_tx_bytes)
+            if not io_admits(tuple(self.io_running), io, self.io_rates):  # type: ignore[arg-type]
+                return self._deny(IO_BUDGET)
+        tb = self.type_buckets.get(c.task_type) if self.type_buckets else None
+        gb = self.group_buckets.get(group) if group is not None and self.group_buckets else None
+        now = self.now
         for b in (tb, gb):
-            if b is not None and not b.has_token(self.now):
-                at = b.ready_at(self.now)
+            if b is not None and not b.has_token(now):
+                at = b.ready_at(now)
                 self.wake_at = at if self.wake_at is None else min(self.wake_at, at)
                 return self._deny(RATE_LIMITED)
         if dry:
             return None
-        for b in (tb, gb):
-            if b is not None:
-                b.take(self.now)
+        if tb is not None:
+            tb.tokens -= 1.0  # refilled to ``now`` by has_token just above
+        if gb is not None:
+            gb.tokens -= 1.0
         self.in_domain[c.domain] += 1
-        self.in_group[c.group_key] += 1
-        for i, v in enumerate(io):
-            self.io_running[i] += v
+        self.in_group[group] += 1
+        if self.io_rates is not None:
+            r = self.io_running
+            r[0] += c.read_bytes
+            r[1] += c.write_bytes
+            r[2] += c.net_rx_bytes
+            r[3] += c.net_tx_bytes
         return None
 
     def _deny(self, reason: str) -> str:

@@ -69,31 +69,35 @@ class _Selector:
         g = self.gate
         return {"skip_domains": g.full_domains(), "skip_types": g.blocked_types(), "skip_groups": g.blocked_groups()}
 
-    def _pages(self, group: str | None, level: int | None) -> Iterator[Candidate]:
+    def _pages(self, group: str | None, level: int | None, size: int) -> Iterator[Candidate]:
         after = (-1, -1) if level is None else (level, -1)
         ceiling = self.ceiling if level is None else level + 1
         for _ in range(PEEK_MAX_PAGES):
             skips = self._skips()
             if any(skips.values()):
                 self.denied = True  # something is held back: the queue is not empty even if this page is
-            page = dispatch.peek_ready(self.conn, after, PEEK_PAGE, ceiling=ceiling, group=group, **skips)
+            page = dispatch.peek_ready(self.conn, after, size, ceiling=ceiling, group=group, **skips)
             yield from page
-            if len(page) < PEEK_PAGE:
+            if len(page) < size:
                 return
             after = (page[-1].priority, page[-1].id)
+            size = PEEK_PAGE  # the first page is sized to the need; past denied tasks, read more at once
         self.exhausted = False
 
-    def stream(self, group: str | None = dispatch.ALL) -> Iterator[tuple[int, Candidate]]:
-        """(effective priority, candidate) in dispatch order."""
+    def stream(self, group: str | None = dispatch.ALL, need: int = PEEK_PAGE) -> Iterator[tuple[int, Candidate]]:
+        """(effective priority, candidate) in dispatch order; ``need``: how many are likely to be taken."""
+        size = min(PEEK_PAGE, max(16, 2 * need))
         if self.aging is None:
-            return ((c.priority, c) for c in self._pages(group, None))
+            return ((c.priority, c) for c in self._pages(group, None, size))
         cfg, now = self.aging, self.now_ms
         levels = [p for p in dispatch.ready_levels(self.conn, group) if p < self.ceiling]
 
         def level(p: int) -> Iterator[tuple[int, int, Candidate]]:
-            for c in self._pages(group, p):
+            for c in self._pages(group, p, size):
                 yield effective_priority(c.priority, c.created_at, c.pause_duration_ms, now, cfg), c.id, c
 
+        if len(levels) == 1:
+            return ((e, c) for e, _, c in level(levels[0]))
         return ((e, c) for e, _, c in heapq.merge(*(level(p) for p in levels)))
 
     def fill(self, stream: Iterator[tuple[int, Candidate]], limit: int,
@@ -171,7 +175,7 @@ def _select(
     if policy is not None and policy.fair:
         _fair(s, policy, want, in_group, total)
     else:
-        s.fill(s.stream(), want)
+        s.fill(s.stream(need=want), want)
     if policy is not None:
         policy.effective = s.effective
     return Selection(s.chosen, s.exhausted and not s.denied and len(s.chosen) < want, gate.wake_at)
@@ -182,9 +186,11 @@ def _fair(s: _Selector, policy: SchedulingPolicy, want: int, in_group: Counter[s
     capacity = total + want
     groups: set[str | None] = set(dispatch.ready_groups(conn))
     groups.update(g for g, n in in_group.items() if n)
-    if dispatch.ready_count(conn, None, 1):
-        groups.add(None)
     pending = {g: dispatch.ready_count(conn, g, capacity) for g in groups}
+    ungrouped = policy.ungrouped_ready(lambda: dispatch.ready_count(conn, None, capacity))
+    if ungrouped:
+        groups.add(None)
+        pending[None] = ungrouped
     demands = {
         g: GroupDemand(
             weight=policy.default_weight if g is None else policy.weights.get(g, policy.default_weight),
@@ -202,13 +208,14 @@ def _fair(s: _Selector, policy: SchedulingPolicy, want: int, in_group: Counter[s
     aging = policy.aging
     if aging is not None and aging.urgent_threshold is not None:  # pass 0: aged past the threshold go first
         threshold = aging.urgent_threshold
-        s.fill(s.stream(), want, stop=lambda eff: eff > threshold)
+        s.fill(s.stream(need=want), want, stop=lambda eff: eff > threshold)
     for g in sorted(groups, key=lambda k: (k is not None, k or "")):  # pass 1: fair shares
         room = min(alloc[g] - in_group[g], want - len(s.chosen))
         if room > 0:
-            s.fill(s.stream(g), room)
+            s.fill(s.stream(g, room), room)
     s.exhausted = True
-    s.fill(s.stream(), want - len(s.chosen))  # pass 2: leftover slots to the most urgent (work-conserving)
+    left = want - len(s.chosen)
+    s.fill(s.stream(need=left), left)  # pass 2: leftover slots to the most urgent (work-conserving)
 
 
 def explain(conn: apsw.Connection, workers: Sequence[WorkerHandle], domain_caps: dict[str, int],
