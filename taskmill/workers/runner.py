@@ -208,7 +208,7 @@ class WorkerRuntime:
             self.timer.disarm()
             self.current_sync = None
         self.running.pop((spec.id, spec.attempt), None)
-        ctx.progress.flush()
+        ctx.progress.close()
         result = attempt.outcome(spec, ctx, started, t0, value, error)
         if result.status == "cancelled" and ctx._run_hook:
             attempt.run_cancel_hook_sync(executor, task, ctx)
@@ -238,7 +238,7 @@ class WorkerRuntime:
             except BaseException as exc:
                 error = exc
             self.running.pop(key, None)
-            ctx.progress.flush()
+            ctx.progress.close()
             result = attempt.outcome(spec, ctx, started, t0, value, error)
             if result.status == "cancelled" and ctx._run_hook:
                 await attempt.run_cancel_hook_async(executor, task, ctx)
