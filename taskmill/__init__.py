@@ -28,6 +28,7 @@ from .errors import (
     WorkerBootError,
 )
 from .events import (
+    BatchSubmitted,
     Cancelled,
     Completed,
     DeadLettered,
@@ -38,6 +39,7 @@ from .events import (
     Failed,
     GroupPaused,
     GroupResumed,
+    GroupWeightChanged,
     Paused,
     Preempted,
     Progress,
@@ -56,6 +58,7 @@ from .outcome import BatchOutcome, SubmitOutcome
 from .policy.recurrence import RecurringSchedule
 from .policy.retry import RetryPolicy
 from .priority import Priority
+from .progress import EstimatedProgress, TaskProgress
 from .store.records import ChildRecord, HistoryRecord, TaskRecord
 from .store.recurring import RecurringScheduleInfo
 from .submission import TaskSubmission
@@ -69,6 +72,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "Client": "client", "TaskLookup": "client", "connect": "client", "DomainHandle": "handle",
     "Scheduler": "scheduler", "SchedulerConfig": "settings", "load_config": "settings",
+    "SchedulerSnapshot": "snapshot", "DomainSnapshot": "snapshot", "RunningTask": "snapshot",
+    "PausedGroupInfo": "snapshot", "TaskEvents": "task_events",
 }  # fmt: skip
 
 
@@ -88,9 +93,12 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
     from .handle import DomainHandle
     from .scheduler import Scheduler
     from .settings import SchedulerConfig, load_config
+    from .snapshot import DomainSnapshot, PausedGroupInfo, RunningTask, SchedulerSnapshot
+    from .task_events import TaskEvents
 
 __all__ = [
     "BatchOutcome",
+    "BatchSubmitted",
     "Cancelled",
     "ChildRecord",
     "Client",
@@ -103,11 +111,14 @@ __all__ = [
     "Dispatched",
     "Domain",
     "DomainHandle",
+    "DomainSnapshot",
+    "EstimatedProgress",
     "Event",
     "EventHeader",
     "Failed",
     "GroupPaused",
     "GroupResumed",
+    "GroupWeightChanged",
     "HistoryRecord",
     "InvalidDependency",
     "InvalidPayload",
@@ -115,6 +126,7 @@ __all__ = [
     "IoBudget",
     "NotFound",
     "Paused",
+    "PausedGroupInfo",
     "PayloadTooLarge",
     "Preempted",
     "Priority",
@@ -126,8 +138,10 @@ __all__ = [
     "Resumed",
     "RetentionPolicy",
     "RetryPolicy",
+    "RunningTask",
     "Scheduler",
     "SchedulerConfig",
+    "SchedulerSnapshot",
     "ShutdownMode",
     "StorageFull",
     "StoreBusy",
@@ -141,9 +155,11 @@ __all__ = [
     "TaskCancelled",
     "TaskContext",
     "TaskError",
+    "TaskEvents",
     "TaskExpired",
     "TaskLookup",
     "TaskPaused",
+    "TaskProgress",
     "TaskRecord",
     "TaskSubmission",
     "TaskTimeout",

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 RUNNING_LIMIT = 10_000  # running rows read per snapshot (far above any worker pool)
 DURATION_TTL_S = 5.0  # how long an average duration per task type is reused
+NO_HISTORY_TTL_S = 1.0  # ... and "no history yet", so a new type's first completion shows up soon
 DURATION_SAMPLE = 20  # completed runs averaged
 
 
@@ -128,7 +129,7 @@ class Durations:
     def average(self, store: Store, task_type: str) -> float | None:
         now = time.monotonic()
         hit = self._cache.get(task_type)
-        if hit is not None and now - hit[0] < DURATION_TTL_S:
+        if hit is not None and now - hit[0] < (DURATION_TTL_S if hit[1] is not None else NO_HISTORY_TTL_S):
             return hit[1]
         avg, _ = store.recent_avg_duration(task_type, DURATION_SAMPLE)
         self._cache[task_type] = (now, avg)
@@ -201,7 +202,7 @@ class Builder:
         records = self.running_records()
         counts = self.counts()
         policy = self.live.policy if self.live is not None and self.live.policy is not None else PolicyView()
-        paused = self.live.globally_paused if self.live is not None else self.store.is_paused()
+        paused = self.store.is_paused()  # the database is the truth; the supervisor follows it within a turn
         groups = [PausedGroupInfo(g, at / 1000.0, n, None if resume is None else resume / 1000.0)
                   for g, at, resume, n in self.store.paused_group_info()]  # fmt: skip
         return SchedulerSnapshot(

@@ -75,7 +75,6 @@ class LiveView(msgspec.Struct):
     """Everything a snapshot needs from the supervisor's memory, copied between dispatch turns."""
 
     inflight: list[InFlight]
-    globally_paused: bool
     max_concurrency: int
     taken_at: float
     policy: Any = None
@@ -165,9 +164,7 @@ class ProgressTable:
 # -- copies for other threads ------------------------------------------------------------------------------
 def capture(sup: Supervisor, policy: Any = None) -> LiveView:
     """A copy of the in-memory state snapshots need. Call on the supervisor's loop."""
-    d = sup.dispatcher
-    return LiveView(sup.progress.view(sup), bool(d is not None and d.control.globally_paused),
-                    sup.settings.max_concurrency, time.time(), policy)  # fmt: skip
+    return LiveView(sup.progress.view(sup), sup.settings.max_concurrency, time.time(), policy)
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:

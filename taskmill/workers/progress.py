@@ -29,7 +29,7 @@ class ProgressReporter:
     """``ctx.progress``: fractional progress with a message, and byte-level progress."""
 
     __slots__ = (
-        "_attempt", "_bytes_dirty", "_closed", "_frac_dirty", "_lock", "_send", "_started_ms", "_task_id",
+        "_attempt", "_bytes_dirty", "_closed", "_frac_dirty", "_lock", "_queued", "_send", "_started_ms", "_task_id",
         "bytes_done", "bytes_total", "fraction", "message", "sent_at",
     )  # fmt: skip
 
@@ -42,6 +42,7 @@ class ProgressReporter:
         self._closed = False
         self._frac_dirty = False
         self._bytes_dirty = False
+        self._queued = False  # waiting in the flusher's queue
         self.sent_at = -1e9  # monotonic time of the last frame
         self.fraction: float | None = None
         self.message: str | None = None
@@ -51,12 +52,20 @@ class ProgressReporter:
     # -- fractions ----------------------------------------------------------------------------------------
     def report(self, fraction: float, message: str | None = None) -> None:
         """Report progress as a fraction in [0, 1] (clamped) with an optional message."""
-        self.fraction = min(1.0, max(0.0, float(fraction)))
+        f = float(fraction)
+        if not f >= 0.0:  # negative, or NaN
+            f = 0.0
+        elif f > 1.0:
+            f = 1.0
+        self.fraction = f
         self.message = message
         self._frac_dirty = True
-        if time.monotonic() - self.sent_at >= MIN_INTERVAL or self.fraction >= 1.0:
+        if self._queued:
+            return  # the flusher sends the newest value when it is due (the value is set before this test)
+        if self.fraction >= 1.0 or time.monotonic() - self.sent_at >= MIN_INTERVAL:
             self._send_pending()
         else:
+            self._queued = True
             _flusher().mark(self)
 
     def report_fraction(self, done: int, total: int, message: str | None = None) -> None:
@@ -149,6 +158,7 @@ class _Flusher:
             at = r.sent_at + MIN_INTERVAL
             if r._closed or at <= now:
                 del self._pending[r]
+                r._queued = False
                 if not r._closed:
                     due[r] = False
             else:
