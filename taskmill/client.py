@@ -80,12 +80,12 @@ class Client:
 
     def _submit_rows(self, rows: Sequence[NewTask], batch: bool = False) -> list[SubmitOutcome]:
         store = self._store()
-        fx = flow.Effects()
+        bus = self._bus()
+        fx = flow.Effects() if bus is not None and bus.active else None  # events only if someone listens
         outcomes = [store.submit(rows[0], fx)] if len(rows) == 1 and not batch else store.submit_batch(rows, fx)
         if any(o.kind not in ("duplicate", "rejected") for o in outcomes):
             self._notify()
-        bus = self._bus()
-        if bus is not None and bus.active:
+        if fx is not None and bus is not None:
             for e in fx.events:
                 bus.publish(e)
             if batch:

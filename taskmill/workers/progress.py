@@ -25,29 +25,31 @@ MIN_INTERVAL = 0.05  # seconds between frames of one attempt
 BYTES_KEEPALIVE = 1.0  # seconds: a running attempt's byte count is re-sent this often even if unchanged
 
 
-class ProgressReporter:
-    """``ctx.progress``: fractional progress with a message, and byte-level progress."""
+_SEND_LOCK = threading.Lock()  # sends of every reporter; they are rare (at most 20 a second per attempt)
 
-    __slots__ = (
-        "_attempt", "_bytes_dirty", "_closed", "_frac_dirty", "_lock", "_queued", "_send", "_started_ms", "_task_id",
-        "bytes_done", "bytes_total", "fraction", "message", "sent_at",
-    )  # fmt: skip
+
+class ProgressReporter:
+    """``ctx.progress``: fractional progress with a message, and byte-level progress.
+
+    One is made for every attempt, so construction is kept to three attribute stores: everything else starts
+    as a class attribute and becomes an instance attribute on first use.
+    """
+
+    _started_ms = 0  # when the attempt started (epoch ms), set by the runner
+    _closed = False
+    _frac_dirty = False
+    _bytes_dirty = False
+    _queued = False  # waiting in the flusher's queue
+    sent_at = -1e9  # monotonic time of the last frame
+    fraction: float | None = None
+    message: str | None = None
+    bytes_done = 0
+    bytes_total: int | None = None
 
     def __init__(self, task_id: int, attempt: int, send: Callable[[msgspec.Struct], None]) -> None:
         self._task_id = task_id
         self._attempt = attempt
         self._send = send
-        self._lock = threading.Lock()
-        self._started_ms = int(time.time() * 1000)
-        self._closed = False
-        self._frac_dirty = False
-        self._bytes_dirty = False
-        self._queued = False  # waiting in the flusher's queue
-        self.sent_at = -1e9  # monotonic time of the last frame
-        self.fraction: float | None = None
-        self.message: str | None = None
-        self.bytes_done = 0
-        self.bytes_total: int | None = None
 
     # -- fractions ----------------------------------------------------------------------------------------
     def report(self, fraction: float, message: str | None = None) -> None:
@@ -99,7 +101,7 @@ class ProgressReporter:
 
     # -- sending ------------------------------------------------------------------------------------------
     def _send_pending(self, keepalive: bool = False) -> None:
-        with self._lock:
+        with _SEND_LOCK:
             if self._closed:
                 return
             self._emit(keepalive)
@@ -118,7 +120,10 @@ class ProgressReporter:
 
     def close(self) -> None:
         """The attempt ended: send what is still pending, then nothing more (its result follows)."""
-        with self._lock:
+        if not (self._frac_dirty or self._bytes_dirty or self._queued or self.sent_at > 0):
+            self._closed = True  # never reported anything (the common case): nothing can be in flight
+            return
+        with _SEND_LOCK:
             if self._closed:
                 return
             if self._frac_dirty or self._bytes_dirty:

@@ -195,6 +195,7 @@ class WorkerRuntime:
         task, ctx = prepared
         assert executor is not None and self.timer is not None
         started = attempt.now_ms()
+        ctx.progress._started_ms = started
         t0 = time.perf_counter()
         value: Any = None
         error: BaseException | None = None
@@ -225,6 +226,7 @@ class WorkerRuntime:
 
         async def run() -> None:
             started = attempt.now_ms()
+            ctx.progress._started_ms = started
             t0 = time.perf_counter()
             value: Any = None
             error: BaseException | None = None
