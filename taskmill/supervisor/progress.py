@@ -199,7 +199,13 @@ def capture_threadsafe(
 
     try:
         loop.call_soon_threadsafe(run)
-        return fut.result(timeout)
-    except (RuntimeError, concurrent.futures.TimeoutError):
-        fut.cancel()
-        return None  # the loop closed meanwhile, or is stuck: callers fall back to the database
+    except RuntimeError:
+        return None  # the loop has closed
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return fut.result(0.05)
+        except concurrent.futures.TimeoutError:
+            if loop.is_closed() or not loop.is_running() or time.monotonic() >= deadline:
+                fut.cancel()
+                return None  # stopped meanwhile, or stuck: callers fall back to the database

@@ -106,11 +106,12 @@ def test_fraction_reports_are_coalesced_and_the_last_one_is_never_lost() -> None
     assert [m.fraction for m in frames.of(Progress)[-2:]] == [0.0, 0.0]  # type: ignore[attr-defined]
 
 
-def test_a_stalled_transfer_is_re_reported_about_once_a_second() -> None:
+def test_a_stalled_transfer_is_re_reported_about_once_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wp, "BYTES_KEEPALIVE", 0.2)  # a second in production
     frames = Frames()
     r = wp.ProgressReporter(3, 1, frames)
     r.add_bytes(100)
-    time.sleep(wp.BYTES_KEEPALIVE + 0.4)
+    time.sleep(0.2 + 0.3)
     sent = frames.of(ByteProgress)
     assert len(sent) >= 2 and {m.done for m in sent} == {100}  # type: ignore[attr-defined]
     r.close()
@@ -157,3 +158,14 @@ def test_every_event_kind_round_trips_through_json() -> None:
     weight = msgspec.json.decode(msgspec.json.encode(ev.GroupWeightChanged(None, "g", 1.0, 2.0)))
     assert (weight["group"], weight["previous_weight"], weight["new_weight"]) == ("g", 1.0, 2.0)
     assert tm.GroupWeightChanged is ev.GroupWeightChanged and tm.BatchSubmitted is ev.BatchSubmitted
+
+
+def test_top_shows_the_reported_or_estimated_fraction_and_byte_progress() -> None:
+    from taskmill.cli_top import progress_cell
+
+    assert progress_cell({}) == "-"
+    assert progress_cell({"estimated": 0.5}).startswith("~") and "50%" in progress_cell({"estimated": 0.5})
+    cell = progress_cell({"progress": 0.25, "estimated": 0.9, "bytes_completed": 1_500_000, "bytes_total": 3_000_000,
+                          "throughput_bps": 500_000.0, "eta": 3.0, "message": "copying"})  # fmt: skip
+    assert " 25%" in cell and "~" not in cell and "1.5 MB/3.0 MB" in cell and "500.0 kB/s" in cell
+    assert "eta 3s" in cell and cell.endswith("copying")
