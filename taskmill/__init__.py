@@ -28,6 +28,7 @@ from .errors import (
     WorkerBootError,
 )
 from .events import (
+    BatchSubmitted,
     Cancelled,
     Completed,
     DeadLettered,
@@ -61,6 +62,7 @@ from .policy.ratelimit import RateLimit
 from .policy.recurrence import RecurringSchedule
 from .policy.retry import RetryPolicy
 from .priority import Priority
+from .progress import EstimatedProgress, TaskProgress
 from .resources import ResourceSampler, SamplerConfig
 from .store.records import ChildRecord, HistoryRecord, TaskRecord
 from .store.recurring import RecurringScheduleInfo
@@ -76,6 +78,8 @@ _LAZY = {
     "Client": "client", "TaskLookup": "client", "connect": "client", "DomainHandle": "handle",
     "Scheduler": "scheduler", "SchedulerConfig": "settings", "load_config": "settings",
     "PolicyView": "scheduling", "RateLimitInfo": "scheduling", "GroupAllocationInfo": "scheduling",
+    "SchedulerSnapshot": "snapshot", "DomainSnapshot": "snapshot", "RunningTask": "snapshot",
+    "PausedGroupInfo": "snapshot", "TaskEvents": "task_events",
 }  # fmt: skip
 
 
@@ -96,10 +100,13 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
     from .scheduler import Scheduler
     from .scheduling import GroupAllocationInfo, PolicyView, RateLimitInfo
     from .settings import SchedulerConfig, load_config
+    from .snapshot import DomainSnapshot, PausedGroupInfo, RunningTask, SchedulerSnapshot
+    from .task_events import TaskEvents
 
 __all__ = [
     "AgingConfig",
     "BatchOutcome",
+    "BatchSubmitted",
     "Cancelled",
     "ChildRecord",
     "Client",
@@ -113,6 +120,8 @@ __all__ = [
     "Dispatched",
     "Domain",
     "DomainHandle",
+    "DomainSnapshot",
+    "EstimatedProgress",
     "Event",
     "EventHeader",
     "Failed",
@@ -127,6 +136,7 @@ __all__ = [
     "IoBudget",
     "NotFound",
     "Paused",
+    "PausedGroupInfo",
     "PayloadTooLarge",
     "PolicyView",
     "Preempted",
@@ -144,9 +154,11 @@ __all__ = [
     "Resumed",
     "RetentionPolicy",
     "RetryPolicy",
+    "RunningTask",
     "SamplerConfig",
     "Scheduler",
     "SchedulerConfig",
+    "SchedulerSnapshot",
     "ShutdownMode",
     "StorageFull",
     "StoreBusy",
@@ -160,9 +172,11 @@ __all__ = [
     "TaskCancelled",
     "TaskContext",
     "TaskError",
+    "TaskEvents",
     "TaskExpired",
     "TaskLookup",
     "TaskPaused",
+    "TaskProgress",
     "TaskRecord",
     "TaskSubmission",
     "TaskTimeout",

@@ -51,6 +51,29 @@ def bar(fraction: float | None, width: int = 20) -> str:
     return "█" * filled + "░" * (width - filled) + f" {fraction * 100:3.0f}%"
 
 
+def human_bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"  # pragma: no cover
+
+
+def progress_cell(r: dict[str, Any]) -> str:
+    """The executor's own figure; else an estimate from past runs (marked ~); bytes, rate and ETA if reported."""
+    reported, estimated = r.get("progress"), r.get("estimated")
+    shown = bar(reported) if reported is not None else ("~" + bar(estimated) if estimated is not None else "-")
+    done, total, bps, eta = r.get("bytes_completed"), r.get("bytes_total"), r.get("throughput_bps"), r.get("eta")
+    if done is not None:
+        shown += f"  {human_bytes(done)}" + (f"/{human_bytes(total)}" if total else "")
+        if bps:
+            shown += f" {human_bytes(bps)}/s"
+        if eta is not None:
+            shown += f" eta {eta:.0f}s"
+    msg = r.get("message")
+    return shown + (f"  {msg}" if msg else "")
+
+
 def frame(client: Client, db_path: str, state: TopState, *, rows: int = 15, live: bool = True,
           http: str | None = None) -> RenderableType:  # fmt: skip
     now = time.time()
@@ -93,14 +116,13 @@ def frame(client: Client, db_path: str, state: TopState, *, rows: int = 15, live
         depth.add_row(name, str(prio), str(n))
 
     snap = live_running(http)
-    progress = {r["id"]: (r.get("progress"), r.get("message")) for r in snap[0]} if snap else {}
+    progress = {r["id"]: r for r in snap[0]} if snap else {}
     active = Table(title=f"running (first {rows})", title_justify="left")
     for col in ("id", "type", "prio", "attempt", "running for", "progress"):
         active.add_column(col, justify="left" if col in ("type", "progress") else "right")
     for r in running:
-        p, msg = progress.get(r.id, (None, None))
-        shown = bar(p) + (f"  {msg}" if msg else "")
-        active.add_row(str(r.id), r.task_type, str(r.priority), str(r.attempt), ago(r.started_at, now), shown)
+        active.add_row(str(r.id), r.task_type, str(r.priority), str(r.attempt), ago(r.started_at, now),
+                       progress_cell(progress.get(r.id, {})))  # fmt: skip
     if snap:
         workers = snap[1].get("workers", [])
         busy = sum(1 for w in workers if w.get("running"))

@@ -12,21 +12,25 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
 from . import events as ev
-from . import submission
+from . import snapshot, submission
 from .domain import DOMAINS, Domain
-from .events import Event
+from .events import Event, EventBus
 from .handle import DomainHandle
 from .outcome import BatchOutcome, SubmitOutcome
+from .progress import EstimatedProgress, TaskProgress
 from .store import HistoryRecord, NewTask, Store, TaskRecord, flow
 from .store.connection import Durability
 from .store.records import ChildRecord
 from .store.recurring import RecurringScheduleInfo
 from .supervisor.wakeup import WakeupSender
+
+if TYPE_CHECKING:
+    from .supervisor.progress import LiveView
 
 
 class TaskLookup(msgspec.Struct, frozen=True):
@@ -55,6 +59,7 @@ class Client:
         self._stores_lock = threading.Lock()
         self._sender: WakeupSender | None = None
         self._closed = False
+        self._durations = snapshot.Durations()  # recent average duration per task type (estimated progress)
         self._store()  # open (and migrate) now so a bad path fails here, not at first submit
 
     # -- plumbing ---------------------------------------------------------------------------------------
@@ -73,11 +78,19 @@ class Client:
             self._sender = WakeupSender(self.path)
         self._sender.ping()
 
-    def _submit_rows(self, rows: Sequence[NewTask]) -> list[SubmitOutcome]:
+    def _submit_rows(self, rows: Sequence[NewTask], batch: bool = False) -> list[SubmitOutcome]:
         store = self._store()
-        outcomes = [store.submit(rows[0])] if len(rows) == 1 else store.submit_batch(rows)
+        bus = self._bus()
+        fx = flow.Effects() if bus is not None and bus.active else None  # events only if someone listens
+        outcomes = [store.submit(rows[0], fx)] if len(rows) == 1 and not batch else store.submit_batch(rows, fx)
         if any(o.kind not in ("duplicate", "rejected") for o in outcomes):
             self._notify()
+        if fx is not None and bus is not None:
+            for e in fx.events:
+                bus.publish(e)
+            if batch:
+                ids = [o.id for o in outcomes if o.kind == "inserted" and o.id is not None]
+                bus.publish(ev.BatchSubmitted(None, len(rows), ids, sorted({r.domain for r in rows})))
         return outcomes
 
     def _known_domains(self) -> dict[str, Domain]:
@@ -117,7 +130,7 @@ class Client:
         return self._submit_rows([self._build_untyped(sub)])[0]
 
     def submit_batch(self, subs: Iterable[submission.TaskSubmission]) -> BatchOutcome:
-        return BatchOutcome(self._submit_rows([self._build_untyped(s) for s in subs]))
+        return BatchOutcome(self._submit_rows([self._build_untyped(s) for s in subs], batch=True))
 
     def _build_untyped(self, sub: submission.TaskSubmission) -> NewTask:
         domain, spec, payload = submission.resolve_untyped(
@@ -245,9 +258,41 @@ class Client:
         """End a schedule: a queued occurrence is cancelled, a running one finishes and nothing follows it."""
         return self._recurring(self._schedule_id(target), "cancel")
 
+    # -- snapshots and progress -------------------------------------------------------------------------
+    def _live_view(self) -> LiveView | None:
+        """A copy of a running supervisor's memory (a Scheduler's); a plain client has none."""
+        return None
+
+    def _max_concurrency(self) -> int | None:
+        return None
+
+    def _builder(self, domain: str | None = None) -> snapshot.Builder:
+        return snapshot.Builder(self._store(), self._durations, self._live_view(), domain)
+
+    def snapshot(self) -> snapshot.SchedulerSnapshot:
+        """The whole scheduler in one JSON-encodable struct (see :mod:`taskmill.snapshot`). From a plain client
+        it is read from the database alone (``live`` is False): no live progress, no byte progress."""
+        return self._builder().scheduler_snapshot(self._max_concurrency())
+
+    def estimated_progress(self) -> list[EstimatedProgress]:
+        """How far each running task is: its own report, else a guess from its type's recent durations."""
+        b = self._builder()
+        return b.estimated(b.running_records())
+
+    def byte_progress(self) -> list[TaskProgress]:
+        """Byte-level progress of running tasks that report bytes (empty without a running scheduler)."""
+        return self._builder().byte_progress()
+
     # -- control ----------------------------------------------------------------------------------------
+    def _bus(self) -> EventBus[Event] | None:
+        """The in-process event bus (a Scheduler's); a plain client publishes nothing."""
+        return None
+
     def _publish(self, event: Event) -> None:
         """Scheduler-wide events go to in-process subscribers; a plain client has none."""
+        bus = self._bus()
+        if bus is not None and bus.active:
+            bus.publish(event)
 
     def cancel(self, task_id: int) -> bool:
         """Cancel a task in any active state (and its children). A running task is stopped: a cancel

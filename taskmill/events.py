@@ -2,7 +2,8 @@
 
 Events are msgspec Structs tagged with their kind, so ``msgspec.json.encode(event)`` gives JSON any UI can
 read. Each subscriber has a bounded buffer: a slow subscriber loses its oldest events (counted in
-``dropped``) rather than slowing dispatch.
+``dropped``) rather than slowing dispatch. A subscription may filter: the filter runs on the publishing
+thread (the supervisor's loop), so it must be cheap and must not block.
 """
 
 from __future__ import annotations
@@ -10,12 +11,21 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
+from .store.records import HistoryRecord
 
-class EventHeader(msgspec.Struct, frozen=True, array_like=False):
+E = TypeVar("E")
+
+
+class EventHeader(msgspec.Struct, frozen=True):
+    """Which task an event is about. ``domain`` is the prefix of ``task_type`` ("media" of "media::resize");
+    ``key`` is the stored (hashed) dedup key; ``effective_priority`` is the priority the task was dispatched
+    at (it differs from ``base_priority`` only under priority aging)."""
+
     task_id: int
     task_type: str
     key: str
@@ -23,15 +33,24 @@ class EventHeader(msgspec.Struct, frozen=True, array_like=False):
     base_priority: int
     effective_priority: int
     tags: dict[str, str] = {}
+    domain: str = ""
 
 
 _tags = msgspec.json.Decoder(dict[str, str])
 
 
-def header_of(row: Any) -> EventHeader:
-    """The header of any task row that has id, task_type, key, label, priority and JSON ``tags``."""
-    return EventHeader(row.id, row.task_type, row.key, row.label, row.priority, row.priority,
-                       _tags.decode(row.tags) if row.tags else {})  # fmt: skip
+def header_of(row: Any, effective_priority: int | None = None) -> EventHeader:
+    """The header of any task row that has id, task_type, key, label, priority and ``tags`` (JSON text, as
+    claimed rows carry them, or a dict, as records do). ``effective_priority``: the priority it was dispatched
+    at, when aging changed it."""
+    tags = row.tags
+    if not tags:
+        tags = {}
+    elif isinstance(tags, str):
+        tags = _tags.decode(tags)
+    return EventHeader(row.id, row.task_type, row.key, row.label, row.priority,
+                       row.priority if effective_priority is None else effective_priority, tags,
+                       row.task_type.partition("::")[0])  # fmt: skip
 
 
 class Event(msgspec.Struct, frozen=True, tag_field="event"):
@@ -46,19 +65,29 @@ class Dispatched(Event, frozen=True, tag="dispatched"):
 
 
 class Completed(Event, frozen=True, tag="completed"):
+    """``record``: the history record, filled in on a typed stream (``handle.task_events(T)``), else None."""
+
     duration: float = 0.0
+    record: HistoryRecord | None = None
 
 
 class Failed(Event, frozen=True, tag="failed"):
+    """An attempt failed. ``will_retry``: it runs again (after ``retry_after`` seconds, if set); otherwise the
+    task ended ``failed`` and a typed stream fills in ``record``."""
+
     error: str = ""
     will_retry: bool = False
     retry_after: float | None = None
     retry_count: int = 0
+    record: HistoryRecord | None = None
 
 
 class DeadLettered(Event, frozen=True, tag="dead_lettered"):
+    """Out of retries: the task ended ``dead_letter`` (instead of ``Failed``)."""
+
     error: str = ""
     retry_count: int = 0
+    record: HistoryRecord | None = None
 
 
 class Progress(Event, frozen=True, tag="progress"):
@@ -67,7 +96,9 @@ class Progress(Event, frozen=True, tag="progress"):
 
 
 class Cancelled(Event, frozen=True, tag="cancelled"):
-    pass
+    """The task was cancelled: queued (at once) or running (once its executor stopped)."""
+
+    record: HistoryRecord | None = None
 
 
 class Preempted(Event, frozen=True, tag="preempted"):
@@ -81,7 +112,11 @@ class TaskPaused(Event, frozen=True, tag="task_paused"):
 
 
 class Superseded(Event, frozen=True, tag="superseded"):
-    """A running task was replaced by a newer submission with the same key."""
+    """A task was replaced by a newer submission with the same key (``on_duplicate="supersede"``). The header
+    describes the replaced task; ``new_task_id`` is the replacement (the same id when a queued task is
+    replaced in place; None if the replacement has already ended)."""
+
+    new_task_id: int | None = None
 
 
 class Paused(Event, frozen=True, tag="paused"):
@@ -106,14 +141,27 @@ class GroupPaused(Event, frozen=True, tag="group_paused"):
 
 
 class GroupResumed(Event, frozen=True, tag="group_resumed"):
+    """A group was resumed (by a call, or when a timed pause ran out)."""
+
     group: str = ""
     resumed_count: int = 0
 
 
 class GroupWeightChanged(Event, frozen=True, tag="group_weight_changed"):
+    """A group's fair-scheduling weight was changed."""
+
     group: str = ""
     previous_weight: int = 1
     new_weight: int = 1
+
+
+class BatchSubmitted(Event, frozen=True, tag="batch_submitted"):
+    """A batch was submitted in one transaction (``submit_batch``, or children / siblings spawned together).
+    ``count``: tasks in the batch; ``inserted_ids``: those that became new tasks; ``domains``: their domains."""
+
+    count: int = 0
+    inserted_ids: list[int] = []
+    domains: list[str] = []
 
 
 class WorkerDied(Event, frozen=True, tag="worker_died"):
@@ -143,6 +191,7 @@ class TaskExpired(Event, frozen=True, tag="task_expired"):
     """The task's TTL ran out before it could run. ``age``: seconds since it was submitted."""
 
     age: float = 0.0
+    record: HistoryRecord | None = None
 
 
 class RecurringSkipped(Event, frozen=True, tag="recurring_skipped"):
@@ -151,19 +200,23 @@ class RecurringSkipped(Event, frozen=True, tag="recurring_skipped"):
 
     skipped: int = 0
     next_run: float | None = None
+    reason: str = ""
 
 
 class RecurringCompleted(Event, frozen=True, tag="recurring_completed"):
-    """A schedule reached ``max_occurrences``: no further occurrence is queued."""
+    """An occurrence of a recurring schedule completed. ``occurrences``: runs so far; ``next_run``: when the
+    next one is due (epoch seconds), None when this was the last (``max_occurrences`` reached)."""
 
     occurrences: int = 0
+    next_run: float | None = None
 
 
 AnyEvent = (
     Dispatched | Completed | Failed | DeadLettered | Progress | Cancelled | Preempted | TaskPaused | Superseded
-    | Paused | Resumed | GroupPaused | GroupResumed | WorkerDied | Waiting | TaskUnblocked | DependencyFailed
-    | TaskExpired | RecurringSkipped | RecurringCompleted
+    | Paused | Resumed | GroupPaused | GroupResumed | GroupWeightChanged | WorkerDied | Waiting | TaskUnblocked
+    | DependencyFailed | TaskExpired | RecurringSkipped | RecurringCompleted | BatchSubmitted
 )
+TERMINAL = (Completed, Failed, DeadLettered, Cancelled, TaskExpired)  # events that can carry a history record
 
 
 def _wake(fut: asyncio.Future[None]) -> None:
@@ -171,19 +224,27 @@ def _wake(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
-class Subscription:
-    """An event stream. Iterate it with ``for`` (blocking) or ``async for``; ``close()`` ends it."""
+class Subscription(Generic[E]):
+    """An event stream. Iterate it with ``for`` (blocking) or ``async for``; ``close()`` ends it.
 
-    def __init__(self, bus: EventBus, maxsize: int) -> None:
+    ``maxsize`` bounds the buffer: when it is full the oldest event is dropped and counted in ``dropped``.
+    """
+
+    def __init__(self, bus: EventBus[E], maxsize: int, accept: Callable[[E], bool] | None = None) -> None:
         self._bus = bus
-        self._queue: deque[Event] = deque()
+        self._queue: deque[E] = deque()
         self._cond = threading.Condition()
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self.accept = accept
         self.maxsize = maxsize
         self.dropped = 0
         self.closed = False
+        self.interval = 1.0  # periodic streams (subscribe_progress): seconds between deliveries
+        self.next_at = 0.0
 
-    def _push(self, event: Event) -> None:
+    def _push(self, event: E) -> None:
+        if self.accept is not None and not self.accept(event):
+            return
         with self._cond:
             if len(self._queue) >= self.maxsize:
                 self._queue.popleft()
@@ -194,14 +255,14 @@ class Subscription:
         for loop, fut in waiters:
             loop.call_soon_threadsafe(_wake, fut)
 
-    def get(self, timeout: float | None = None) -> Event | None:
+    def get(self, timeout: float | None = None) -> E | None:
         """The next event, or None after ``timeout`` seconds or once closed and drained."""
         with self._cond:
             if not self._queue and not self.closed:
                 self._cond.wait(timeout)
             return self._queue.popleft() if self._queue else None
 
-    def get_nowait(self) -> Event | None:
+    def get_nowait(self) -> E | None:
         with self._cond:
             return self._queue.popleft() if self._queue else None
 
@@ -214,10 +275,10 @@ class Subscription:
             loop.call_soon_threadsafe(_wake, fut)
         self._bus._remove(self)
 
-    def __iter__(self) -> Subscription:
+    def __iter__(self) -> Subscription[E]:
         return self
 
-    def __next__(self) -> Event:
+    def __next__(self) -> E:
         while True:
             event = self.get(timeout=1.0)
             if event is not None:
@@ -225,10 +286,10 @@ class Subscription:
             if self.closed:
                 raise StopIteration
 
-    def __aiter__(self) -> Subscription:
+    def __aiter__(self) -> Subscription[E]:
         return self
 
-    async def __anext__(self) -> Event:
+    async def __anext__(self) -> E:
         loop = asyncio.get_running_loop()
         while True:
             with self._cond:
@@ -240,34 +301,48 @@ class Subscription:
                 self._waiters.append((loop, fut))
             await fut
 
-    def __enter__(self) -> Subscription:
+    def __enter__(self) -> Subscription[E]:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
 
-class EventBus:
-    """Fan-out of events to every open subscription. ``active`` is cheap to test on the hot path."""
+class EventBus(Generic[E]):
+    """Fan-out of events to every open subscription. ``active`` is cheap to test on the hot path.
 
-    def __init__(self) -> None:
-        self._subs: list[Subscription] = []
+    ``on_change`` (optional) is called with the new ``active`` value whenever the first subscription opens
+    or the last one closes (the progress ticker starts and stops with it)."""
+
+    def __init__(self, on_change: Callable[[bool], None] | None = None) -> None:
+        self._subs: list[Subscription[E]] = []
         self._lock = threading.Lock()
         self.active = False
+        self.on_change = on_change
 
-    def subscribe(self, maxsize: int = 10_000) -> Subscription:
-        sub = Subscription(self, maxsize)
+    def subscribe(self, maxsize: int = 10_000, accept: Callable[[E], bool] | None = None) -> Subscription[E]:
+        if maxsize < 1:
+            raise ValueError("maxsize must be >= 1")
+        sub = Subscription(self, maxsize, accept)
         with self._lock:
             self._subs = [*self._subs, sub]
-            self.active = True
+            was, self.active = self.active, True
+        if not was and self.on_change is not None:
+            self.on_change(True)
         return sub
 
-    def _remove(self, sub: Subscription) -> None:
+    def _remove(self, sub: Subscription[E]) -> None:
         with self._lock:
             self._subs = [s for s in self._subs if s is not sub]
-            self.active = bool(self._subs)
+            was, self.active = self.active, bool(self._subs)
+        if was and not self.active and self.on_change is not None:
+            self.on_change(False)
 
-    def publish(self, event: Event) -> None:
+    @property
+    def subscriptions(self) -> list[Subscription[E]]:
+        return self._subs
+
+    def publish(self, event: E) -> None:
         for sub in self._subs:
             sub._push(event)
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from . import events as ev
-from . import submission
+from . import submission, task_events
 from .domain import Domain
-from .errors import ConfigError, UnknownTaskType
+from .errors import ConfigError, InvalidState, UnknownTaskType
 from .outcome import BatchOutcome, SubmitOutcome
 from .policy.ratelimit import RateLimit
 from .policy.recurrence import RecurringSchedule
+from .progress import EstimatedProgress, TaskProgress
 from .store.records import HistoryRecord, TaskRecord
 from .store.recurring import RecurringScheduleInfo
 from .task import IoBudget, Task
@@ -20,6 +21,9 @@ from .task import IoBudget, Task
 if TYPE_CHECKING:
     from .client import Client, TaskLookup
     from .policy_controls import PolicyControls
+    from .snapshot import DomainSnapshot
+
+T = TypeVar("T", bound=Task)
 
 
 class DomainHandle:
@@ -94,7 +98,7 @@ class DomainHandle:
                     on_dependency_failure=on_dependency_failure, group=group,
                 )
             rows.append(template.row(t, submission.encode_payload(template.spec, t, limit)))
-        return BatchOutcome(self._client._submit_rows(rows))
+        return BatchOutcome(self._client._submit_rows(rows, batch=True))
 
     # -- queries ----------------------------------------------------------------------------------------
     def lookup(self, task: Task) -> TaskLookup:
@@ -127,6 +131,47 @@ class DomainHandle:
 
     def blocked_count(self) -> int:
         return self._client._store().count("blocked", self.name)
+
+    # -- events, progress and snapshots -----------------------------------------------------------------
+    def _event_bus(self) -> ev.EventBus[ev.Event]:
+        bus = self._client._bus()
+        if bus is None:
+            raise InvalidState("events are published in the process that runs the Scheduler; a client made "
+                               "with tm.connect() has none (use the daemon's /events endpoint)")  # fmt: skip
+        return bus
+
+    def events(self, maxsize: int = 10_000) -> ev.Subscription[ev.Event]:
+        """This domain's events (sync or async iteration): every event about its tasks, the scheduler-wide
+        ``Paused``/``Resumed``, its own pause and resume, group events, and batches that include its tasks."""
+        return self._event_bus().subscribe(maxsize, task_events.domain_filter(self.name))
+
+    def task_events(self, task_cls: type[T], maxsize: int = 10_000) -> task_events.TaskEvents[T]:
+        """The events of one task type of this domain; terminal ones carry the history record (see
+        :class:`taskmill.task_events.TaskEvents`)."""
+        spec = self.domain.executors.get(f"{self.name}::{getattr(task_cls, 'task_type', '')}")
+        if spec is None or spec.task_cls is not task_cls:
+            name = getattr(task_cls, "__qualname__", task_cls)
+            raise UnknownTaskType(f"{name} has no executor in domain {self.name!r}")
+        sub = self._event_bus().subscribe(maxsize, task_events.type_filter(spec.qualified_type))
+        return task_events.TaskEvents(sub, self._client._store, task_cls)
+
+    def subscribe_progress(self, interval: float = 1.0, maxsize: int = 1000) -> ev.Subscription[TaskProgress]:
+        """Byte-level progress of this domain's running tasks, every ``interval`` seconds."""
+        subscribe = getattr(self._client, "_subscribe_progress", None)
+        if subscribe is None:
+            raise InvalidState("progress is reported in the process that runs the Scheduler")
+        return subscribe(interval, maxsize, self.name)  # type: ignore[no-any-return]
+
+    def snapshot(self) -> DomainSnapshot:
+        """This domain's running tasks (with progress), counts and pause state, JSON-encodable."""
+        return self._client._builder(self.name).domain_snapshot()
+
+    def estimated_progress(self) -> list[EstimatedProgress]:
+        b = self._client._builder(self.name)
+        return b.estimated(b.running_records())
+
+    def byte_progress(self) -> list[TaskProgress]:
+        return self._client._builder(self.name).byte_progress()
 
     # -- recurring schedules ----------------------------------------------------------------------------
     def _schedule_id(self, target: int | Task) -> int | None:

@@ -43,8 +43,9 @@ class PolicyControls:
     policy: SchedulingPolicy
     registry: Registry
 
-    def _publish(self, event: ev.Event) -> None:  # provided by the scheduler
-        raise NotImplementedError
+    if TYPE_CHECKING:
+
+        def _publish(self, event: ev.Event) -> None: ...  # the client's
 
     # -- group concurrency --------------------------------------------------------------------------------
     def set_group_limit(self, group: str, max_concurrency: int) -> None:

@@ -138,10 +138,24 @@ class Heartbeat(msgspec.Struct, tag="heartbeat", array_like=True):
 
 
 class Progress(msgspec.Struct, tag="progress", array_like=True):
+    """``ctx.progress.report()``, coalesced in the worker. ``started_ms``: when the attempt started (epoch ms)."""
+
     task_id: int
     attempt: int
     fraction: float
     message: str | None = None
+    started_ms: int = 0
+
+
+class ByteProgress(msgspec.Struct, tag="bytes", array_like=True):
+    """Byte counts of a running attempt (``ctx.add_bytes()`` ...): sent at most every 50 ms while they change,
+    and about once a second while they do not (so a stalled transfer shows a falling throughput)."""
+
+    task_id: int
+    attempt: int
+    done: int
+    total: int | None = None
+    started_ms: int = 0
 
 
 class Spawn(msgspec.Struct, tag="spawn", array_like=True):
@@ -164,7 +178,7 @@ class ChildrenQuery(msgspec.Struct, tag="children", array_like=True):
     attempt: int
 
 
-ToSupervisor = Ready | BootFailed | Results | Progress | Heartbeat | Spawn | ChildrenQuery
+ToSupervisor = Ready | BootFailed | Results | Progress | ByteProgress | Heartbeat | Spawn | ChildrenQuery
 
 _encoder = msgspec.msgpack.Encoder()
 worker_decoder = msgspec.msgpack.Decoder(ToWorker)

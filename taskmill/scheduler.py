@@ -33,11 +33,14 @@ from .policy.ratelimit import RateLimit
 from .policy.retry import RetryPolicy
 from .policy_controls import PolicyControls, qualify
 from .priority import as_priority
+from .progress import TaskProgress
 from .protocol import StateRef
 from .registry import Registry
 from .resources import ResourceSampler, SamplerConfig
 from .scheduling import SchedulingPolicy
+from .snapshot import policy_view
 from .store.connection import Durability
+from .supervisor.progress import LiveView, capture_threadsafe
 from .supervisor.runtime import Settings, Supervisor
 
 if TYPE_CHECKING:
@@ -139,7 +142,8 @@ class Scheduler(PolicyControls, Client):
         self.registry = Registry(domains, retry=base_retry)
         self.shutdown_mode = shutdown or ShutdownMode.graceful(10.0)
         self.resource_monitoring = resource_monitoring
-        self.bus = EventBus()
+        self.bus: EventBus[Event] = EventBus()
+        self.progress_bus: EventBus[TaskProgress] = EventBus(self._on_progress_subscribers)
         self.settings = Settings(
             store_path=self.path, durability=durability, workers=n_workers, max_concurrency=concurrency,
             async_concurrency=async_concurrency, poll_interval=poll_interval, prefetch=prefetch,
@@ -174,9 +178,40 @@ class Scheduler(PolicyControls, Client):
     def domain(self, domain: Domain) -> DomainHandle:
         return DomainHandle(self, self.registry.domain(domain))
 
-    def subscribe(self, maxsize: int = 10_000) -> Subscription:
-        """Lifecycle events (sync or async iteration). A slow subscriber drops its oldest events."""
+    def subscribe(self, maxsize: int = 10_000) -> Subscription[Event]:
+        """Lifecycle events (sync or async iteration). A slow subscriber drops its oldest events (counted in
+        ``dropped``); it never slows dispatch."""
         return self.bus.subscribe(maxsize)
+
+    def subscribe_progress(self, interval: float = 1.0, maxsize: int = 1000) -> Subscription[TaskProgress]:
+        """Byte-level progress of running tasks, every ``interval`` seconds: one :class:`TaskProgress` per task
+        that reports bytes. Kept apart from :meth:`subscribe` so byte counts never crowd out lifecycle events."""
+        return self._subscribe_progress(interval, maxsize, None)
+
+    def _subscribe_progress(self, interval: float, maxsize: int, domain: str | None) -> Subscription[TaskProgress]:
+        interval = _positive("interval", interval)
+        prefix = None if domain is None else domain + "::"
+        accept = None if prefix is None else (lambda p: p.task_type.startswith(prefix))
+        sub = self.progress_bus.subscribe(maxsize, accept)
+        sub.interval = interval
+        return sub
+
+    def _on_progress_subscribers(self, active: bool) -> None:
+        sup = self._supervisor
+        if active and sup is not None:
+            sup.progress_subscribers_changed()
+
+    def _bus(self) -> EventBus[Event]:
+        return self.bus
+
+    def _live_view(self) -> LiveView | None:
+        sup = self._supervisor
+        if sup is None or not sup.started.is_set() or sup.error is not None:
+            return None
+        return capture_threadsafe(sup, policy_view)
+
+    def _max_concurrency(self) -> int | None:
+        return self.settings.max_concurrency
 
     def _notify(self) -> None:
         sup = self._supervisor
@@ -184,9 +219,6 @@ class Scheduler(PolicyControls, Client):
             sup.wake_threadsafe()
         else:
             super()._notify()
-
-    def _publish(self, event: Event) -> None:
-        self.bus.publish(event)
 
     def set_max_concurrency(self, n: int) -> None:
         if n < 0:
@@ -210,7 +242,7 @@ class Scheduler(PolicyControls, Client):
     def _make_supervisor(self) -> Supervisor:
         if self._supervisor is not None:
             raise TaskmillError("this scheduler is already running")
-        self._supervisor = Supervisor(self.settings, self.registry, self.bus, self.policy)
+        self._supervisor = Supervisor(self.settings, self.registry, self.bus, self.progress_bus, self.policy)
         return self._supervisor
 
     def _new_loop(self) -> asyncio.AbstractEventLoop:
@@ -333,6 +365,7 @@ class Scheduler(PolicyControls, Client):
             with contextlib.suppress(Exception):
                 self.stop(hard=True)
         self.bus.close_all()
+        self.progress_bus.close_all()
         super().close()
 
     @classmethod

@@ -47,14 +47,14 @@ class Store:
         return write_tx(self.conn)
 
     # -- submission ------------------------------------------------------------------------------------
-    def submit(self, task: NewTask) -> SubmitOutcome:
+    def submit(self, task: NewTask, fx: flow.Effects | None = None) -> SubmitOutcome:
         with write_tx(self.conn):
-            return submit_one(self.conn, task, now_ms())
+            return submit_one(self.conn, task, now_ms(), fx)
 
-    def submit_batch(self, tasks: Sequence[NewTask]) -> list[SubmitOutcome]:
+    def submit_batch(self, tasks: Sequence[NewTask], fx: flow.Effects | None = None) -> list[SubmitOutcome]:
         """One transaction: a batch is all or nothing, and the last of several equal keys wins."""
         with write_tx(self.conn):
-            return submit_many(self.conn, tasks, now_ms())
+            return submit_many(self.conn, tasks, now_ms(), fx)
 
     # -- queries ---------------------------------------------------------------------------------------
     def task(self, task_id: int) -> TaskRecord | None:
@@ -111,6 +111,30 @@ class Store:
 
     def history_status_counts(self) -> dict[str, int]:
         return {s: int(n) for s, n in self.conn.execute(sql.HISTORY_STATUS_COUNTS)}
+
+    # -- observability --------------------------------------------------------------------------------
+    def recent_avg_duration(self, task_type: str, sample: int = 20, scan: int = 200) -> tuple[float | None, int]:
+        """(mean seconds, runs averaged) over the newest ``sample`` completed runs of ``task_type`` found among
+        its newest ``scan`` finished rows; (None, 0) without any."""
+        row = next(iter(self.conn.execute(sql.RECENT_DURATION, (task_type, sample, scan))), None)
+        if row is None or not row[1] or row[0] is None:
+            return None, 0
+        return float(row[0]) / 1000.0, int(row[1])
+
+    def paused_group_info(self) -> list[tuple[str, int, int | None, int]]:
+        """(group, paused_at ms, resume_at ms or None, tasks held by the group pause) per paused group."""
+        with read_tx(self.conn):
+            return [(g, at, resume, queries.scalar(self.conn, sql.GROUP_PAUSED_COUNT, (g,)))
+                    for g, at, resume in control.paused_groups(self.conn)]  # fmt: skip
+
+    def latest_history_of_task(self, task_id: int) -> HistoryRecord | None:
+        found = queries.histories(self.conn, sql.LATEST_HISTORY_OF_TASK, (task_id,))
+        return found[0] if found else None
+
+    def tasks_of_domain(self, status: str, domain: str, limit: int = 100, offset: int = 0) -> list[TaskRecord]:
+        """Active tasks of one domain in a non-pending status (running, paused, waiting, blocked)."""
+        query = q.TASKS_BY_STATUS_DOMAIN.format(cols=sql.TASK_COLUMNS)
+        return queries.tasks(self.conn, query, (status, domain, limit, offset))
 
     def data_version(self) -> int:
         return queries.scalar(self.conn, sql.DATA_VERSION)

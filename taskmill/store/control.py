@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 import apsw
 
+from .. import events as ev
 from . import flow, sql
 from .submit import PAUSE_DOMAIN, PAUSE_GLOBAL, PAUSE_GROUP, PAUSE_PREEMPTION
 
@@ -42,6 +43,9 @@ def cancel(
         requested.append(task_id)
     else:
         conn.execute(sql.CANCEL_QUEUED, (task_id, now_ms))
+        r = flow.flow_row(conn, task_id)
+        if r is not None:
+            fx.events.append(ev.Cancelled(flow.header(r)))  # a running one is announced when it has stopped
     for (child,) in list(conn.execute(sql.ACTIVE_CHILDREN, (task_id,))):
         requested.extend(cancel(conn, int(child), now_ms, CANCEL, fx)[1])
     if not running:

@@ -73,7 +73,14 @@ def flow_row(conn: apsw.Connection, task_id: int) -> FlowRow | None:
     return None if row is None else FlowRow(*row)
 
 
-header = ev.header_of
+def header(row: FlowRow) -> ev.EventHeader:
+    return ev.header_of(row)
+
+
+def replacement_of(conn: apsw.Connection, key: str, task_id: int) -> int | None:
+    """The task that superseded ``task_id`` (a newer row holding its key), if it is still there."""
+    row = next(iter(conn.execute(sql.REPLACEMENT_OF, (key, task_id))), None)
+    return None if row is None else int(row[0])
 
 
 def settle(conn: apsw.Connection, now_ms: int, ids: Iterable[int], fx: Effects) -> None:
@@ -213,8 +220,10 @@ def leave_execute(
         r = flow_row(conn, task_id)
         if landed is not None and r is not None and r.finished_at is not None:
             h = header(r)
-            fx.events.append({"cancelled": ev.Cancelled(h), "superseded": ev.Superseded(h)}.get(
-                r.status, ev.Failed(h, r.last_error or r.status, False, None, 0)))  # fmt: skip
+            e: ev.Event = ev.Cancelled(h) if r.status == "cancelled" else \
+                ev.Superseded(h, replacement_of(conn, r.key, r.id)) if r.status == "superseded" else \
+                ev.Failed(h, r.last_error or r.status, False, None, 0)  # fmt: skip
+            fx.events.append(e)
             settle(conn, now_ms, [task_id], fx)
         return
     p = flow_row(conn, task_id)

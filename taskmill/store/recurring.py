@@ -56,7 +56,8 @@ def after_occurrence(
     count = int(count) + (1 if ran else 0)
     if max_n is not None and count >= int(max_n):
         conn.execute(q.SET_RECURRING_COUNT, (task_id, count))
-        fx.events.append(ev.RecurringCompleted(head, count))
+        if status == "completed":
+            fx.events.append(ev.RecurringCompleted(head, count, None))
         return
     scheduled = int(at) if at is not None else now_ms
     plan = plan_next(interval_s=interval, cron=cron, tz=tz, scheduled_ms=scheduled,
@@ -74,8 +75,11 @@ def after_occurrence(
     run_after = due if due > now_ms else None
     conn.execute(q.NEXT_OCCURRENCE, (task_id, now_ms, run_after, plan.scheduled_ms, count, expires, flags))
     fx.queued = True
+    if status == "completed":
+        fx.events.append(ev.RecurringCompleted(head, count, due / 1000.0))
     if plan.skipped:
-        fx.events.append(ev.RecurringSkipped(head, plan.skipped, due / 1000.0))
+        why = "the previous occurrence was still queued or running at those fire times"
+        fx.events.append(ev.RecurringSkipped(head, plan.skipped, due / 1000.0, why))
 
 
 def set_schedule(

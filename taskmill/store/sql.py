@@ -388,3 +388,33 @@ SELECT id FROM tasks INDEXED BY idx_active WHERE finished_at IS NULL AND status 
 UNION ALL SELECT id FROM tasks INDEXED BY idx_ready WHERE status = 'pending' AND run_after IS NULL AND domain = +?1
 UNION ALL SELECT id FROM tasks INDEXED BY idx_delayed WHERE status = 'pending' AND run_after IS NOT NULL AND domain = +?1
 """
+
+# -- observability: snapshots, estimated progress, typed event streams ----------------------------------
+# Average duration of the type's recent completed runs: the newest ?3 finished rows of the type (one range of
+# idx_finished_type, never the whole history), of which the newest ?2 completed ones count.
+RECENT_DURATION = """
+SELECT AVG(duration_ms), COUNT(*) FROM (
+    SELECT duration_ms FROM (
+        SELECT status, duration_ms, finished_at FROM tasks INDEXED BY idx_finished_type
+        WHERE task_type = +?1 AND finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT (+?3 + 0))
+    WHERE status = 'completed' AND duration_ms IS NOT NULL ORDER BY finished_at DESC LIMIT (+?2 + 0))
+"""
+# Tasks held by a group pause (the GROUP bit, 8, of pause_reasons), per paused group.
+GROUP_PAUSED_COUNT = """
+SELECT COUNT(*) FROM tasks INDEXED BY idx_group
+WHERE group_key = +?1 AND status = 'paused' AND finished_at IS NULL AND (pause_reasons & 8) <> 0
+"""
+# The newest history record of a task: its own row once it has ended, else its newest preserved run (a
+# recurring occurrence, a requeued run). Copies get increasing ids, so the newest is the largest.
+LATEST_HISTORY_OF_TASK = f"""
+SELECT * FROM (
+    SELECT {HISTORY_COLUMNS}, 0 FROM tasks NOT INDEXED WHERE id = +?1 AND finished_at IS NOT NULL
+    UNION ALL
+    SELECT * FROM (SELECT {HISTORY_COLUMNS}, 1 FROM tasks INDEXED BY idx_run_of WHERE run_of = +?1
+                   ORDER BY id DESC LIMIT 1)
+) ORDER BY 24 LIMIT 1
+"""
+# The task that replaced ``?2`` under the same key (supersede of a running task inserts a new row).
+REPLACEMENT_OF = """
+SELECT id FROM tasks INDEXED BY idx_key WHERE key = +?1 AND run_of IS NULL AND id > +?2 ORDER BY id DESC LIMIT 1
+"""

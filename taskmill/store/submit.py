@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import apsw
 import msgspec
 
+from .. import events as ev
 from ..outcome import SubmitOutcome
 from . import deps, flow, recurring, sql
 from . import sql_flow as q
@@ -87,7 +88,9 @@ def _after_insert(conn: apsw.Connection, t: NewTask, tid: int, waits: list[tuple
                                t.run_after if t.run_after is not None else t.created_at)  # fmt: skip
 
 
-def _on_conflict(conn: apsw.Connection, t: NewTask, existing: tuple, now_ms: int) -> SubmitOutcome:  # type: ignore[type-arg]
+def _on_conflict(
+    conn: apsw.Connection, t: NewTask, existing: tuple, now_ms: int, fx: flow.Effects | None  # type: ignore[type-arg]
+) -> SubmitOutcome:
     _key, tid, status, priority, requeue, requeue_priority = existing
     strategy = t.on_duplicate
     if strategy == "reject":
@@ -96,6 +99,10 @@ def _on_conflict(conn: apsw.Connection, t: NewTask, existing: tuple, now_ms: int
         if status in ("pending", "paused", "blocked"):
             waits = deps.active_dependencies(conn, t.depends_on, t.on_dep_failure, parent_id=t.parent_id,
                                              replacing=tid) if t.depends_on else []  # fmt: skip
+            if fx is not None:
+                old = flow.flow_row(conn, tid)
+                if old is not None:
+                    fx.events.append(ev.Superseded(flow.header(old), tid))  # replaced in place: same id
             conn.execute(sql.SUPERSEDE_COPY, (tid, now_ms))
             recurring.end(conn, tid)
             conn.execute(q.DELETE_EDGES_OF, (tid,))  # the replacement brings its own dependencies
@@ -116,9 +123,12 @@ def _on_conflict(conn: apsw.Connection, t: NewTask, existing: tuple, now_ms: int
         # superseded. The new submission takes the key at once.
         conn.execute(sql.REQUEST_STOP, (tid, 2))
         conn.execute(sql.SUPERSEDE_WAITING, (tid, now_ms))
-        if conn.changes():
-            flow.settle(conn, now_ms, [tid], flow.Effects())  # its children end with it
+        ended = flow.flow_row(conn, tid) if conn.changes() else None
+        if ended is not None:
+            flow.settle(conn, now_ms, [tid], fx if fx is not None else flow.Effects())  # its children end with it
         outcome = _insert(conn, t, now_ms)
+        if ended is not None and fx is not None:
+            fx.events.append(ev.Superseded(flow.header(ended), outcome.id))  # a running one: when it stops
         conn.execute(q.MOVE_EDGES, (tid, outcome.id))  # whatever waited for the old task waits for the new one
         if conn.changes():
             conn.execute(q.MARK_DEPENDED_ON, (outcome.id,))
@@ -158,7 +168,7 @@ def _insert(conn: apsw.Connection, t: NewTask, now_ms: int, scopes: PausedScopes
     return _inserted(tid, reasons, bool(waits))
 
 
-def submit_one(conn: apsw.Connection, t: NewTask, now_ms: int) -> SubmitOutcome:
+def submit_one(conn: apsw.Connection, t: NewTask, now_ms: int, fx: flow.Effects | None = None) -> SubmitOutcome:
     """Insert one task; the caller holds a write transaction (so the key check and insert are atomic)."""
     existing = None
     scopes = PausedScopes()
@@ -168,12 +178,15 @@ def submit_one(conn: apsw.Connection, t: NewTask, now_ms: int) -> SubmitOutcome:
         else:
             scopes.add(kind, row[0])
     if existing is not None:
-        return _on_conflict(conn, t, existing, now_ms)
+        return _on_conflict(conn, t, existing, now_ms, fx)
     return _insert(conn, t, now_ms, scopes)
 
 
-def submit_many(conn: apsw.Connection, tasks: Sequence[NewTask], now_ms: int) -> list[SubmitOutcome]:
-    """Insert a batch in the caller's write transaction. Intra-batch duplicates: the last item wins."""
+def submit_many(
+    conn: apsw.Connection, tasks: Sequence[NewTask], now_ms: int, fx: flow.Effects | None = None
+) -> list[SubmitOutcome]:
+    """Insert a batch in the caller's write transaction. Intra-batch duplicates: the last item wins.
+    ``fx`` collects the events of supersedes (and of what they settle)."""
     last_index: dict[str, int] = {}
     for i, t in enumerate(tasks):
         last_index[t.key] = i
@@ -189,7 +202,7 @@ def submit_many(conn: apsw.Connection, tasks: Sequence[NewTask], now_ms: int) ->
         if hit is None:
             fresh.append(i)
         else:
-            outcomes[i] = _on_conflict(conn, tasks[i], hit, now_ms)
+            outcomes[i] = _on_conflict(conn, tasks[i], hit, now_ms, fx)
     if fresh and any(_special(tasks[i]) for i in fresh):
         fresh.sort()
         scopes = PausedScopes(conn)

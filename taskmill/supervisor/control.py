@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .. import events as ev
 from ..policy.preempt import preemption_victims, resume_bound, urgent_priority
 from ..store import control as store_control
+from ..store import flow
 from ..store.records import Claimed
 from .pool import WorkerHandle
 from .stopper import Stopper
@@ -67,13 +68,15 @@ class Controller:
                 self.d.flow.ended.append(c.id)  # its children, dependents, parent and schedule follow
             if publish and status is not None:
                 h = ev.header_of(c)
-                e: ev.Event | None = {
-                    "cancelled": ev.Cancelled(h), "superseded": ev.Superseded(h),
-                    "paused": ev.Preempted(h) if preempted else ev.TaskPaused(h, reasons),
-                    "failed": ev.Failed(h, "a child task failed (fail_fast)", False, None, c.retry_count + 1),
-                }.get(status)  # fmt: skip
-                if e is not None:
-                    self.d.pending_events.append(e)
+                if status == "cancelled":
+                    self.d.pending_events.append(ev.Cancelled(h))
+                elif status == "superseded":
+                    self.d.pending_events.append(ev.Superseded(h, flow.replacement_of(conn, c.key, c.id)))
+                elif status == "paused":
+                    self.d.pending_events.append(ev.Preempted(h) if preempted else ev.TaskPaused(h, reasons))
+                elif status == "failed":
+                    error = "a child task failed (fail_fast)"
+                    self.d.pending_events.append(ev.Failed(h, error, False, None, c.retry_count + 1))
         self.stopped.clear()
 
     def on_change(self, now_ms: int) -> None:

@@ -14,7 +14,9 @@ from typing import Any
 
 import msgspec
 
+from ..snapshot import Builder, Durations
 from ..store import Store
+from .progress import capture
 from .runtime import Supervisor
 
 
@@ -36,6 +38,11 @@ class RunningTask(msgspec.Struct, frozen=True):
     executing: bool  # False: prefetched onto the worker, queued behind the task it is running
     progress: float | None = None  # the executor's last ctx.progress.report(), if any
     message: str | None = None
+    estimated: float | None = None  # reported, else extrapolated from the type's recent durations
+    bytes_completed: int | None = None  # byte-level progress, for tasks that report it
+    bytes_total: int | None = None
+    throughput_bps: float | None = None
+    eta: float | None = None
 
 
 class WorkerView(msgspec.Struct, frozen=True):
@@ -75,6 +82,7 @@ class Observer:
         self.sup = sup
         self.started_at = time.time()
         self._store: Store | None = None
+        self._durations = Durations()
 
     def store(self) -> Store:
         if self._store is None:
@@ -95,21 +103,24 @@ class Observer:
         ok = dispatching and alive == configured
         return Health("ok" if ok else "unavailable", dispatching, sup.stopping, alive, configured)
 
-    def running(self) -> list[RunningTask]:
-        d = self.sup.dispatcher
+    def running(self, estimate: bool = False) -> list[RunningTask]:
+        """Tasks held by workers, from the same live view and estimates as ``scheduler.snapshot()``."""
+        view = capture(self.sup)
+        estimated: dict[int, float] = {}
+        if estimate:
+            b = Builder(self.store(), self._durations, view)
+            estimated = {e.header.task_id: e.percent for e in b.estimated(b.running_records())
+                         if e.reported is not None or e.extrapolated is not None}  # fmt: skip
         out: list[RunningTask] = []
-        progress = self.sup.progress
-        for w in d.workers if d is not None else []:
-            for i, c in enumerate(w.sync):
-                p, m = progress.get(c.id, (None, None))
-                out.append(RunningTask(c.id, c.task_type, c.domain, c.priority, c.attempt, w.pid, i == 0, p, m))
-            for c in w.asyncs.values():
-                p, m = progress.get(c.id, (None, None))
-                out.append(RunningTask(c.id, c.task_type, c.domain, c.priority, c.attempt, w.pid, True, p, m))
-        if len(progress) > 2 * len(out) + 64:  # forget finished tasks' reports
-            live = {r.id for r in out}
-            for tid in [t for t in progress if t not in live]:
-                del progress[tid]
+        for f in view.inflight:
+            c = f.claimed
+            r = RunningTask(c.id, c.task_type, c.domain, c.priority, c.attempt, f.worker_pid, f.executing, f.fraction,
+                            f.message, estimated.get(c.id) if f.executing else None)  # fmt: skip
+            if f.executing and f.has_bytes:
+                p = f.task_progress(view.taken_at)
+                r = msgspec.structs.replace(r, bytes_completed=p.bytes_completed, bytes_total=p.bytes_total,
+                                            throughput_bps=round(p.throughput_bps, 1), eta=p.eta)  # fmt: skip
+            out.append(r)
         return out
 
     def totals(self) -> dict[str, int]:
@@ -121,7 +132,7 @@ class Observer:
     def snapshot(self) -> Snapshot:
         store = self.store()
         sup, d = self.sup, self.sup.dispatcher
-        running = self.running()
+        running = self.running(estimate=True)
         by_domain = Counter(r.domain for r in running if r.executing)
         domains = {
             name: DomainView(dom.max_concurrency, by_domain.get(name, 0), store.count("pending", name))

@@ -21,13 +21,16 @@ import msgspec
 from .. import events as ev
 from ..errors import StoreError, WorkerBootError
 from ..policy.preempt import should_recycle, task_limit
-from ..protocol import Boot, ChildrenQuery, Progress, Results, Spawn, StateRef, ToSupervisor
+from ..progress import TaskProgress
+from ..protocol import Boot, ByteProgress, ChildrenQuery, Progress, Results, Spawn, StateRef, ToSupervisor
 from ..registry import Registry
 from ..scheduling import SchedulingPolicy
 from ..store import Store, dispatch, now_ms
+from ..store.records import Claimed
 from .dispatcher import Dispatcher, header
 from .lock import SupervisorLock
 from .pool import EXIT_BOOT_ERROR, WorkerHandle, describe_exit
+from .progress import ProgressTable
 from .wakeup import WakeupListener
 
 log = logging.getLogger("taskmill.supervisor")
@@ -58,18 +61,21 @@ class Settings(msgspec.Struct, kw_only=True):
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, registry: Registry, bus: ev.EventBus,
-                 policy: SchedulingPolicy | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, settings: Settings, registry: Registry, bus: ev.EventBus[ev.Event],
+        progress_bus: ev.EventBus[TaskProgress] | None = None, policy: SchedulingPolicy | None = None,
+    ) -> None:  # fmt: skip
         self.settings = settings
         self.policy = policy
         self.registry = registry
         self.bus = bus
+        self.progress_bus: ev.EventBus[TaskProgress] = progress_bus if progress_bus is not None else ev.EventBus()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.dispatcher: Dispatcher | None = None
         self.started = threading.Event()
         self.recovered = 0
         self.completed = 0  # attempts workers reported done since start (the daemon's /metrics counter)
-        self.progress: dict[int, tuple[float, str | None]] = {}  # last report per running task id
+        self.progress = ProgressTable()  # the latest reports of running attempts (snapshots, `taskmill top`)
         self.error: BaseException | None = None
         self.thread_id: int | None = None  # the loop's thread
         self._waiter: asyncio.Future[None] | None = None
@@ -161,14 +167,31 @@ class Supervisor:
         elif isinstance(msg, Spawn | ChildrenQuery):
             self.dispatcher.flow.requests.append((worker, msg))  # answered after the next turn commits
             self._wake()
-        elif isinstance(msg, Progress):
-            self.progress[msg.task_id] = (msg.fraction, msg.message)  # for /snapshot and `taskmill top`
-            if self.bus.active:
-                c = worker.asyncs.get((msg.task_id, msg.attempt)) or next(
-                    (g for g in worker.sync if g.id == msg.task_id), None
-                )
-                if c is not None:
+        elif isinstance(msg, Progress | ByteProgress):
+            c = self._held(worker, msg.task_id, msg.attempt)
+            if c is None:
+                return  # a report racing its attempt's end: nothing to show it on
+            if isinstance(msg, ByteProgress):
+                self.progress.on_bytes(msg)  # byte progress stays out of the event stream (subscribe_progress)
+            else:
+                self.progress.on_progress(msg)
+                if self.bus.active:
                     self.bus.publish(ev.Progress(header(c), msg.fraction, msg.message))
+            self.progress.prune(self, self.dispatcher.inflight_count())
+
+    @staticmethod
+    def _held(worker: WorkerHandle, task_id: int, attempt: int) -> Claimed | None:
+        c = worker.asyncs.get((task_id, attempt))
+        if c is not None:
+            return c
+        return next((g for g in worker.sync if g.id == task_id and g.attempt == attempt), None)
+
+    def progress_subscribers_changed(self) -> None:
+        """Start the byte-progress ticker when someone subscribes (thread-safe)."""
+        loop = self.loop
+        if loop is not None and self.dispatcher is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self.progress.start_ticker, self, self.progress_bus)
 
     def _on_exit(self, worker: WorkerHandle, rc: int | None) -> None:
         assert self.dispatcher is not None
@@ -240,6 +263,7 @@ class Supervisor:
                 self.loop.add_reader(listener.sock.fileno(), self._on_datagram, listener)
             await self._spawn_all()
             self.started.set()
+            self.progress.start_ticker(self, self.progress_bus)
             await self._run(store)
         except BaseException as exc:
             self.error = exc

@@ -200,7 +200,8 @@ class Workflow:
             return _error(msg, exc)
         conn.execute("SAVEPOINT spawn")  # a refused spawn must not undo the rest of the turn
         try:
-            outcomes = submit_many(conn, rows, now_ms)
+            fx = flow.Effects()
+            outcomes = submit_many(conn, rows, now_ms, fx)
         except Exception as exc:
             conn.execute("ROLLBACK TO spawn")
             conn.execute("RELEASE spawn")
@@ -208,6 +209,9 @@ class Workflow:
                 log.exception("spawn request from task %s refused", msg.task_id)
             return _error(msg, exc)
         conn.execute("RELEASE spawn")
+        self._apply(fx)
+        if any(o.kind == "superseded" for o in outcomes):
+            self.d.check_control = True  # a superseded running task must be stopped: this turn sends it
         conn.execute(q.MARK_PARENT, (parent_id,))
         found = me if parent_id == msg.task_id else next((v for k, v in live.items() if k[0] == parent_id), None)
         if found is not None:
@@ -216,6 +220,9 @@ class Workflow:
             self.refresh_now = True  # our own edges to running tasks: data_version does not show them
         self.d.queue_maybe_nonempty = True
         self.d.check_due = True
+        if self.d.bus.active:
+            ids = [o.id for o in outcomes if o.kind == "inserted" and o.id is not None]
+            self.events.append(ev.BatchSubmitted(None, len(rows), ids, sorted({r.domain for r in rows})))
         return Reply(msg.request_id, outcomes=list(outcomes))
 
     def _inherit(self, r: NewTask, parent_id: int, parent: tuple[Any, ...], now_ms: int) -> NewTask:

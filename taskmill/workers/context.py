@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -11,16 +10,16 @@ import msgspec
 from ..domain import StateBag
 from ..errors import InvalidState, TaskCancelled
 from ..outcome import SubmitOutcome
-from ..protocol import ChildrenQuery, Progress, Spawn, TaskSpec
+from ..protocol import ChildrenQuery, Spawn, TaskSpec
 from ..store.records import F_FINALIZE, ChildRecord
 from ..task import Task
+from .progress import ProgressReporter
 
 if TYPE_CHECKING:
     from .requests import Requests
 
 S = TypeVar("S")
 _tags = msgspec.json.Decoder(dict[str, str])
-PROGRESS_MIN_INTERVAL = 0.05
 
 
 class RunningTask(msgspec.Struct, frozen=True, kw_only=True):
@@ -38,40 +37,6 @@ class RunningTask(msgspec.Struct, frozen=True, kw_only=True):
     group_key: str | None
     parent_id: int | None
     tags: dict[str, str]
-
-
-class ProgressReporter:
-    """Progress updates for the UI. Calls faster than every 50 ms are coalesced into the next one."""
-
-    __slots__ = ("_attempt", "_last", "_pending", "_send", "_task_id", "fraction", "message")
-
-    def __init__(self, task_id: int, attempt: int, send: Callable[[msgspec.Struct], None]) -> None:
-        self._task_id = task_id
-        self._attempt = attempt
-        self._send = send
-        self._last = 0.0
-        self._pending = False
-        self.fraction = 0.0
-        self.message: str | None = None
-
-    def report(self, fraction: float, message: str | None = None) -> None:
-        self.fraction = min(1.0, max(0.0, float(fraction)))
-        self.message = message
-        now = time.monotonic()
-        if now - self._last >= PROGRESS_MIN_INTERVAL or self.fraction >= 1.0:
-            self._last = now
-            self._pending = False
-            self._send(Progress(self._task_id, self._attempt, self.fraction, message))
-        else:
-            self._pending = True
-
-    def report_fraction(self, done: int, total: int, message: str | None = None) -> None:
-        self.report(done / total if total > 0 else 0.0, message)
-
-    def flush(self) -> None:
-        if self._pending:
-            self._pending = False
-            self._send(Progress(self._task_id, self._attempt, self.fraction, self.message))
 
 
 class TaskContext:
@@ -111,6 +76,19 @@ class TaskContext:
         """Raise :class:`TaskCancelled` if the task is being stopped."""
         if self._cancelled:
             raise TaskCancelled("task cancelled")
+
+    # -- byte-level progress (the same as on ``ctx.progress``) -------------------------------------------------
+    def set_bytes_total(self, total: int) -> None:
+        """How many bytes this task will process; with it, the supervisor can tell a percentage and an ETA."""
+        self.progress.set_bytes_total(total)
+
+    def add_bytes(self, n: int) -> None:
+        """Count ``n`` more bytes processed. Cheap: reports are coalesced (at most one frame per 50 ms). In the
+        tightest loops, ``add = ctx.progress.add_bytes`` saves one call."""
+        self.progress.add_bytes(n)
+
+    def report_bytes(self, done: int, total: int | None = None) -> None:
+        self.progress.report_bytes(done, total)
 
     def record_read_bytes(self, n: int) -> None:
         self.read_bytes += int(n)

@@ -195,6 +195,7 @@ class WorkerRuntime:
         task, ctx = prepared
         assert executor is not None and self.timer is not None
         started = attempt.now_ms()
+        ctx.progress._started_ms = started
         t0 = time.perf_counter()
         value: Any = None
         error: BaseException | None = None
@@ -208,7 +209,7 @@ class WorkerRuntime:
             self.timer.disarm()
             self.current_sync = None
         self.running.pop((spec.id, spec.attempt), None)
-        ctx.progress.flush()
+        ctx.progress.close()
         result = attempt.outcome(spec, ctx, started, t0, value, error)
         if result.status == "cancelled" and ctx._run_hook:
             attempt.run_cancel_hook_sync(executor, task, ctx)
@@ -225,6 +226,7 @@ class WorkerRuntime:
 
         async def run() -> None:
             started = attempt.now_ms()
+            ctx.progress._started_ms = started
             t0 = time.perf_counter()
             value: Any = None
             error: BaseException | None = None
@@ -238,7 +240,7 @@ class WorkerRuntime:
             except BaseException as exc:
                 error = exc
             self.running.pop(key, None)
-            ctx.progress.flush()
+            ctx.progress.close()
             result = attempt.outcome(spec, ctx, started, t0, value, error)
             if result.status == "cancelled" and ctx._run_hook:
                 await attempt.run_cancel_hook_async(executor, task, ctx)

@@ -62,6 +62,7 @@ def test_a_rate_limit_holds_the_start_rate_and_does_not_block_other_types(make_s
     assert len(naps) == 20 and max(naps) < t0 + 0.5  # the unlimited type never waited for the limited one
     limits = s.policy_view().rate_limits
     assert [(r.scope, r.permits, r.burst) for r in limits] == [("type:tm_main::note", 10, 1)]
+    assert [r.scope for r in s.snapshot().rate_limits] == ["type:tm_main::note"]
     assert s.policy_view().gate_denials.get("rate_limited", 0) >= 1
 
 
@@ -91,7 +92,8 @@ def test_aging_lets_a_starved_task_run_under_a_stream_of_urgent_work(make_schedu
     aging = tm.AgingConfig(grace_period=1.0, aging_interval=0.006, max_effective_priority=int(P.HIGH))
     s = make_scheduler(workers=1, max_concurrency=1, priority_aging=aging)
     h = s.domain(D.main)
-    h.submit(D.Note(log=log, tag="low"), priority=P.BACKGROUND)
+    low = h.submit(D.Note(log=log, tag="low"), priority=P.BACKGROUND).id
+    events = s.subscribe()
     stop = threading.Event()
 
     def feed() -> None:  # keep HIGH work queued for as long as the test runs
@@ -107,6 +109,7 @@ def test_aging_lets_a_starved_task_run_under_a_stream_of_urgent_work(make_schedu
         time.sleep(0.2)  # a backlog of HIGH work exists before dispatch starts
         s.start()
         wait_for(lambda: entries(log, "start", "low"), timeout=20, what="the aged task to start")
+        assert s.snapshot().aging_config == aging
         highs_after = len(entries(log, "start"))
         assert highs_after > 5  # it waited behind HIGH work first ...
     finally:
@@ -114,6 +117,10 @@ def test_aging_lets_a_starved_task_run_under_a_stream_of_urgent_work(make_schedu
         feeder.join()
     pending_high = s.pending_count()
     assert pending_high > 0  # ... and ran while HIGH work was still queued
+    seen = iter(events.get_nowait, None)
+    dispatched = [e for e in seen if isinstance(e, tm.Dispatched) and e.header.task_id == low]
+    assert dispatched and dispatched[0].header.base_priority == int(P.BACKGROUND)
+    assert dispatched[0].header.effective_priority == int(P.HIGH)  # the event says at what priority it ran
 
 
 def test_fair_shares_follow_the_weights_and_leftover_slots_are_used(make_scheduler: Any, log: str) -> None:
@@ -129,6 +136,7 @@ def test_fair_shares_follow_the_weights_and_leftover_slots_are_used(make_schedul
     assert 2.7 <= ratio <= 3.3, first  # 3:1 within 10 %, although b's tasks are more urgent
     alloc = {g.group: g for g in s.policy_view().group_allocations}
     assert alloc["a"].weight == 3 and alloc["b"].weight == 1
+    assert {g.group: g.weight for g in s.snapshot().group_allocations} == {"a": 3, "b": 1}
     assert s.wait_until_idle(60)
     b_spans = intervals(log, [f"b{i}" for i in range(30)])
     last_a = max(e for _, e in intervals(log, [f"a{i}" for i in range(30)]))
@@ -180,6 +188,8 @@ def test_pressure_throttles_by_tier(make_scheduler: Any, log: str) -> None:
     assert [e["tag"] for e in entries(log, "start")] == [f"p{int(P.HIGH)}"]
     view = s.policy_view()
     assert view.pressure == 0.8 and view.pressure_breakdown == [("dial", 0.8)]
+    snap = s.snapshot()
+    assert snap.pressure == 0.8 and snap.pressure_breakdown == [("dial", 0.8)]
     dial.value = 0.6  # NORMAL may run now, BACKGROUND still waits
     wait_for(lambda: entries(log, "end", f"p{int(P.NORMAL)}"), what="NORMAL once pressure eased")
     time.sleep(0.3)

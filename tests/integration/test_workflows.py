@@ -215,8 +215,10 @@ def test_recurring_runs_max_occurrences_under_one_id(make_scheduler: Any, log: s
     assert [r.status for r in s.history_of(tid)] == ["completed"] * 3
     starts = [e["t"] for e in entries(log, "start", "r")]
     assert all(0.07 < b - a < 0.2 for a, b in itertools.pairwise(starts)), starts  # fixed rate
-    [done] = of(drain(sub), tm.RecurringCompleted, tid)
-    assert done.occurrences == 3
+    done = of(drain(sub), tm.RecurringCompleted, tid)  # one per completed occurrence; the last has no next run
+    assert [e.occurrences for e in done] == [1, 2, 3]
+    assert all(e.next_run is not None for e in done[:2]) and done[2].next_run is None
+    assert done[1].next_run > done[0].next_run  # type: ignore[operator]
 
 
 def test_recurring_skips_fire_times_instead_of_piling_up(make_scheduler: Any, log: str) -> None:

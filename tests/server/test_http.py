@@ -63,7 +63,8 @@ def test_snapshot_lists_counts_workers_and_running_tasks(live: Daemon) -> None:
     running = live.snapshot()["running"]
     assert [(r["task_type"], r["executing"]) for r in running] == [("slow::nap", True)]
     assert set(running[0]) == {"id", "task_type", "domain", "priority", "attempt", "worker_pid", "executing",
-                               "progress", "message"}
+                               "progress", "message", "estimated", "bytes_completed", "bytes_total",
+                               "throughput_bps", "eta"}  # fmt: skip
     assert SECRET not in json.dumps(live.snapshot())
 
 
