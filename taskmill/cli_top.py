@@ -74,6 +74,37 @@ def progress_cell(r: dict[str, Any]) -> str:
     return shown + (f"  {msg}" if msg else "")
 
 
+def pressure_table(policy: dict[str, Any]) -> Table | None:
+    """Pressure and its sources, machine IO rates, gate denials, fair shares and rate-limit tokens (from the
+    daemon's /snapshot); None when no policy is configured."""
+    sources = policy.get("pressure_breakdown") or []
+    res = policy.get("resources")
+    denials = policy.get("gate_denials") or {}
+    shares = policy.get("group_allocations") or []
+    limits = policy.get("rate_limits") or []
+    if not (sources or res or denials or shares or limits):
+        return None
+    t = Table(title=f"pressure {policy.get('pressure', 0.0):.2f}", title_justify="left")
+    t.add_column("what")
+    t.add_column("value", justify="left")
+    for name, value in sources:
+        t.add_row(f"source {name}", bar(value, 10))
+    if res:
+        t.add_row("disk read / write", f"{human_bytes(res['io_read_bytes_per_sec'])}/s / "
+                                       f"{human_bytes(res['io_write_bytes_per_sec'])}/s")  # fmt: skip
+        t.add_row("net rx / tx", f"{human_bytes(res['net_rx_bytes_per_sec'])}/s / "
+                                 f"{human_bytes(res['net_tx_bytes_per_sec'])}/s")  # fmt: skip
+        t.add_row("cpu", bar(res["cpu_usage"], 10))
+    for share in shares:
+        what = f"weight {share['weight']}  slots {share['allocated_slots']}  running {share['running']}"
+        t.add_row(f"group {share['group'] or '(ungrouped)'}", what)
+    for lim in limits:
+        t.add_row(f"rate {lim['scope']}", f"{lim['available_tokens']:.1f}/{lim['burst']} tokens")
+    if denials:
+        t.add_row("held back", ", ".join(f"{k} {v}" for k, v in sorted(denials.items())))
+    return t
+
+
 def frame(client: Client, db_path: str, state: TopState, *, rows: int = 15, live: bool = True,
           http: str | None = None) -> RenderableType:  # fmt: skip
     now = time.time()
@@ -123,6 +154,7 @@ def frame(client: Client, db_path: str, state: TopState, *, rows: int = 15, live
     for r in running:
         active.add_row(str(r.id), r.task_type, str(r.priority), str(r.attempt), ago(r.started_at, now),
                        progress_cell(progress.get(r.id, {})))  # fmt: skip
+    pressure = pressure_table(snap[1].get("policy") or {}) if snap else None
     if snap:
         workers = snap[1].get("workers", [])
         busy = sum(1 for w in workers if w.get("running"))
@@ -131,6 +163,8 @@ def frame(client: Client, db_path: str, state: TopState, *, rows: int = 15, live
         title.append("  (daemon HTTP not reachable: no progress)")
     recent = history_table(client.history(limit=10), title="recent history")
     parts: list[RenderableType] = [title, summary, domains, depth, active, recent]
+    if pressure is not None:
+        parts.insert(4, pressure)
     if live:
         parts.append(Text("q or Ctrl-C quits", style="dim"))
     return Group(*parts)

@@ -251,6 +251,11 @@ class SchedulingPolicy:
             self.aging = config
         self._changed()
 
+    def remove_group_minimum_slots(self, group: str) -> None:
+        with self.lock:
+            self.min_slots.pop(group, None)
+        self._changed()
+
     def add_pressure_source(self, source: PressureSource) -> None:
         if not isinstance(source, PressureSource):
             raise ConfigError(f"pressure source {source!r} needs a `name` and a `pressure()` method")

@@ -16,7 +16,16 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, StoreError, SupervisorRunning, WorkerBootError
-from ..settings import DomainImportError, SchedulerConfig, import_domains, load_config, to_json, to_toml
+from ..policy_controls import qualify
+from ..settings import (
+    DomainImportError,
+    SchedulerConfig,
+    import_domains,
+    load_config,
+    policy_kwargs,
+    to_json,
+    to_toml,
+)  # fmt: skip
 from . import hardening, logs
 from .lock import SupervisorLock
 from .runtime import Supervisor
@@ -37,7 +46,11 @@ EXIT_BOOT = 6  # worker processes could not start
 EXIT_UNSAFE = 7  # refused: root without --allow-root, unsafe permissions, network filesystem
 EXIT_STORE = 8  # the database could not be opened or written
 EXIT_HTTP = 9  # the HTTP listen address could not be bound
-RELOADABLE = ("max_concurrency", "domain_concurrency", "logging")  # applied by SIGHUP
+POLICY_RELOADABLE = (
+    "group_concurrency", "default_group_concurrency", "rate_limits", "group_rate_limits", "priority_aging",
+    "group_weights", "default_group_weight", "group_minimum_slots",
+)  # fmt: skip
+RELOADABLE = ("max_concurrency", "domain_concurrency", "logging", *POLICY_RELOADABLE)  # applied by SIGHUP
 
 
 def _err(message: str) -> None:
@@ -88,7 +101,11 @@ class Daemon:
             log.error("reload failed, keeping the running configuration: domain_concurrency names unknown "
                       "domain(s) %s", unknown)  # fmt: skip
             return
-        changes = []
+        try:
+            changes = reload_policy(s, new)
+        except ConfigError as exc:
+            log.error("reload failed, keeping the running configuration: %s", exc)
+            return
         limit = new.max_concurrency
         if limit is None:  # the scheduler's default for the running pool
             limit = s.settings.workers * s.settings.async_concurrency
@@ -108,6 +125,48 @@ class Daemon:
         log.info("reloaded %s: %s", self.config_path, "; ".join(changes) if changes else "no runtime changes")
         if fixed:
             log.warning("changed in the file but only applied at restart: %s", ", ".join(fixed))
+
+
+def _sync(current: dict[str, Any], wanted: dict[str, Any], name: str, set_: Any, remove: Any) -> list[str]:
+    """Make a keyed setting match the file: set what differs, remove what the file no longer has."""
+    changes = []
+    for key in sorted(set(current) - set(wanted)):
+        remove(key)
+        changes.append(f"{name}.{key} removed")
+    for key, value in sorted(wanted.items()):
+        if current.get(key) != value:
+            set_(key, value)
+            changes.append(f"{name}.{key} -> {value}")
+    return changes
+
+
+def reload_policy(s: Scheduler, new: SchedulerConfig) -> list[str]:
+    """Apply the file's scheduling policy to the running scheduler: limits, rate limits, weights, aging.
+    Every name is checked before anything changes, so a bad file leaves the running policy as it was."""
+    kw = policy_kwargs(new)  # validates (qualified task types are checked below)
+    p = s.policy
+    types = {qualify(s.registry, t): r for t, r in kw["rate_limits"].items()}
+    changes = _sync(dict(p.group_limits), kw["group_concurrency"], "group_concurrency", p.set_group_limit,
+                    p.remove_group_limit)  # fmt: skip
+    if p.default_group_limit != new.default_group_concurrency:
+        changes.append(f"default_group_concurrency -> {new.default_group_concurrency}")
+        p.set_default_group_limit(new.default_group_concurrency)
+    with p.lock:
+        current_types = {t: b.limit for t, b in p.type_buckets.items()}
+        current_groups = {g: b.limit for g, b in p.group_buckets.items()}
+    changes += _sync(current_types, types, "rate_limits", p.set_rate_limit, p.remove_rate_limit)
+    changes += _sync(current_groups, kw["group_rate_limits"], "group_rate_limits", p.set_group_rate_limit,
+                     p.remove_group_rate_limit)  # fmt: skip
+    changes += _sync(dict(p.weights), kw["group_weights"], "group_weights", s.set_group_weight, p.remove_group_weight)
+    if p.default_weight != new.default_group_weight:
+        changes.append(f"default_group_weight -> {new.default_group_weight}")
+        p.set_default_group_weight(new.default_group_weight)
+    changes += _sync(dict(p.min_slots), kw["group_minimum_slots"], "group_minimum_slots",
+                     p.set_group_minimum_slots, p.remove_group_minimum_slots)  # fmt: skip
+    if p.aging != kw["priority_aging"]:
+        changes.append("priority_aging " + ("off" if kw["priority_aging"] is None else "changed"))
+        p.set_priority_aging(kw["priority_aging"])
+    return changes
 
 
 def check_only(config_path: str, overrides: Mapping[str, Any], fmt: str) -> int:

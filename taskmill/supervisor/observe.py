@@ -14,7 +14,8 @@ from typing import Any
 
 import msgspec
 
-from ..snapshot import Builder, Durations
+from ..scheduling import PolicyView
+from ..snapshot import Builder, Durations, policy_view
 from ..store import Store
 from .progress import capture
 from .runtime import Supervisor
@@ -73,6 +74,7 @@ class Snapshot(msgspec.Struct, frozen=True):
     domains: dict[str, DomainView]
     workers: list[WorkerView]
     running: list[RunningTask]
+    policy: PolicyView = PolicyView()  # pressure and its sources, resource rates, allocations, rate limits
 
 
 class Observer:
@@ -147,7 +149,7 @@ class Observer:
             uptime_s=round(time.time() - self.started_at, 3), health=self.health(),
             max_concurrency=sup.settings.max_concurrency, async_concurrency=sup.settings.async_concurrency,
             counts=store.status_counts(), history=store.history_status_counts(), totals=self.totals(),
-            domains=domains, workers=workers, running=running,
+            domains=domains, workers=workers, running=running, policy=policy_view(sup),
         )  # fmt: skip
 
     def metrics(self) -> str:

@@ -159,3 +159,39 @@ def test_the_example_service_runs(tmp_path: Path) -> None:
     finally:
         d.stop()
     assert d.proc is not None and d.proc.returncode == 0
+
+
+def test_sighup_reloads_scheduling_policy_and_top_shows_it(make_daemon: MakeDaemon) -> None:
+    d = make_daemon()
+    d.write_config(body='[group_concurrency]\nuploads = 2\n[rate_limits."srv::mark"]\npermits = 5\n'
+                        '[group_weights]\nacme = 3\n')  # fmt: skip
+    d.start()
+    policy = d.snapshot()["policy"]
+    assert policy["group_limits"] == {"uploads": 2}
+    assert [(r["scope"], r["permits"]) for r in policy["rate_limits"]] == [("type:srv::mark", 5)]
+
+    d.write_config(body='[group_concurrency]\nuploads = 4\n[rate_limits."srv::mark"]\npermits = 7\nburst = 2\n'
+                        '[priority_aging]\ngrace_period = 30\n')  # fmt: skip
+    d.signal(signal.SIGHUP)
+    d.wait_for_log("reloaded", count=1)
+    log = d.log_text()
+    assert "group_concurrency.uploads -> 4" in log and "group_weights.acme removed" in log
+    assert "priority_aging changed" in log and "only applied at restart" not in log
+    policy = d.snapshot()["policy"]
+    assert policy["group_limits"] == {"uploads": 4} and policy["aging_config"]["grace_period"] == 30
+    assert [(r["scope"], r["permits"], r["burst"]) for r in policy["rate_limits"]] == [("type:srv::mark", 7, 2)]
+
+    d.write_config(body='[rate_limits."mark"]\npermits = 1\n')  # not a qualified type: refused, nothing changes
+    d.signal(signal.SIGHUP)
+    d.wait_for_log("reload failed")
+    assert "unknown task type 'mark'; did you mean 'srv::mark'" in d.log_text()
+    assert d.snapshot()["policy"]["group_limits"] == {"uploads": 4}
+
+    from rich.console import Console
+
+    from taskmill.cli_top import pressure_table
+
+    console = Console(width=120, record=True)
+    console.print(pressure_table(d.snapshot()["policy"]))
+    text = console.export_text()
+    assert "pressure 0.00" in text and "rate type:srv::mark" in text and "/2 tokens" in text
