@@ -56,7 +56,7 @@ from .outcome import BatchOutcome, SubmitOutcome
 from .policy.recurrence import RecurringSchedule
 from .policy.retry import RetryPolicy
 from .priority import Priority
-from .store.records import ChildRecord, HistoryRecord, TaskRecord
+from .store.records import ChildRecord, HistoryRecord, TaskRecord, TypeStats
 from .store.recurring import RecurringScheduleInfo
 from .submission import TaskSubmission
 from .task import DependencyFailurePolicy, IoBudget, Task, TaskTypeConfig
@@ -68,7 +68,8 @@ __version__ = "0.1.0"
 # this package through the user's domain modules and need none of it, so they start faster.
 _LAZY = {
     "Client": "client", "TaskLookup": "client", "connect": "client", "DomainHandle": "handle",
-    "Scheduler": "scheduler", "SchedulerConfig": "settings", "load_config": "settings",
+    "Scheduler": "scheduler", "SchedulerConfig": "settings", "load_config": "settings", "Metrics": "metrics",
+    "MetricsSnapshot": "metrics",
 }  # fmt: skip
 
 
@@ -86,6 +87,7 @@ def __getattr__(name: str) -> object:
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
     from .client import Client, TaskLookup, connect
     from .handle import DomainHandle
+    from .metrics import Metrics, MetricsSnapshot
     from .scheduler import Scheduler
     from .settings import SchedulerConfig, load_config
 
@@ -113,6 +115,8 @@ __all__ = [
     "InvalidPayload",
     "InvalidState",
     "IoBudget",
+    "Metrics",
+    "MetricsSnapshot",
     "NotFound",
     "Paused",
     "PayloadTooLarge",
@@ -150,6 +154,7 @@ __all__ = [
     "TaskTypeConfig",
     "TaskUnblocked",
     "TaskmillError",
+    "TypeStats",
     "UnknownDomain",
     "UnknownTaskType",
     "Waiting",

@@ -23,6 +23,7 @@ import msgspec
 from .config import DEFAULT_RETENTION, RetentionPolicy, ShutdownMode
 from .domain import Domain
 from .errors import ConfigError
+from .metrics import options as metrics_options
 from .policy.retry import RetryPolicy
 
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
@@ -106,6 +107,9 @@ class SchedulerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     hang_timeout: PositiveFloat | None = None
     heartbeat_interval: PositiveFloat = 1.0
     app_state: list[str] = []
+    metrics_prefix: str | None = None  # metric names become <prefix>_taskmill_<name>
+    metrics_labels: dict[str, str] = {}  # added to every metric
+    metrics_disabled: list[str] = []  # metric names (docs/metrics.md) not to export
     domain_concurrency: dict[str, int] = {}  # domain name -> cap (DomainHandle.set_max_concurrency)
     python_path: list[str] = []
     umask: str = "0027"  # the daemon's; "0007" lets a submitter group write the database
@@ -201,6 +205,10 @@ def check(cfg: SchedulerConfig, source: str = "<config>") -> None:
                           f"\"0007\"), got {cfg.umask!r}")  # fmt: skip
     if not cfg.domains:
         raise ConfigError(f"{source}: key `domains`: list at least one 'package.module:attribute' domain")
+    try:
+        metrics_options(cfg.metrics_prefix, cfg.metrics_labels, cfg.metrics_disabled)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     for name, cap in cfg.domain_concurrency.items():
         if cap < 0:
             raise ConfigError(f"{source}: key `domain_concurrency.{name}`: must be >= 0 (0 = no cap), got {cap}")
@@ -280,6 +288,7 @@ def scheduler_kwargs(cfg: SchedulerConfig) -> dict[str, Any]:
         max_tasks_per_worker=cfg.max_tasks_per_worker, max_worker_memory=cfg.max_worker_memory,
         hang_timeout=cfg.hang_timeout, heartbeat_interval=cfg.heartbeat_interval,
         app_state=[import_object(s, f"app_state[{i}]") for i, s in enumerate(cfg.app_state)],
+        metrics_prefix=cfg.metrics_prefix, metrics_labels=cfg.metrics_labels, metrics_disabled=cfg.metrics_disabled,
     )  # fmt: skip
 
 

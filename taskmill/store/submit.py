@@ -16,7 +16,7 @@ import apsw
 import msgspec
 
 from ..outcome import SubmitOutcome
-from . import deps, flow, recurring, sql
+from . import deps, flow, recurring, sql, stats
 from . import sql_flow as q
 from .records import F_DEPENDS, NewTask
 
@@ -97,6 +97,7 @@ def _on_conflict(conn: apsw.Connection, t: NewTask, existing: tuple, now_ms: int
             waits = deps.active_dependencies(conn, t.depends_on, t.on_dep_failure, parent_id=t.parent_id,
                                              replacing=tid) if t.depends_on else []  # fmt: skip
             conn.execute(sql.SUPERSEDE_COPY, (tid, now_ms))
+            stats.bump(conn, "superseded", t.task_type)
             recurring.end(conn, tid)
             conn.execute(q.DELETE_EDGES_OF, (tid,))  # the replacement brings its own dependencies
             conn.execute(
@@ -117,6 +118,7 @@ def _on_conflict(conn: apsw.Connection, t: NewTask, existing: tuple, now_ms: int
         conn.execute(sql.REQUEST_STOP, (tid, 2))
         conn.execute(sql.SUPERSEDE_WAITING, (tid, now_ms))
         if conn.changes():
+            stats.ended(conn, tid, "superseded", t.task_type)
             flow.settle(conn, now_ms, [tid], flow.Effects())  # its children end with it
         outcome = _insert(conn, t, now_ms)
         conn.execute(q.MOVE_EDGES, (tid, outcome.id))  # whatever waited for the old task waits for the new one
@@ -174,6 +176,8 @@ def submit_one(conn: apsw.Connection, t: NewTask, now_ms: int) -> SubmitOutcome:
 
 def submit_many(conn: apsw.Connection, tasks: Sequence[NewTask], now_ms: int) -> list[SubmitOutcome]:
     """Insert a batch in the caller's write transaction. Intra-batch duplicates: the last item wins."""
+    if tasks:
+        stats.batch(conn, len(tasks))
     last_index: dict[str, int] = {}
     for i, t in enumerate(tasks):
         last_index[t.key] = i

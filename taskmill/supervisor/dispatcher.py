@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from typing import Any
 
 import msgspec
 
 from .. import events as ev
+from ..metrics import Metrics
 from ..policy.dispatch import DurationTracker
 from ..policy.preempt import should_recycle
 from ..policy.retry import RetryPolicy, decide_failure
@@ -38,7 +38,9 @@ header = ev.header_of
 
 
 class Dispatcher:
-    def __init__(self, store: Store, registry: Registry, bus: ev.EventBus, settings: Any) -> None:
+    def __init__(
+        self, store: Store, registry: Registry, bus: ev.EventBus, settings: Any, metrics: Metrics | None = None
+    ) -> None:
         self.store = store
         self.registry = registry
         self.bus = bus
@@ -56,7 +58,8 @@ class Dispatcher:
         self.claiming = True
         self.shutting_down = False
         self.since_prune = 0
-        self.stats: Counter[str] = Counter()
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.untag: list[int] = []  # tasks with tags that this turn finishes (their tags leave the index)
         self._types: dict[str, bool] = {}
         self.check_control = True  # the database changed under us: look for stop requests and pauses
         self.control = Controller(self, settings)
@@ -69,6 +72,7 @@ class Dispatcher:
         publish = self.bus.active
         orders = self.control.stopper.orders
         pp = -1 if self.settings.preempt_priority is None else self.settings.preempt_priority
+        completed = self.metrics.completed_one
         for r in results:
             if sync and sync[0].id == r.id and sync[0].attempt == r.attempt:
                 c = sync.popleft()  # the common case: results arrive in the order the worker ran them
@@ -85,6 +89,9 @@ class Dispatcher:
                 self.control.preempting.discard((c.id, c.attempt))
                 if not (c.flags and self.flow.took(c, r)):  # took: a parent leaving execute, the turn decides
                     done.append(self._row("completed", r, c, None))
+                    completed(c, r.elapsed_us / 1e6 if r.elapsed_us else None)
+                    if c.tags:
+                        self.untag.append(c.id)
                     if publish:
                         self.pending_events.append(ev.Completed(header(c), r.elapsed_us / 1e6))
             elif order is not None and order.reason == "request":
@@ -125,15 +132,20 @@ class Dispatcher:
             if c.flags:
                 self.flow.ended.append(c.id)  # settled once the turn has recorded it
             self.finished["cancelled"].append(self._row("cancelled", r, c, error))
+            self.metrics.cancelled += 1
+            if c.tags:
+                self.untag.append(c.id)
             if publish:
                 self.pending_events.append(ev.Cancelled(header(c)))
             return
         policy, max_retries = self.retry_policy(c)
         d = decide_failure(retryable=r.retryable, retry_count=c.retry_count, max_retries=max_retries,
                            policy=policy, retry_after=r.retry_after)  # fmt: skip
-        self.stats[d.kind] += 1
+        self.metrics.failed_one(c, d.kind, r.retryable, r.elapsed_us / 1e6 if r.elapsed_us else None)
         if d.kind in ("fail", "dead_letter"):
             status = "failed" if d.kind == "fail" else "dead_letter"
+            if c.tags:
+                self.untag.append(c.id)
             if c.flags:
                 self.flow.ended.append(c.id)
             self.finished[status].append(self._row(status, r, c, error))
@@ -198,6 +210,7 @@ class Dispatcher:
         sends: dict[WorkerHandle, list[Claimed]] = {}
         control = self.control
         with self.store.write():
+            self.metrics.scan_submitted(self.store.conn)
             self.flow.refresh()
             self._write_outcomes(now, sends)
             self.flow.write(now)
@@ -236,6 +249,8 @@ class Dispatcher:
                 if dispatch.finish(conn, rows) and status == "completed":
                     self.queue_maybe_nonempty = True  # a requeued task is pending again
                 self.since_prune += len(rows)
+        if self.untag:
+            dispatch.drop_finished_tags(conn, self.untag)
         if self.retry_later:
             dispatch.retry_later(conn, self.retry_later)
         for worker, c, error in self.inline:
@@ -261,6 +276,7 @@ class Dispatcher:
     def _clear_outcomes(self) -> None:
         for rows in self.finished.values():
             rows.clear()
+        self.untag.clear()
         self.retry_later.clear()
         self.inline.clear()
         self.releases.clear()
@@ -327,6 +343,7 @@ class Dispatcher:
         cap = self.settings.async_concurrency
         sync_targets = [*refill]
         publish = self.bus.active
+        dispatched, now = self.metrics.dispatched_one, now_ms()
         rr = 0
         for c in claimed:
             target: WorkerHandle | None = None
@@ -357,6 +374,7 @@ class Dispatcher:
                 self.releases.append((c.id, c.attempt))
                 continue
             sends.setdefault(target, []).append(c)
+            dispatched(c, now)
             if publish:
                 self.pending_events.append(ev.Dispatched(header(c), target.pid, c.attempt))
         if self.releases:
@@ -376,3 +394,7 @@ class Dispatcher:
 
     def inflight_count(self) -> int:
         return sum(len(w.sync) + len(w.asyncs) for w in self.workers)
+
+    def executing_count(self) -> int:
+        """Tasks executing now (a sync worker's queued prefetch is not executing yet)."""
+        return sum(1 for w in self.workers if w.sync) + sum(len(w.asyncs) for w in self.workers)

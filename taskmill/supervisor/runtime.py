@@ -14,12 +14,14 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
 from .. import events as ev
 from ..errors import StoreError, WorkerBootError
+from ..metrics import Metrics, MetricsSnapshot, read_gauges, snapshot
 from ..policy.preempt import should_recycle, task_limit
 from ..protocol import Boot, ChildrenQuery, Progress, Results, Spawn, StateRef, ToSupervisor
 from ..registry import Registry
@@ -57,15 +59,18 @@ class Settings(msgspec.Struct, kw_only=True):
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, registry: Registry, bus: ev.EventBus) -> None:
+    def __init__(
+        self, settings: Settings, registry: Registry, bus: ev.EventBus, metrics: Metrics | None = None
+    ) -> None:
         self.settings = settings
         self.registry = registry
         self.bus = bus
+        self.metrics = metrics if metrics is not None else Metrics()  # policy code counts gate denials here
+        self.exporter: Callable[[], Any] | None = None  # the scheduler's Prometheus exporter (for /metrics)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.dispatcher: Dispatcher | None = None
         self.started = threading.Event()
         self.recovered = 0
-        self.completed = 0  # attempts workers reported done since start (the daemon's /metrics counter)
         self.progress: dict[int, tuple[float, str | None]] = {}  # last report per running task id
         self.error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
@@ -99,6 +104,16 @@ class Supervisor:
         with contextlib.suppress(RuntimeError):
             self.loop.call_soon_threadsafe(self._stop, hard)
 
+    def executing_count(self) -> int | None:
+        """Tasks executing now (None before dispatch starts). Safe from any thread: it only reads lengths."""
+        d = self.dispatcher
+        return None if d is None else d.executing_count()
+
+    def metrics_snapshot(self, store: Store) -> MetricsSnapshot:
+        """Counters, plus gauges read through ``store`` (a connection of the calling thread)."""
+        gauges = read_gauges(store, self.executing_count(), self.settings.max_concurrency, self.metrics.pressure)
+        return snapshot(self.metrics, store.counters(), gauges)
+
     @property
     def stopping(self) -> bool:
         """A stop was requested: no new claims; running tasks are finishing or being interrupted."""
@@ -122,7 +137,6 @@ class Supervisor:
         if isinstance(msg, Results):
             if msg.rss:
                 worker.rss = msg.rss
-            self.completed += sum(r.status == "ok" for r in msg.results)
             self.dispatcher.on_results(worker, msg.results)
             self._wake()
         elif isinstance(msg, Spawn | ChildrenQuery):
@@ -194,7 +208,7 @@ class Supervisor:
                 self.recovered = dispatch.recover(store.conn, now_ms(), ended)
             if self.recovered:
                 log.info("recovered %d task(s) left running by a previous supervisor", self.recovered)
-            self.dispatcher = Dispatcher(store, self.registry, self.bus, self.settings)
+            self.dispatcher = Dispatcher(store, self.registry, self.bus, self.settings, self.metrics)
             self.dispatcher.control.start()
             self.dispatcher.flow.start(now_ms(), ended)
             listener = WakeupListener(self.settings.store_path)
