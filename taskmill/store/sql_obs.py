@@ -137,6 +137,6 @@ SELECT COUNT(*), AVG(COALESCE(actual_read_bytes, 0) * 1000.0 / duration_ms),
     AVG(COALESCE(actual_write_bytes, 0) * 1000.0 / duration_ms)
 FROM (SELECT actual_read_bytes, actual_write_bytes, duration_ms FROM tasks INDEXED BY idx_finished_type
       WHERE task_type = +?1 AND finished_at IS NOT NULL AND status = 'completed' AND duration_ms > 0
-      ORDER BY finished_at DESC LIMIT (+?2 + 0))
+      ORDER BY finished_at DESC, id DESC LIMIT (+?2 + 0))
 """
 PAUSED_GROUP_COUNT = "SELECT COUNT(*) FROM paused_groups"
