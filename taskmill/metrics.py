@@ -272,7 +272,7 @@ class MetricsOptions(msgspec.Struct, frozen=True, kw_only=True):
 def options(prefix: str | None, labels: Mapping[str, str] | None, disabled: Iterable[str]) -> MetricsOptions:
     """Validate the Scheduler's ``metrics_*`` keywords."""
     if prefix is not None and (not isinstance(prefix, str) or not _NAME.match(prefix)):
-        raise ConfigError(f"metrics_prefix must match [a-zA-Z_][a-zA-Z0-9_]*, got {prefix!r}")
+        raise ConfigError(f"metrics_prefix: must match [a-zA-Z_][a-zA-Z0-9_]*, got {prefix!r}")
     out: dict[str, str] = {}
     for k, v in (labels or {}).items():
         if not isinstance(k, str) or not _NAME.match(k) or k.startswith("__"):

@@ -205,10 +205,13 @@ def check(cfg: SchedulerConfig, source: str = "<config>") -> None:
                           f"\"0007\"), got {cfg.umask!r}")  # fmt: skip
     if not cfg.domains:
         raise ConfigError(f"{source}: key `domains`: list at least one 'package.module:attribute' domain")
-    try:
-        metrics_options(cfg.metrics_prefix, cfg.metrics_labels, cfg.metrics_disabled)
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+    for key, args in (("metrics_prefix", (cfg.metrics_prefix, None, ())),
+                      ("metrics_labels", (None, cfg.metrics_labels, ())),
+                      ("metrics_disabled", (None, None, cfg.metrics_disabled))):  # fmt: skip
+        try:
+            metrics_options(*args)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: key `{key}`: {str(exc).partition(': ')[2]}") from None
     for name, cap in cfg.domain_concurrency.items():
         if cap < 0:
             raise ConfigError(f"{source}: key `domain_concurrency.{name}`: must be >= 0 (0 = no cap), got {cap}")
