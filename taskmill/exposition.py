@@ -105,7 +105,7 @@ class MetricsExporter:
             if not self._on(name):
                 continue
             fam = self._family(CounterMetricFamily, name, help_, tgm)
-            values = dict(mem)
+            values = mem.snapshot()
             for task_type, n in by_type.get(name.removeprefix("tasks_").removesuffix("_total"), {}).items():
                 values[(task_type, None)] = values.get((task_type, None), 0) + n
             for (task_type, group), n in sorted(values.items(), key=_sort_key):
@@ -191,7 +191,7 @@ class MetricsExporter:
         for bound, n in zip([*map(_le, h.bounds), "+Inf"], counts, strict=True):
             cumulative += n
             buckets.append((bound, cumulative))
-        fam.add_metric([*self._label_values, *labels], buckets=buckets, sum_value=h.sum)
+        fam.add_metric([*self._label_values, *labels], buckets=buckets, sum_value=h.total)
 
     def _gauges(self, g: Gauges) -> Iterator[Metric]:
         for name, help_, value in (

@@ -72,7 +72,8 @@ class Dispatcher:
         publish = self.bus.active
         orders = self.control.stopper.orders
         pp = -1 if self.settings.preempt_priority is None else self.settings.preempt_priority
-        completed = self.metrics.completed_one
+        ok: list[Claimed] = []
+        ok_us: list[int] = []
         for r in results:
             if sync and sync[0].id == r.id and sync[0].attempt == r.attempt:
                 c = sync.popleft()  # the common case: results arrive in the order the worker ran them
@@ -89,9 +90,8 @@ class Dispatcher:
                 self.control.preempting.discard((c.id, c.attempt))
                 if not (c.flags and self.flow.took(c, r)):  # took: a parent leaving execute, the turn decides
                     done.append(self._row("completed", r, c, None))
-                    completed(c, r.elapsed_us / 1e6 if r.elapsed_us else None)
-                    if c.tags:
-                        self.untag.append(c.id)
+                    ok.append(c)
+                    ok_us.append(r.elapsed_us)
                     if publish:
                         self.pending_events.append(ev.Completed(header(c), r.elapsed_us / 1e6))
             elif order is not None and order.reason == "request":
@@ -100,6 +100,8 @@ class Dispatcher:
                 self.classify_failure(c, r, worker if worker.alive else None)
             if c.priority <= pp:
                 self.control.urgent_finished = True
+        if ok:
+            self.metrics.completed_many(ok, ok_us)
         worker.tasks_done += len(results)
         if should_recycle(worker.tasks_done, worker.task_limit, worker.rss, self.settings.max_worker_memory):
             worker.retiring = True  # no new work from now on; replaced once idle
@@ -108,8 +110,9 @@ class Dispatcher:
             if orders:
                 self.control.stopper.promoted(worker)
 
-    @staticmethod
-    def _row(status: str, r: Result, c: Claimed, error: str | None) -> tuple[Any, ...]:
+    def _row(self, status: str, r: Result, c: Claimed, error: str | None) -> tuple[Any, ...]:
+        if c.tags:
+            self.untag.append(c.id)  # its tags leave the index with the finished row
         return (status, r.finished_ms, r.started_ms, r.finished_ms - r.started_ms, r.read_bytes, r.write_bytes,
                 r.net_rx_bytes, r.net_tx_bytes, 0 if status == "completed" else 1, error, c.id, c.attempt)  # fmt: skip
 
@@ -133,8 +136,6 @@ class Dispatcher:
                 self.flow.ended.append(c.id)  # settled once the turn has recorded it
             self.finished["cancelled"].append(self._row("cancelled", r, c, error))
             self.metrics.cancelled += 1
-            if c.tags:
-                self.untag.append(c.id)
             if publish:
                 self.pending_events.append(ev.Cancelled(header(c)))
             return
@@ -144,8 +145,6 @@ class Dispatcher:
         self.metrics.failed_one(c, d.kind, r.retryable, r.elapsed_us / 1e6 if r.elapsed_us else None)
         if d.kind in ("fail", "dead_letter"):
             status = "failed" if d.kind == "fail" else "dead_letter"
-            if c.tags:
-                self.untag.append(c.id)
             if c.flags:
                 self.flow.ended.append(c.id)
             self.finished[status].append(self._row(status, r, c, error))
@@ -343,7 +342,7 @@ class Dispatcher:
         cap = self.settings.async_concurrency
         sync_targets = [*refill]
         publish = self.bus.active
-        dispatched, now = self.metrics.dispatched_one, now_ms()
+        placed: list[Claimed] = []
         rr = 0
         for c in claimed:
             target: WorkerHandle | None = None
@@ -374,9 +373,10 @@ class Dispatcher:
                 self.releases.append((c.id, c.attempt))
                 continue
             sends.setdefault(target, []).append(c)
-            dispatched(c, now)
+            placed.append(c)
             if publish:
                 self.pending_events.append(ev.Dispatched(header(c), target.pid, c.attempt))
+        self.metrics.dispatched_many(placed, now_ms())
         if self.releases:
             dispatch.release(self.store.conn, self.releases)
             self.releases.clear()
@@ -394,7 +394,3 @@ class Dispatcher:
 
     def inflight_count(self) -> int:
         return sum(len(w.sync) + len(w.asyncs) for w in self.workers)
-
-    def executing_count(self) -> int:
-        """Tasks executing now (a sync worker's queued prefetch is not executing yet)."""
-        return sum(1 for w in self.workers if w.sync) + sum(len(w.asyncs) for w in self.workers)

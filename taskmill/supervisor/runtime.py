@@ -107,7 +107,9 @@ class Supervisor:
     def executing_count(self) -> int | None:
         """Tasks executing now (None before dispatch starts). Safe from any thread: it only reads lengths."""
         d = self.dispatcher
-        return None if d is None else d.executing_count()
+        if d is None:
+            return None
+        return sum(1 for w in d.workers if w.sync) + sum(len(w.asyncs) for w in d.workers)
 
     def metrics_snapshot(self, store: Store) -> MetricsSnapshot:
         """Counters, plus gauges read through ``store`` (a connection of the calling thread)."""
