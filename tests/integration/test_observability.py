@@ -80,9 +80,9 @@ def test_metrics_count_what_went_through_each_path(make_scheduler: Any, db: Path
     h.submit(io("down"), depends_on=[upstream.id])  # type: ignore[list-item]
     assert s.cancel(upstream.id)  # type: ignore[arg-type]
     expect.update(submitted=2, cancelled=1, dependency_failures=1)
-    stopped = h.submit(io("stop-me", gate=gate))
+    stopped = h.submit(io("stop-me", gate=gate), tags={"stop.me": "yes"})
     wait_for(lambda: started(log, "stop-me"), what="stop-me started")
-    assert s.cancel(stopped.id)  # type: ignore[arg-type]
+    assert s.cancel_by_tag_key_prefix("stop.") == [stopped.id]  # running: stopped through the cancel path
     expect.update(submitted=1, cancelled=1)
     h.submit(io("sr", k="sr", gate=gate))
     wait_for(lambda: started(log, "sr"), what="sr started")
@@ -199,6 +199,15 @@ def test_exposition_options_and_private_registries(make_scheduler: Any, tmp_path
         for sample in fam.samples:
             assert sample.labels["env"] == "prod" and sample.labels["region"] == "eu", sample
     assert a.metrics_registry is not b.metrics_registry
+    a.metrics.inc_gate_denial("group_limit")  # what the dispatch gate calls (supervisor.metrics)
+    a.metrics.inc_gate_denial("group_limit")
+    a.metrics.inc_rate_limit_throttle()
+    snap = a.metrics_snapshot()
+    assert (snap.gate_denials, snap.rate_limit_throttles) == (3, 1)
+    assert snap.gate_denials_by_reason == {"group_limit": 2, "rate_limit": 1}
+    denials = families(a.metrics_text())["app_taskmill_gate_denials"]
+    assert {x.labels["reason"]: x.value for x in samples(denials, "_total")} == {"group_limit": 2, "rate_limit": 1}
+    assert b.metrics_snapshot().gate_denials == 0
     assert not any(n.startswith(("taskmill_", "app_taskmill_")) for n in families(prometheus_client.generate_latest()))
     for bad, match in (({"metrics_prefix": "9x"}, "metrics_prefix"), ({"metrics_labels": {"type": "x"}}, "taskmill's own"),
                        ({"metrics_disabled": ["nope"]}, "unknown metric 'nope'")):  # fmt: skip
