@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import dispatch_bench, measure, store_bench, workflow_bench
+from . import dispatch_bench, measure, query_bench, store_bench, workflow_bench
 from .harness import Result
 from .latency import latency
 from .report import Target
@@ -47,6 +47,8 @@ class Counts:
     chain_submit: tuple[int, ...] = (10, 50, 200)
     chains: tuple[int, ...] = (10, 25, 50)
     fan_in: tuple[int, ...] = (10, 50, 100)
+    tag_tasks: int = 100_000
+    tag_samples: int = 20
 
 
 SMOKE = Counts(
@@ -76,6 +78,8 @@ SMOKE = Counts(
     chain_submit=(5,),
     chains=(5,),
     fan_in=(5,),
+    tag_tasks=2000,
+    tag_samples=3,
 )
 
 Fn = Callable[[Path, Durability, Counts], Result]
@@ -186,6 +190,12 @@ WORKLOADS = [
         False,
         lambda r, d, c: store_bench.history(r, c.history_sizes, c.history_samples),
         "history(50, 0) and history_by_type(t, 100) over N finished rows",
+    ),
+    Workload(
+        "tag_queries",
+        False,
+        lambda r, d, c: query_bench.tag_queries(r, c.tag_tasks, c.tag_samples),
+        "tag queries and history stats over N active tagged tasks and N finished ones",
     ),
     Workload(
         "cpu",

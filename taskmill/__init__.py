@@ -64,7 +64,7 @@ from .policy.retry import RetryPolicy
 from .priority import Priority
 from .progress import EstimatedProgress, TaskProgress
 from .resources import ResourceSampler, SamplerConfig
-from .store.records import ChildRecord, HistoryRecord, TaskRecord
+from .store.records import ChildRecord, HistoryRecord, TaskRecord, TypeStats
 from .store.recurring import RecurringScheduleInfo
 from .submission import TaskSubmission
 from .task import DependencyFailurePolicy, IoBudget, Task, TaskTypeConfig
@@ -79,7 +79,8 @@ _LAZY = {
     "Scheduler": "scheduler", "SchedulerConfig": "settings", "load_config": "settings",
     "PolicyView": "scheduling", "RateLimitInfo": "scheduling", "GroupAllocationInfo": "scheduling",
     "SchedulerSnapshot": "snapshot", "DomainSnapshot": "snapshot", "RunningTask": "snapshot",
-    "PausedGroupInfo": "snapshot", "TaskEvents": "task_events",
+    "PausedGroupInfo": "snapshot", "TaskEvents": "task_events", "Metrics": "metrics",
+    "MetricsSnapshot": "metrics",
 }  # fmt: skip
 
 
@@ -97,6 +98,7 @@ def __getattr__(name: str) -> object:
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
     from .client import Client, TaskLookup, connect
     from .handle import DomainHandle
+    from .metrics import Metrics, MetricsSnapshot
     from .scheduler import Scheduler
     from .scheduling import GroupAllocationInfo, PolicyView, RateLimitInfo
     from .settings import SchedulerConfig, load_config
@@ -134,6 +136,8 @@ __all__ = [
     "InvalidPayload",
     "InvalidState",
     "IoBudget",
+    "Metrics",
+    "MetricsSnapshot",
     "NotFound",
     "Paused",
     "PausedGroupInfo",
@@ -184,6 +188,7 @@ __all__ = [
     "TaskUnblocked",
     "TaskmillError",
     "ThrottlePolicy",
+    "TypeStats",
     "UnknownDomain",
     "UnknownTaskType",
     "Waiting",

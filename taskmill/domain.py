@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from .errors import ConfigError
+from .errors import ConfigError, SubmitError
 from .policy.retry import RetryPolicy
 from .priority import as_priority
 from .task import Task, TaskTypeConfig
@@ -91,6 +91,17 @@ class ExecutorSpec:
         return self._instance
 
 
+def _checked_tags(name: str, tags: dict[str, str] | None) -> dict[str, str]:
+    if not tags:
+        return {}
+    from .submission import check_tags  # submission imports this module
+
+    try:
+        return check_tags(tags)
+    except SubmitError as exc:
+        raise ConfigError(f"domain {name!r} default_tags: {exc}") from None
+
+
 class Domain:
     """A named set of task types with shared defaults, a concurrency cap and per-process state."""
 
@@ -118,7 +129,7 @@ class Domain:
         self.default_ttl = default_ttl
         self.default_group = default_group
         self.default_retry = default_retry
-        self.default_tags = dict(default_tags or {})
+        self.default_tags = _checked_tags(name, default_tags)
         if timeout is not None and timeout <= 0:
             raise ConfigError("timeout must be > 0 seconds (None = no limit)")
         self.max_concurrency = max_concurrency

@@ -14,7 +14,7 @@ from .outcome import BatchOutcome, SubmitOutcome
 from .policy.ratelimit import RateLimit
 from .policy.recurrence import RecurringSchedule
 from .progress import EstimatedProgress, TaskProgress
-from .store.records import HistoryRecord, TaskRecord
+from .store.records import HistoryRecord, TaskRecord, TypeStats
 from .store.recurring import RecurringScheduleInfo
 from .task import IoBudget, Task
 
@@ -107,14 +107,93 @@ class DomainHandle:
         payload = submission.encode_payload(spec, task, self._client._defaults.max_payload_bytes)
         return self._client._lookup_key(submission.dedup_key(spec.qualified_type, task.key(), payload))
 
+    def _type(self, task_type: type[Task] | str) -> str:
+        """A qualified type name of this domain, from a Task class or a bare or qualified name."""
+        if isinstance(task_type, type):
+            return self.domain.spec_for(task_type).qualified_type
+        return task_type if "::" in task_type else f"{self.name}::{task_type}"
+
     def pending_count(self) -> int:
         return self._client._store().count("pending", self.name)
 
     def running_count(self) -> int:
         return self._client._store().count("running", self.name)
 
+    def paused_count(self) -> int:
+        return self._client._store().count("paused", self.name)
+
+    def waiting_count(self) -> int:
+        return self._client._store().count("waiting", self.name)
+
+    def pending_tasks(self, limit: int = 100, offset: int = 0) -> list[TaskRecord]:
+        return self._client._store().tasks_by_status("pending", limit, offset, self.name)
+
+    def running_tasks(self, limit: int = 100, offset: int = 0) -> list[TaskRecord]:
+        return self._client._store().tasks_by_status("running", limit, offset, self.name)
+
+    def paused_tasks(self, limit: int = 100, offset: int = 0) -> list[TaskRecord]:
+        return self._client._store().tasks_by_status("paused", limit, offset, self.name)
+
+    def waiting_tasks(self, limit: int = 100, offset: int = 0) -> list[TaskRecord]:
+        return self._client._store().tasks_by_status("waiting", limit, offset, self.name)
+
+    def pending_by_type(self) -> dict[str, int]:
+        return self._client._store().pending_by_type(self.name)
+
+    def running_io_totals(self) -> IoBudget:
+        return self._client._store().running_io_totals(self.name)
+
+    def task_by_key(self, key: str) -> TaskRecord | None:
+        rec = self._client.task_by_key(key)
+        return rec if rec is not None and rec.domain == self.name else None
+
+    def history(self, limit: int = 50, offset: int = 0) -> list[HistoryRecord]:
+        return self._client._store().history(limit, offset, self.name)
+
+    def history_by_type(self, task_type: type[Task] | str, limit: int = 50, offset: int = 0) -> list[HistoryRecord]:
+        """``task_type``: a Task class of this domain, or its name (bare or qualified)."""
+        return self._client.history_by_type(self._type(task_type), limit, offset)
+
+    def history_by_key(self, key: str, limit: int = 50) -> list[HistoryRecord]:
+        return [h for h in self._client.history_by_key(key, limit) if h.domain == self.name]
+
+    def failed_tasks(self, limit: int = 50, offset: int = 0) -> list[HistoryRecord]:
+        return self._client._store().history_by_status("failed", limit, offset, domain=self.name)
+
     def dead_letter_tasks(self, limit: int = 50, offset: int = 0) -> list[HistoryRecord]:
         return self._client._store().history_by_status("dead_letter", limit, offset, domain=self.name)
+
+    def history_stats(self, task_type: type[Task] | str) -> TypeStats:
+        return self._client.history_stats(self._type(task_type))
+
+    def avg_throughput(self, task_type: type[Task] | str, n: int = 20) -> tuple[float, float]:
+        return self._client.avg_throughput(self._type(task_type), n)
+
+    # -- tags (this domain's active tasks) ----------------------------------------------------------------
+    def task_ids_by_tags(self, filters: Mapping[str, str], status: str | None = None) -> list[int]:
+        return self._client._store().task_ids_by_tags(filters, status, self.name)
+
+    def count_by_tags(self, filters: Mapping[str, str], status: str | None = None) -> int:
+        return self._client._store().count_by_tags(filters, status, self.name)
+
+    def count_by_tag(self, key: str, status: str | None = None) -> list[tuple[str, int]]:
+        return self._client._store().count_by_tag(key, status, self.name)
+
+    def tag_values(self, key: str) -> list[tuple[str, int]]:
+        return self._client._store().count_by_tag(key, None, self.name)
+
+    def tag_keys_by_prefix(self, prefix: str) -> list[str]:
+        return self._client._store().tag_keys_by_prefix(prefix, None, self.name)
+
+    def task_ids_by_tag_key_prefix(self, prefix: str, status: str | None = None) -> list[int]:
+        return self._client._store().task_ids_by_tag_key_prefix(prefix, status, self.name)
+
+    def count_by_tag_key_prefix(self, prefix: str, status: str | None = None) -> int:
+        return self._client._store().count_by_tag_key_prefix(prefix, status, self.name)
+
+    def cancel_by_tag_key_prefix(self, prefix: str) -> list[int]:
+        """Cancel this domain's active tasks with a tag key starting with ``prefix``; returns their ids."""
+        return self._client.cancel_many(self.task_ids_by_tag_key_prefix(prefix))
 
     def retry_dead_letter(self, task_id: int) -> SubmitOutcome:
         outcome = self._client._store().retry_dead_letter(task_id, domain=self.name)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from . import metrics
 from .client import Client
 from .config import DEFAULT_RETENTION, RetentionPolicy, ShutdownMode
 from .domain import Domain, is_factory
@@ -44,6 +45,9 @@ from .supervisor.progress import LiveView, capture_threadsafe
 from .supervisor.runtime import Settings, Supervisor
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from .exposition import Inputs, MetricsExporter
     from .settings import SchedulerConfig
 
 log = logging.getLogger("taskmill")
@@ -123,6 +127,9 @@ class Scheduler(PolicyControls, Client):
         pressure_sources: Iterable[PressureSource] = (),
         throttle_policy: ThrottlePolicy | None = None,
         bandwidth_limit: float | None = None,
+        metrics_prefix: str | None = None,
+        metrics_labels: Mapping[str, str] | None = None,
+        metrics_disabled: Iterable[str] = (),
     ) -> None:
         domains = list(domains)
         if not domains:
@@ -173,6 +180,13 @@ class Scheduler(PolicyControls, Client):
         self._supervisor: Supervisor | None = None
         self._thread: threading.Thread | None = None
         self._thread_error: BaseException | None = None
+        self.metrics_options = metrics.options(metrics_prefix, metrics_labels, metrics_disabled)
+        off = self.metrics_options.disabled
+        self.metrics = metrics.Metrics(durations="task_duration_seconds" not in off,
+                                       queue_wait="task_queue_wait_seconds" not in off)  # fmt: skip
+        store = self._store()
+        self.metrics.start(store.max_task_id(), store.counters())  # count what happens from now on
+        self._exporter: MetricsExporter | None = None
 
     # -- handles and events -----------------------------------------------------------------------------
     def domain(self, domain: Domain) -> DomainHandle:
@@ -230,6 +244,43 @@ class Scheduler(PolicyControls, Client):
     def max_concurrency(self) -> int:
         return self.settings.max_concurrency
 
+    # -- metrics ----------------------------------------------------------------------------------------
+    def metrics_snapshot(self) -> metrics.MetricsSnapshot:
+        """Counters since this scheduler was created (whichever process caused them) and gauges now; see
+        :class:`taskmill.MetricsSnapshot`."""
+        sup, store = self._supervisor, self._store()
+        if sup is not None:
+            return sup.metrics_snapshot(store)
+        gauges = metrics.read_gauges(store, None, self.settings.max_concurrency, self.metrics.pressure)
+        return metrics.snapshot(self.metrics, store.counters(), gauges)
+
+    def metrics_exporter(self) -> MetricsExporter:
+        """The Prometheus exporter: ``.registry`` is this scheduler's own ``CollectorRegistry``."""
+        if self._exporter is None:
+            from .exposition import MetricsExporter
+
+            self._exporter = MetricsExporter(self.metrics, self._metrics_inputs, self.metrics_options)
+        return self._exporter
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry:
+        """A private ``prometheus_client.CollectorRegistry`` with this scheduler's metrics, to serve with
+        prometheus-client's own helpers (``make_wsgi_app(registry)``, ``start_http_server(port, registry=...)``)."""
+        return self.metrics_exporter().registry
+
+    def metrics_text(self) -> bytes:
+        """Prometheus text exposition (format 0.0.4) of this scheduler's metrics, for an app's /metrics route."""
+        return self.metrics_exporter().text()
+
+    def _metrics_inputs(self) -> Inputs:
+        from .exposition import Inputs
+
+        store = self._store()
+        sup = self._supervisor
+        running = sup.executing_count() if sup is not None else None
+        gauges = metrics.read_gauges(store, running, self.settings.max_concurrency, self.metrics.pressure)
+        return Inputs(store.counters(), gauges)
+
     @property
     def is_running(self) -> bool:
         return (
@@ -242,7 +293,9 @@ class Scheduler(PolicyControls, Client):
     def _make_supervisor(self) -> Supervisor:
         if self._supervisor is not None:
             raise TaskmillError("this scheduler is already running")
-        self._supervisor = Supervisor(self.settings, self.registry, self.bus, self.progress_bus, self.policy)
+        self._supervisor = Supervisor(self.settings, self.registry, self.bus, self.progress_bus, self.policy,
+                                      self.metrics)  # fmt: skip
+        self._supervisor.exporter = self.metrics_exporter
         return self._supervisor
 
     def _new_loop(self) -> asyncio.AbstractEventLoop:

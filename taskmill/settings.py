@@ -23,6 +23,7 @@ import msgspec
 from .config import DEFAULT_RETENTION, RetentionPolicy, ShutdownMode
 from .domain import Domain
 from .errors import ConfigError
+from .metrics import options as metrics_options
 from .policy.aging import AgingConfig
 from .policy.pressure import ThrottlePolicy
 from .policy.ratelimit import RateLimit
@@ -152,6 +153,9 @@ class SchedulerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     pressure_sources: list[str] = []  # "package.module:attribute": a source, or a class built with no arguments
     throttle_policy: list[tuple[Prio, Annotated[float, msgspec.Meta(ge=0, le=1)]]] | None = None
     bandwidth_limit: PositiveFloat | None = None
+    metrics_prefix: str | None = None  # metric names become <prefix>_taskmill_<name>
+    metrics_labels: dict[str, str] = {}  # added to every metric
+    metrics_disabled: list[str] = []  # metric names (docs/metrics.md) not to export
     domain_concurrency: dict[str, int] = {}  # domain name -> cap (DomainHandle.set_max_concurrency)
     python_path: list[str] = []
     umask: str = "0027"  # the daemon's; "0007" lets a submitter group write the database
@@ -253,6 +257,13 @@ def check(cfg: SchedulerConfig, source: str = "<config>") -> None:
                           f"\"0007\"), got {cfg.umask!r}")  # fmt: skip
     if not cfg.domains:
         raise ConfigError(f"{source}: key `domains`: list at least one 'package.module:attribute' domain")
+    for key, args in (("metrics_prefix", (cfg.metrics_prefix, None, ())),
+                      ("metrics_labels", (None, cfg.metrics_labels, ())),
+                      ("metrics_disabled", (None, None, cfg.metrics_disabled))):  # fmt: skip
+        try:
+            metrics_options(*args)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: key `{key}`: {str(exc).partition(': ')[2]}") from None
     for name, cap in cfg.domain_concurrency.items():
         if cap < 0:
             raise ConfigError(f"{source}: key `domain_concurrency.{name}`: must be >= 0 (0 = no cap), got {cap}")
@@ -361,6 +372,7 @@ def scheduler_kwargs(cfg: SchedulerConfig) -> dict[str, Any]:
         hang_timeout=cfg.hang_timeout, heartbeat_interval=cfg.heartbeat_interval,
         app_state=[import_object(s, f"app_state[{i}]") for i, s in enumerate(cfg.app_state)],
         **policy_kwargs(cfg),
+        metrics_prefix=cfg.metrics_prefix, metrics_labels=cfg.metrics_labels, metrics_disabled=cfg.metrics_disabled,
     )  # fmt: skip
 
 

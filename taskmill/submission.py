@@ -70,16 +70,25 @@ def dedup_key(qualified_type: str, explicit: str | None, payload: bytes) -> str:
 
 
 def check_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """Tags as stored: at most :data:`MAX_TAGS` pairs (the domain's default tags, the type's ``tags()``, per-call
+    and inherited tags together), keys of 1 to :data:`MAX_TAG_KEY` bytes and values of at most
+    :data:`MAX_TAG_VALUE` bytes (UTF-8)."""
     if len(tags) > MAX_TAGS:
-        raise SubmitError(f"at most {MAX_TAGS} tags per task, got {len(tags)}")
+        raise SubmitError(
+            f"at most {MAX_TAGS} tags per task, got {len(tags)} (default, type, inherited and per-call tags together)"
+        )
     out: dict[str, str] = {}
     for k, v in tags.items():
         if not isinstance(k, str) or not isinstance(v, str):
             raise SubmitError(f"tag keys and values must be strings, got {k!r}: {v!r}")
-        if not k or len(k.encode()) > MAX_TAG_KEY:
-            raise SubmitError(f"tag key {k[:80]!r} must be 1..{MAX_TAG_KEY} bytes")
-        if len(v.encode()) > MAX_TAG_VALUE:
-            raise SubmitError(f"tag {k!r} value is longer than {MAX_TAG_VALUE} bytes")
+        if not k:
+            raise SubmitError(f"tag keys must not be empty (the value was {v[:40]!r})")
+        size = len(k.encode())
+        if size > MAX_TAG_KEY:
+            raise SubmitError(f"tag key {k[:40]!r}... is {size} bytes, over the {MAX_TAG_KEY}-byte limit")
+        size = len(v.encode())
+        if size > MAX_TAG_VALUE:
+            raise SubmitError(f"tag {k!r}: value is {size} bytes, over the {MAX_TAG_VALUE}-byte limit")
         out[k] = v
     return out
 

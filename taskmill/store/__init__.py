@@ -8,21 +8,22 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import apsw
 
 from ..errors import InvalidState, NotFound
 from ..outcome import SubmitOutcome
-from . import control, deps, dispatch, flow, queries, recurring, sql
+from ..task import IoBudget
+from . import control, deps, dispatch, flow, queries, recurring, sql, sql_obs, stats, tags
 from . import sql_flow as q
 from .connection import Durability, open_connection, read_tx, write_tx
-from .records import Candidate, ChildRecord, Claimed, HistoryRecord, NewTask, TaskRecord, ms_to_s
+from .records import Candidate, ChildRecord, Claimed, HistoryRecord, NewTask, TaskRecord, TypeStats, ms_to_s
 from .schema import migrate
 from .submit import submit_many, submit_one
 
 __all__ = [
-    "Candidate", "Claimed", "Durability", "HistoryRecord", "NewTask", "Store", "TaskRecord", "dispatch",
+    "Candidate", "Claimed", "Durability", "HistoryRecord", "NewTask", "Store", "TaskRecord", "TypeStats", "dispatch",
 ]  # fmt: skip
 
 
@@ -63,7 +64,16 @@ class Store:
     def task_by_key(self, key: str) -> TaskRecord | None:
         return queries.one_task(self.conn, sql.TASK_BY_KEY, (key,))
 
-    def tasks_by_status(self, status: str, limit: int = 100, offset: int = 0) -> list[TaskRecord]:
+    def tasks_by_status(
+        self, status: str, limit: int = 100, offset: int = 0, domain: str | None = None
+    ) -> list[TaskRecord]:
+        """Active tasks in one status, in dispatch order (priority, then id)."""
+        tags.check_status(status, "active tasks")
+        if domain is not None:
+            if status == "pending":
+                return queries.tasks(self.conn, sql_obs.PENDING_TASKS_DOMAIN, (domain, limit, offset))
+            query = q.TASKS_BY_STATUS_DOMAIN.format(cols=sql.TASK_COLUMNS)
+            return queries.tasks(self.conn, query, (status, domain, limit, offset))
         if status == "pending":
             return queries.tasks(self.conn, sql.PENDING_TASKS, (limit, offset))
         return queries.tasks(self.conn, sql.TASKS_BY_STATUS, (status, limit, offset))
@@ -83,10 +93,18 @@ class Store:
         """(domain, priority, pending count), queue depth for dashboards."""
         return [(str(d), int(p), int(n)) for d, p, n in self.conn.execute(sql.PENDING_BY_DOMAIN_PRIORITY)]
 
-    def pending_by_type(self) -> dict[str, int]:
+    def pending_by_type(self, domain: str | None = None) -> dict[str, int]:
+        if domain is not None:
+            return {t: int(n) for t, n in self.conn.execute(sql_obs.PENDING_BY_TYPE_DOMAIN, (domain,))}
         return {t: int(n) for t, n in self.conn.execute(sql.PENDING_BY_TYPE)}
 
-    def history(self, limit: int = 50, offset: int = 0) -> list[HistoryRecord]:
+    def running_io_totals(self, domain: str | None = None) -> IoBudget:
+        """The expected IO (``expected_io``) of the running tasks, summed."""
+        return stats.running_io(self.conn, domain)
+
+    def history(self, limit: int = 50, offset: int = 0, domain: str | None = None) -> list[HistoryRecord]:
+        if domain is not None:
+            return queries.histories(self.conn, sql_obs.HISTORY_PAGE_DOMAIN, (domain, limit, offset))
         return queries.histories(self.conn, sql.HISTORY_PAGE, (limit, offset))
 
     def history_by_type(self, task_type: str, limit: int = 50, offset: int = 0) -> list[HistoryRecord]:
@@ -138,6 +156,44 @@ class Store:
 
     def data_version(self) -> int:
         return queries.scalar(self.conn, sql.DATA_VERSION)
+
+    def history_stats(self, task_type: str) -> TypeStats:
+        return stats.history_stats(self.conn, task_type)
+
+    def avg_throughput(self, task_type: str, n: int = 20) -> tuple[float, float]:
+        return stats.avg_throughput(self.conn, task_type, n)
+
+    # -- tags (active tasks) -----------------------------------------------------------------------------
+    def task_ids_by_tags(self, filters: Mapping[str, str], status: str | None = None,
+                         domain: str | None = None) -> list[int]:  # fmt: skip
+        return tags.ids_by_tags(self.conn, filters, status, domain)
+
+    def count_by_tags(self, filters: Mapping[str, str], status: str | None = None, domain: str | None = None) -> int:
+        return tags.count_by_tags(self.conn, filters, status, domain)
+
+    def count_by_tag(self, key: str, status: str | None = None, domain: str | None = None) -> list[tuple[str, int]]:
+        return tags.count_by_tag(self.conn, key, status, domain)
+
+    def tag_keys_by_prefix(self, prefix: str, status: str | None = None, domain: str | None = None) -> list[str]:
+        return tags.keys_by_prefix(self.conn, prefix, status, domain)
+
+    def task_ids_by_tag_key_prefix(self, prefix: str, status: str | None = None,
+                                   domain: str | None = None) -> list[int]:  # fmt: skip
+        return tags.ids_by_key_prefix(self.conn, prefix, status, domain)
+
+    def count_by_tag_key_prefix(self, prefix: str, status: str | None = None, domain: str | None = None) -> int:
+        return tags.count_by_key_prefix(self.conn, prefix, status, domain)
+
+    # -- metrics -----------------------------------------------------------------------------------------
+    def counters(self) -> dict[tuple[str, str], int]:
+        """The database's metric counters: ``{(name, label): value}`` (see ``stats``)."""
+        return stats.counters(self.conn)
+
+    def max_task_id(self) -> int:
+        return stats.max_id(self.conn)
+
+    def paused_group_count(self) -> int:
+        return stats.paused_group_count(self.conn)
 
     # -- dead letters ----------------------------------------------------------------------------------
     def retry_dead_letter(self, task_id: int, *, domain: str | None = None) -> SubmitOutcome:

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import apsw
 
 from .. import events as ev
-from . import flow, sql
+from . import flow, sql, stats, tags
 from .submit import PAUSE_DOMAIN, PAUSE_GLOBAL, PAUSE_GROUP, PAUSE_PREEMPTION
 
 __all__ = [
@@ -46,6 +46,7 @@ def cancel(
         r = flow.flow_row(conn, task_id)
         if r is not None:
             fx.events.append(ev.Cancelled(flow.header(r)))  # a running one is announced when it has stopped
+        stats.ended(conn, task_id, "cancelled", str(row[3]))
     for (child,) in list(conn.execute(sql.ACTIVE_CHILDREN, (task_id,))):
         requested.extend(cancel(conn, int(child), now_ms, CANCEL, fx)[1])
     if not running:
@@ -82,6 +83,8 @@ def is_domain_paused(conn: apsw.Connection, domain: str) -> bool:
 
 def pause_group(conn: apsw.Connection, group: str, now_ms: int, resume_at_ms: int | None) -> tuple[int, int]:
     """Returns (queued tasks paused, running tasks asked to pause)."""
+    if next(iter(conn.execute(sql.IS_GROUP_PAUSED, (group,))), None) is None:
+        stats.bump(conn, "group_pauses", group)
     conn.execute(sql.ADD_PAUSED_GROUP, (group, now_ms, resume_at_ms))
     queued = _changes(conn, sql.PAUSE_GROUP_QUEUED, (PAUSE_GROUP, now_ms, group))
     return queued, _changes(conn, sql.PAUSE_RUNNING, (PAUSE_GROUP, None, group))
@@ -92,6 +95,7 @@ def resume_group(conn: apsw.Connection, group: str, now_ms: int) -> int | None:
     if next(iter(conn.execute(sql.IS_GROUP_PAUSED, (group,))), None) is None:
         return None
     conn.execute(sql.DEL_PAUSED_GROUP, (group,))
+    stats.bump(conn, "group_resumes", group)
     conn.execute(sql.WITHDRAW_RUNNING, (PAUSE_GROUP, None, group))
     return _changes(conn, sql.CLEAR_GROUP, (PAUSE_GROUP, now_ms, group))
 
@@ -138,7 +142,11 @@ def mark_preempted(conn: apsw.Connection, items: Iterable[tuple[int, int]]) -> N
 def stop_applied(conn: apsw.Connection, now_ms: int, task_id: int, attempt: int) -> tuple[str, int] | None:
     """Record where a stopped run landed: (new status, pause reasons), None if the attempt is stale."""
     row = next(iter(conn.execute(sql.STOP_APPLIED, (now_ms, task_id, attempt))), None)
-    return None if row is None else (str(row[1]), int(row[2]))
+    if row is None:
+        return None
+    if row[1] not in ("pending", "paused"):
+        tags.drop(conn, task_id)  # ended (counted by the supervisor, which applies stops)
+    return str(row[1]), int(row[2])
 
 
 def new_urgent(conn: apsw.Connection, after_id: int, preempt_priority: int) -> tuple[int | None, int]:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 import apsw
 import msgspec
 
-from . import sql
+from . import sql, stats, tags
 from .records import Candidate, Claimed
 
 _json = msgspec.json.encode
@@ -112,12 +112,17 @@ def finish(conn: apsw.Connection, rows: Sequence[FinishRow]) -> int:
     conn.executemany(sql.FINISH, rows)
     if conn.total_changes() - before == len(rows) or rows[0][0] != "completed":
         return 0
-    leftovers = _json([[r[10], r[2], r[1], 0, 0, 0, 0, r[11]] for r in rows]).decode()
+    leftovers = _json([[r[10], r[2], r[1], r[4], r[5], r[6], r[7], r[11]] for r in rows]).decode()
     conn.execute(sql.REQUEUE_COPY, (leftovers,))
     requeued = conn.changes()
     if requeued:
         conn.execute(sql.REQUEUE_RESET, (leftovers,))
     return requeued
+
+
+def drop_finished_tags(conn: apsw.Connection, ids: Sequence[int]) -> None:
+    """Unindex the tags of tasks this turn finished (``ids``: those that carry tags; a requeued run keeps them)."""
+    tags.drop_finished(conn, ids)
 
 
 def retry_later(conn: apsw.Connection, items: Iterable[tuple[str, int | None, int, int]]) -> None:
@@ -142,8 +147,11 @@ def recover(conn: apsw.Connection, now_ms: int, ended: list[int] | None = None) 
     """After a crash: running tasks go back to pending without using a retry. Returns how many. Runs that were
     being stopped land where their request said; their ids go to ``ended`` (to settle what follows)."""
     rows = list(conn.execute(sql.RECOVER_RUNNING, (now_ms,)))
-    if ended is not None:
-        ended.extend(int(tid) for tid, finished in rows if finished is not None)
+    for tid, finished, status, task_type in rows:
+        if finished is not None:
+            stats.ended(conn, int(tid), str(status), str(task_type))
+            if ended is not None:
+                ended.append(int(tid))
     conn.execute(sql.RECOVER_PAUSED, (now_ms,))
     return len(rows)
 

@@ -29,7 +29,7 @@ import apsw
 import msgspec
 
 from .. import events as ev
-from . import recurring, sql
+from . import recurring, sql, stats
 from . import sql_flow as q
 from .records import F_CHILDREN, F_DEPENDENTS, F_DEPENDS, F_HAS_FINALIZE, F_PARENT, F_RECURRING
 
@@ -91,7 +91,10 @@ def settle(conn: apsw.Connection, now_ms: int, ids: Iterable[int], fx: Effects) 
 
 def end_queued(conn: apsw.Connection, r: FlowRow, status: str, error: str, now_ms: int) -> bool:
     conn.execute(q.END_QUEUED, (r.id, status, now_ms, error))
-    return conn.changes() > 0
+    if not conn.changes():
+        return False
+    stats.ended(conn, r.id, status, r.task_type)
+    return True
 
 
 class _Settler:
@@ -205,6 +208,7 @@ class _Settler:
             self.fx.queued = True
         else:
             self.conn.execute(q.COMPLETE_WAITING, (p.id, self.now))
+            stats.ended(self.conn, p.id, "completed", p.task_type)
             self.fx.events.append(ev.Completed(header(p), 0.0))
             self.work.append((p.id, False))
 
@@ -219,6 +223,7 @@ def leave_execute(
         landed = next(iter(conn.execute(sql.STOP_APPLIED, (now_ms, task_id, attempt))), None)
         r = flow_row(conn, task_id)
         if landed is not None and r is not None and r.finished_at is not None:
+            stats.ended(conn, r.id, r.status, r.task_type)
             h = header(r)
             e: ev.Event = ev.Cancelled(h) if r.status == "cancelled" else \
                 ev.Superseded(h, replacement_of(conn, r.key, r.id)) if r.status == "superseded" else \
@@ -260,6 +265,7 @@ def _expired(conn: apsw.Connection, now_ms: int, ids: list[int], fx: Effects) ->
     for tid in ids:
         r = flow_row(conn, tid)
         if r is not None:
+            stats.ended(conn, tid, "expired", r.task_type)
             fx.events.append(ev.TaskExpired(header(r), (now_ms - r.created_at) / 1000.0))
     settle(conn, now_ms, ids, fx)
 

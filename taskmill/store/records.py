@@ -175,3 +175,24 @@ class Candidate(msgspec.Struct, array_like=True):
 
 def ms_to_s(value: int | None) -> float | None:
     return None if value is None else value / 1000.0
+
+
+class TypeStats(msgspec.Struct, frozen=True, kw_only=True):
+    """What the retained history says about one task type (``history_stats``).
+
+    ``count``: finished runs of every outcome (cancelled, expired, ... included). ``completed`` and ``failed``
+    (failed or dead-lettered) are the runs that reached an outcome by executing. ``failure_rate`` is
+    ``failed / (completed + failed)``, 0.0 when neither happened. The averages cover completed runs and are None
+    when there is none; IO averages are bytes the executors recorded (``ctx.record_read_bytes`` and friends).
+    """
+
+    task_type: str
+    count: int = 0
+    completed: int = 0
+    failed: int = 0
+    failure_rate: float = 0.0
+    avg_duration_ms: float | None = None
+    avg_read_bytes: float | None = None
+    avg_write_bytes: float | None = None
+    avg_net_rx_bytes: float | None = None
+    avg_net_tx_bytes: float | None = None

@@ -18,6 +18,7 @@ import msgspec
 from .. import events as ev
 from ..policy.recurrence import plan_next
 from . import sql_flow as q
+from . import stats, tags
 from .records import F_RECURRING, F_TTL, F_TTL_FIRST
 
 CONTINUES = frozenset({"completed", "failed", "dead_letter", "expired"})
@@ -74,11 +75,13 @@ def after_occurrence(
     conn.execute(q.OCCURRENCE_COPY, (task_id,))
     run_after = due if due > now_ms else None
     conn.execute(q.NEXT_OCCURRENCE, (task_id, now_ms, run_after, plan.scheduled_ms, count, expires, flags))
+    tags.restore(conn, task_id)
     fx.queued = True
     if status == "completed":
         fx.events.append(ev.RecurringCompleted(head, count, due / 1000.0))
     if plan.skipped:
         why = "the previous occurrence was still queued or running at those fire times"
+        stats.bump(conn, "recurring_skipped", head.task_type, plan.skipped)
         fx.events.append(ev.RecurringSkipped(head, plan.skipped, due / 1000.0, why))
 
 

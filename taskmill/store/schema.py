@@ -149,7 +149,24 @@ _V4 = [
     "WHERE status = 'pending' AND run_after IS NULL AND group_key IS NOT NULL",
 ]
 
-MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4]
+# Observability. ``task_tags`` holds the tags of active tasks only (every statement that ends a task drops its
+# rows; a recurring task's next occurrence puts them back from the ``tags`` column, which history keeps), so tag
+# queries read one index however much history is kept. ``counters`` are the metrics of transitions any process
+# can make (a cancel from a client, a supersede, a dependency cascade): written in the transaction that makes
+# them, so the supervisor's metrics count them exactly, whoever made them.
+_V5 = [
+    "DELETE FROM task_tags WHERE task_id IN (SELECT id FROM tasks WHERE finished_at IS NOT NULL)",
+    """
+    CREATE TABLE counters (
+        name TEXT NOT NULL,
+        label TEXT NOT NULL,
+        value INTEGER NOT NULL,
+        PRIMARY KEY (name, label)
+    ) WITHOUT ROWID
+    """,
+]
+
+MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4, _V5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

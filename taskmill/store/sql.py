@@ -165,12 +165,14 @@ UPDATE tasks NOT INDEXED SET status = ?1, finished_at = ?2,
     retry_count = retry_count + ?9, last_error = COALESCE(?10, last_error), requeue = 0
 WHERE id = +?11 AND attempt = +?12 AND status = 'running' AND (requeue = 0 OR +?1 <> 'completed')
 """
-# Requeue statements take a JSON array of [id, started_ms, finished_ms, 0, 0, 0, 0, attempt].
+# Requeue statements take a JSON array of [id, started_ms, finished_ms, read, write, rx, tx, attempt].
 _FENCE = "tasks.id = j.value ->> 0 AND tasks.attempt = j.value ->> 7 AND tasks.status = 'running'"
 # A completed task that was resubmitted while running: keep this run as a finished copy, run it again.
 REQUEUE_COPY = f"""
-INSERT INTO tasks ({_COPY}, status, started_at, finished_at, duration_ms, run_of)
-SELECT {_COPY_T}, 'completed', j.value ->> 1, j.value ->> 2, (j.value ->> 2) - (j.value ->> 1), tasks.id
+INSERT INTO tasks ({_COPY}, status, started_at, finished_at, duration_ms, actual_read_bytes, actual_write_bytes,
+    actual_net_rx_bytes, actual_net_tx_bytes, run_of)
+SELECT {_COPY_T}, 'completed', j.value ->> 1, j.value ->> 2, (j.value ->> 2) - (j.value ->> 1), j.value ->> 3,
+    j.value ->> 4, j.value ->> 5, j.value ->> 6, tasks.id
 FROM json_each(?1) AS j CROSS JOIN tasks NOT INDEXED ON {_FENCE} AND tasks.requeue = 1
 """
 REQUEUE_RESET = f"""
@@ -204,7 +206,7 @@ UPDATE tasks SET
     paused_at_ms = CASE WHEN cancel_requested = 0 AND pause_reasons <> 0 THEN ?1 END,
     started_at = CASE WHEN cancel_requested <> 0 THEN started_at END
 WHERE status = 'running' AND finished_at IS NULL
-RETURNING id, finished_at
+RETURNING id, finished_at, status, task_type
 """
 RECOVER_PAUSED = """
 UPDATE tasks SET pause_duration_ms = pause_duration_ms + (?1 - paused_at_ms), paused_at_ms = ?1
@@ -311,7 +313,7 @@ META_SET = (
 )
 
 # -- control: cancel, pause, preempt --------------------------------------------------------------------
-ACTIVE_ROW = "SELECT id, status, cancel_requested FROM tasks NOT INDEXED WHERE id = +? AND finished_at IS NULL"
+ACTIVE_ROW = "SELECT id, status, cancel_requested, task_type FROM tasks NOT INDEXED WHERE id = +? AND finished_at IS NULL"
 ACTIVE_CHILDREN = "SELECT id FROM tasks INDEXED BY idx_children_active WHERE parent_id = +? AND finished_at IS NULL"
 CANCEL_QUEUED = """
 UPDATE tasks NOT INDEXED SET status = 'cancelled', finished_at = ?2, last_error = COALESCE(last_error, 'cancelled'),

@@ -17,7 +17,7 @@ import msgspec
 
 from .. import events as ev
 from ..outcome import SubmitOutcome
-from . import deps, flow, recurring, sql
+from . import deps, flow, recurring, sql, stats
 from . import sql_flow as q
 from .records import F_DEPENDS, NewTask
 
@@ -104,6 +104,7 @@ def _on_conflict(
                 if old is not None:
                     fx.events.append(ev.Superseded(flow.header(old), tid))  # replaced in place: same id
             conn.execute(sql.SUPERSEDE_COPY, (tid, now_ms))
+            stats.bump(conn, "superseded", t.task_type)
             recurring.end(conn, tid)
             conn.execute(q.DELETE_EDGES_OF, (tid,))  # the replacement brings its own dependencies
             conn.execute(
@@ -125,6 +126,7 @@ def _on_conflict(
         conn.execute(sql.SUPERSEDE_WAITING, (tid, now_ms))
         ended = flow.flow_row(conn, tid) if conn.changes() else None
         if ended is not None:
+            stats.ended(conn, tid, "superseded", t.task_type)
             flow.settle(conn, now_ms, [tid], fx if fx is not None else flow.Effects())  # its children end with it
         outcome = _insert(conn, t, now_ms)
         if ended is not None and fx is not None:
@@ -187,6 +189,8 @@ def submit_many(
 ) -> list[SubmitOutcome]:
     """Insert a batch in the caller's write transaction. Intra-batch duplicates: the last item wins.
     ``fx`` collects the events of supersedes (and of what they settle)."""
+    if tasks:
+        stats.batch(conn, len(tasks))
     last_index: dict[str, int] = {}
     for i, t in enumerate(tasks):
         last_index[t.key] = i

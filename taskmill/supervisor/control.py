@@ -64,6 +64,8 @@ class Controller:
             self.preempting.discard(key)
             if status == "paused" and preempted:
                 self.preempted_outstanding += 1
+            if status is not None:
+                self.d.metrics.stopped(c, status, preempted)
             if c.flags and status in ("cancelled", "superseded", "failed"):
                 self.d.flow.ended.append(c.id)  # its children, dependents, parent and schedule follow
             if publish and status is not None:

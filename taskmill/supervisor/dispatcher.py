@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from typing import Any
 
 import msgspec
 
 from .. import events as ev
+from ..metrics import Metrics
 from ..policy.dispatch import DurationTracker
 from ..policy.preempt import should_recycle
 from ..policy.retry import RetryPolicy, decide_failure
@@ -39,8 +39,10 @@ header = ev.header_of
 
 
 class Dispatcher:
-    def __init__(self, store: Store, registry: Registry, bus: ev.EventBus, settings: Any,
-                 policy: SchedulingPolicy | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, store: Store, registry: Registry, bus: ev.EventBus, settings: Any,
+        policy: SchedulingPolicy | None = None, metrics: Metrics | None = None,
+    ) -> None:  # fmt: skip
         self.store = store
         self.policy = policy  # groups, rate limits, aging, fair shares, backpressure (None: plain dispatch)
         self.policy_wake: float | None = None  # monotonic time a rate-limited task can next start
@@ -60,7 +62,8 @@ class Dispatcher:
         self.claiming = True
         self.shutting_down = False
         self.since_prune = 0
-        self.stats: Counter[str] = Counter()
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.untag: list[int] = []  # tasks with tags that this turn finishes (their tags leave the index)
         self._types: dict[str, bool] = {}
         self.check_control = True  # the database changed under us: look for stop requests and pauses
         self.control = Controller(self, settings)
@@ -73,6 +76,8 @@ class Dispatcher:
         publish = self.bus.active
         orders = self.control.stopper.orders
         pp = -1 if self.settings.preempt_priority is None else self.settings.preempt_priority
+        ok: list[Claimed] = []
+        ok_us: list[int] = []
         for r in results:
             if sync and sync[0].id == r.id and sync[0].attempt == r.attempt:
                 c = sync.popleft()  # the common case: results arrive in the order the worker ran them
@@ -89,6 +94,8 @@ class Dispatcher:
                 self.control.preempting.discard((c.id, c.attempt))
                 if not (c.flags and self.flow.took(c, r)):  # took: a parent leaving execute, the turn decides
                     done.append(self._row("completed", r, c, None))
+                    ok.append(c)
+                    ok_us.append(r.elapsed_us)
                     if publish:
                         self.pending_events.append(ev.Completed(header(c), r.elapsed_us / 1e6))
             elif order is not None and order.reason == "request":
@@ -97,6 +104,8 @@ class Dispatcher:
                 self.classify_failure(c, r, worker if worker.alive else None)
             if c.priority <= pp:
                 self.control.urgent_finished = True
+        if ok:
+            self.metrics.completed_many(ok, ok_us)
         worker.tasks_done += len(results)
         if should_recycle(worker.tasks_done, worker.task_limit, worker.rss, self.settings.max_worker_memory):
             worker.retiring = True  # no new work from now on; replaced once idle
@@ -105,8 +114,9 @@ class Dispatcher:
             if orders:
                 self.control.stopper.promoted(worker)
 
-    @staticmethod
-    def _row(status: str, r: Result, c: Claimed, error: str | None) -> tuple[Any, ...]:
+    def _row(self, status: str, r: Result, c: Claimed, error: str | None) -> tuple[Any, ...]:
+        if c.tags:
+            self.untag.append(c.id)  # its tags leave the index with the finished row
         return (status, r.finished_ms, r.started_ms, r.finished_ms - r.started_ms, r.read_bytes, r.write_bytes,
                 r.net_rx_bytes, r.net_tx_bytes, 0 if status == "completed" else 1, error, c.id, c.attempt)  # fmt: skip
 
@@ -129,13 +139,14 @@ class Dispatcher:
             if c.flags:
                 self.flow.ended.append(c.id)  # settled once the turn has recorded it
             self.finished["cancelled"].append(self._row("cancelled", r, c, error))
+            self.metrics.cancelled += 1
             if publish:
                 self.pending_events.append(ev.Cancelled(header(c)))
             return
         policy, max_retries = self.retry_policy(c)
         d = decide_failure(retryable=r.retryable, retry_count=c.retry_count, max_retries=max_retries,
                            policy=policy, retry_after=r.retry_after)  # fmt: skip
-        self.stats[d.kind] += 1
+        self.metrics.failed_one(c, d.kind, r.retryable, r.elapsed_us / 1e6 if r.elapsed_us else None)
         if d.kind in ("fail", "dead_letter"):
             status = "failed" if d.kind == "fail" else "dead_letter"
             if c.flags:
@@ -202,6 +213,7 @@ class Dispatcher:
         sends: dict[WorkerHandle, list[Claimed]] = {}
         control = self.control
         with self.store.write():
+            self.metrics.scan_submitted(self.store.conn)
             self.flow.refresh()
             self._write_outcomes(now, sends)
             self.flow.write(now)
@@ -240,6 +252,8 @@ class Dispatcher:
                 if dispatch.finish(conn, rows) and status == "completed":
                     self.queue_maybe_nonempty = True  # a requeued task is pending again
                 self.since_prune += len(rows)
+        if self.untag:
+            dispatch.drop_finished_tags(conn, self.untag)
         if self.retry_later:
             dispatch.retry_later(conn, self.retry_later)
         for worker, c, error in self.inline:
@@ -265,6 +279,7 @@ class Dispatcher:
     def _clear_outcomes(self) -> None:
         for rows in self.finished.values():
             rows.clear()
+        self.untag.clear()
         self.retry_later.clear()
         self.inline.clear()
         self.releases.clear()
@@ -339,6 +354,7 @@ class Dispatcher:
         cap = self.settings.async_concurrency
         sync_targets = [*refill]
         publish = self.bus.active
+        placed: list[Claimed] = []
         rr = 0
         for c in claimed:
             target: WorkerHandle | None = None
@@ -369,11 +385,11 @@ class Dispatcher:
                 self.releases.append((c.id, c.attempt))
                 continue
             sends.setdefault(target, []).append(c)
+            placed.append(c)
             if publish:
-                h = header(c)
-                if self.policy is not None and c.id in self.policy.effective:
-                    h = msgspec.structs.replace(h, effective_priority=self.policy.effective[c.id])
-                self.pending_events.append(ev.Dispatched(h, target.pid, c.attempt))
+                eff = self.policy.effective.get(c.id) if self.policy is not None else None
+                self.pending_events.append(ev.Dispatched(header(c, eff), target.pid, c.attempt))
+        self.metrics.dispatched_many(placed, now_ms())
         if self.releases:
             dispatch.release(self.store.conn, self.releases)
             self.releases.clear()

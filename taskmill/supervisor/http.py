@@ -133,7 +133,7 @@ class HttpEndpoints:
 
     async def _metrics(self) -> tuple[int, bytes, str]:
         assert self._observer is not None
-        return 200, self._observer.metrics().encode(), "text/plain; version=0.0.4; charset=utf-8"
+        return 200, self._observer.metrics(), "text/plain; version=0.0.4; charset=utf-8"
 
     async def _snapshot(self) -> tuple[int, bytes, str]:
         assert self._observer is not None

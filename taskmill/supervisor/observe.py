@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from typing import Any
 
 import msgspec
 
+from ..metrics import MetricsSnapshot, read_gauges
 from ..scheduling import PolicyView
 from ..snapshot import Builder, Durations, policy_view
 from ..store import Store
@@ -74,6 +74,7 @@ class Snapshot(msgspec.Struct, frozen=True):
     domains: dict[str, DomainView]
     workers: list[WorkerView]
     running: list[RunningTask]
+    metrics: MetricsSnapshot
     policy: PolicyView = PolicyView()  # pressure and its sources, resource rates, allocations, rate limits
 
 
@@ -125,16 +126,14 @@ class Observer:
             out.append(r)
         return out
 
-    def totals(self) -> dict[str, int]:
-        d = self.sup.dispatcher
-        stats: Counter[str] = d.stats if d is not None else Counter()
-        return {"completed": self.sup.completed, "retried": stats["retry"], "failed": stats["fail"],
-                "dead_lettered": stats["dead_letter"]}  # fmt: skip
+    def totals(self, m: MetricsSnapshot) -> dict[str, int]:
+        return {"completed": m.completed, "retried": m.retried, "failed": m.failed, "dead_lettered": m.dead_lettered}
 
     def snapshot(self) -> Snapshot:
         store = self.store()
         sup, d = self.sup, self.sup.dispatcher
         running = self.running(estimate=True)
+        metrics = sup.metrics_snapshot(store)
         by_domain = Counter(r.domain for r in running if r.executing)
         domains = {
             name: DomainView(dom.max_concurrency, by_domain.get(name, 0), store.count("pending", name))
@@ -148,60 +147,31 @@ class Observer:
             pid=os.getpid(), store=sup.settings.store_path, started_at=self.started_at,
             uptime_s=round(time.time() - self.started_at, 3), health=self.health(),
             max_concurrency=sup.settings.max_concurrency, async_concurrency=sup.settings.async_concurrency,
-            counts=store.status_counts(), history=store.history_status_counts(), totals=self.totals(),
-            domains=domains, workers=workers, running=running, policy=policy_view(sup),
+            counts=store.status_counts(), history=store.history_status_counts(), totals=self.totals(metrics),
+            domains=domains, workers=workers, running=running, metrics=metrics, policy=policy_view(sup),
         )  # fmt: skip
 
-    def metrics(self) -> str:
-        """Prometheus text exposition (format 0.0.4)."""
+    def metrics(self) -> bytes:
+        """Prometheus text exposition (format 0.0.4): the scheduler's metrics plus the daemon's own gauges."""
+        from ..exposition import Inputs
+
         store = self.store()
+        sup = self.sup
         health = self.health()
         running = self.running()
-        m = _Metrics()
-        m.gauge("taskmill_up", "1 while the supervisor is dispatching.", [({}, int(health.dispatching))])
-        m.gauge("taskmill_tasks", "Tasks in the active queue, by status.",
-                [({"status": s}, n) for s, n in store.status_counts().items()])  # fmt: skip
-        m.gauge("taskmill_pending_tasks", "Pending tasks, by task type.",
-                [({"task_type": t}, n) for t, n in sorted(store.pending_by_type().items())])  # fmt: skip
         executing = Counter(r.task_type for r in running if r.executing)
-        m.gauge("taskmill_running_tasks", "Tasks executing on a worker, by task type.",
-                [({"task_type": t}, n) for t, n in sorted(executing.items())])  # fmt: skip
-        m.gauge("taskmill_history_tasks", "Finished tasks kept in history, by outcome (subject to retention).",
-                [({"status": s}, n) for s, n in sorted(store.history_status_counts().items())])  # fmt: skip
-        totals = self.totals()
-        m.counter("taskmill_tasks_completed_total", "Attempts completed since the supervisor started.",
-                  [({}, totals["completed"])])  # fmt: skip
-        m.counter("taskmill_task_failures_total", "Failed attempts since the supervisor started, by decision.",
-                  [({"decision": k}, totals[k]) for k in ("retried", "failed", "dead_lettered")])  # fmt: skip
-        m.gauge("taskmill_workers", "Configured worker processes.", [({}, health.workers)])
-        m.gauge("taskmill_workers_alive", "Worker processes alive.", [({}, health.workers_alive)])
-        m.gauge("taskmill_max_concurrency", "Current global concurrency limit.",
-                [({}, self.sup.settings.max_concurrency)])  # fmt: skip
-        m.gauge("taskmill_start_time_seconds", "Supervisor start time, Unix epoch seconds.",
-                [({}, round(self.started_at, 3))])  # fmt: skip
-        return m.text()
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-class _Metrics:
-    def __init__(self) -> None:
-        self._lines: list[str] = []
-
-    def _family(self, kind: str, name: str, help_: str, samples: list[tuple[dict[str, str], Any]]) -> None:
-        self._lines.append(f"# HELP {name} {help_}")
-        self._lines.append(f"# TYPE {name} {kind}")
-        for labels, value in samples:
-            lab = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
-            self._lines.append(f"{name}{{{lab}}} {value}" if lab else f"{name} {value}")
-
-    def gauge(self, name: str, help_: str, samples: list[tuple[dict[str, str], Any]]) -> None:
-        self._family("gauge", name, help_, samples)
-
-    def counter(self, name: str, help_: str, samples: list[tuple[dict[str, str], Any]]) -> None:
-        self._family("counter", name, help_, samples)
-
-    def text(self) -> str:
-        return "\n".join(self._lines) + "\n"
+        gauges = read_gauges(store, sum(executing.values()), sup.settings.max_concurrency, sup.metrics.pressure)
+        extra = [
+            ("up", "1 while the supervisor is dispatching.", [({}, int(health.dispatching))]),
+            ("workers", "Configured worker processes.", [({}, health.workers)]),
+            ("workers_alive", "Worker processes alive.", [({}, health.workers_alive)]),
+            ("start_time_seconds", "Supervisor start time, Unix epoch seconds.", [({}, round(self.started_at, 3))]),
+            ("pending_tasks", "Pending tasks, by task type.",
+             [({"type": t}, n) for t, n in sorted(store.pending_by_type().items())]),
+            ("running_tasks", "Tasks executing on a worker, by task type.",
+             [({"type": t}, n) for t, n in sorted(executing.items())]),
+            ("history_tasks", "Finished tasks kept in history, by outcome (subject to retention).",
+             [({"status": s}, n) for s, n in sorted(store.history_status_counts().items())]),
+        ]  # fmt: skip
+        assert sup.exporter is not None
+        return bytes(sup.exporter().text(Inputs(store.counters(), gauges), extra))

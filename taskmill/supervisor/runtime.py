@@ -14,12 +14,14 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
 from .. import events as ev
 from ..errors import StoreError, WorkerBootError
+from ..metrics import Metrics, MetricsSnapshot, read_gauges, snapshot
 from ..policy.preempt import should_recycle, task_limit
 from ..progress import TaskProgress
 from ..protocol import Boot, ByteProgress, ChildrenQuery, Progress, Results, Spawn, StateRef, ToSupervisor
@@ -64,17 +66,19 @@ class Supervisor:
     def __init__(
         self, settings: Settings, registry: Registry, bus: ev.EventBus[ev.Event],
         progress_bus: ev.EventBus[TaskProgress] | None = None, policy: SchedulingPolicy | None = None,
+        metrics: Metrics | None = None,
     ) -> None:  # fmt: skip
         self.settings = settings
         self.policy = policy
         self.registry = registry
         self.bus = bus
         self.progress_bus: ev.EventBus[TaskProgress] = progress_bus if progress_bus is not None else ev.EventBus()
+        self.metrics = metrics if metrics is not None else Metrics()  # policy code counts gate denials here
+        self.exporter: Callable[[], Any] | None = None  # the scheduler's Prometheus exporter (for /metrics)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.dispatcher: Dispatcher | None = None
         self.started = threading.Event()
         self.recovered = 0
-        self.completed = 0  # attempts workers reported done since start (the daemon's /metrics counter)
         self.progress = ProgressTable()  # the latest reports of running attempts (snapshots, `taskmill top`)
         self.error: BaseException | None = None
         self.thread_id: int | None = None  # the loop's thread
@@ -138,6 +142,18 @@ class Supervisor:
         with contextlib.suppress(RuntimeError):
             self.loop.call_soon_threadsafe(self._stop, hard)
 
+    def executing_count(self) -> int | None:
+        """Tasks executing now (None before dispatch starts). Safe from any thread: it only reads lengths."""
+        d = self.dispatcher
+        if d is None:
+            return None
+        return sum(1 for w in d.workers if w.sync) + sum(len(w.asyncs) for w in d.workers)
+
+    def metrics_snapshot(self, store: Store) -> MetricsSnapshot:
+        """Counters, plus gauges read through ``store`` (a connection of the calling thread)."""
+        gauges = read_gauges(store, self.executing_count(), self.settings.max_concurrency, self.metrics.pressure)
+        return snapshot(self.metrics, store.counters(), gauges)
+
     @property
     def stopping(self) -> bool:
         """A stop was requested: no new claims; running tasks are finishing or being interrupted."""
@@ -161,7 +177,6 @@ class Supervisor:
         if isinstance(msg, Results):
             if msg.rss:
                 worker.rss = msg.rss
-            self.completed += sum(r.status == "ok" for r in msg.results)
             self.dispatcher.on_results(worker, msg.results)
             self._wake()
         elif isinstance(msg, Spawn | ChildrenQuery):
@@ -251,7 +266,7 @@ class Supervisor:
                 self.recovered = dispatch.recover(store.conn, now_ms(), ended)
             if self.recovered:
                 log.info("recovered %d task(s) left running by a previous supervisor", self.recovered)
-            self.dispatcher = Dispatcher(store, self.registry, self.bus, self.settings, self.policy)
+            self.dispatcher = Dispatcher(store, self.registry, self.bus, self.settings, self.policy, self.metrics)
             if self.policy is not None:
                 self.policy.on_change = self._policy_changed
                 if self.policy.ticking:

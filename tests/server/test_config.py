@@ -32,6 +32,10 @@ def test_defaults_map_one_to_one_onto_scheduler_keywords() -> None:
     off = scheduler_kwargs(decode_config({"domains": ["tests.integration.domains:main"], "preempt_priority": "off",
                                           "timeout": 5, "max_tasks_per_worker": 100}))  # fmt: skip
     assert (off["preempt_priority"], off["timeout"], off["max_tasks_per_worker"]) == (None, 5.0, 100)
+    metrics = scheduler_kwargs(decode_config({"domains": ["tests.integration.domains:main"], "metrics_prefix": "app",
+                                              "metrics_labels": {"env": "prod"}, "metrics_disabled": ["batch_size"]}))
+    assert (metrics["metrics_prefix"], metrics["metrics_labels"], metrics["metrics_disabled"]) == (
+        "app", {"env": "prod"}, ["batch_size"])  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -55,6 +59,9 @@ def test_defaults_map_one_to_one_onto_scheduler_keywords() -> None:
         ('domains = ["a:b"]\n[priority_aging]\nurgent_threshold = 10\n', "priority_aging", "could never reach"),
         ('domains = ["a:b"]\n[group_weights]\nacme = 0\n', "group_weights[...]", ">= 1"),
         ('domains = ["a:b"]\nthrottle_policy = [[192, 1.5]]\n', "throttle_policy[0][1]", "<= 1"),
+        ('domains = ["a:b"]\nmetrics_disabled = ["tasks_done_total"]\n', "metrics_disabled", "unknown metric"),
+        ('domains = ["a:b"]\nmetrics_prefix = "my-app"\n', "metrics_prefix", "must match"),
+        ('domains = ["a:b"]\n[metrics_labels]\ngroup = "x"\n', "metrics_labels", "taskmill's own labels"),
     ],
 )
 def test_errors_name_the_key_and_the_file(tmp_path: Path, toml: str, key: str, reason: str) -> None:

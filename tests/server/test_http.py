@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-import re
 import socket
 import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.helpers import wait_for
 
 from .daemon import Daemon, wait_lines
 
 SECRET = "payload-secret-7f3a"
-SAMPLE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? -?[0-9.e+]+$')
 
 
 def raw_request(d: Daemon, request: bytes) -> bytes:
@@ -30,26 +32,48 @@ def test_health_and_readiness(live: Daemon) -> None:
         assert doc["status"] == "ok" and doc["workers_alive"] == doc["workers"] == 2 and doc["dispatching"]
 
 
+def metric_values(d: Daemon) -> tuple[dict[str, str], dict[tuple[str, tuple[tuple[str, str], ...]], float]]:
+    status, headers, body = d.get("/metrics")
+    assert status == 200
+    values = {}
+    for fam in text_string_to_metric_families(body.decode()):
+        for sample in fam.samples:
+            values[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return headers, values
+
+
 def test_metrics_are_prometheus_text_without_payloads(live: Daemon) -> None:
-    live.submit_many(("srv::mark", {"i": 1, "ledger": str(live.root / f"{SECRET}.txt")}))
+    mark = (("group", ""), ("module", "srv"), ("type", "srv::mark"))
+    _, before = metric_values(live)
+    # submitted by another process (a connect() client): counted by the daemon all the same
+    live.submit_many(("srv::mark", {"i": 1, "ledger": str(live.root / f"{SECRET}.txt")}), ("srv::boom", {"i": 1}))
     wait_lines(str(live.root / f"{SECRET}.txt"), 1)
-    status, headers, body = live.get("/metrics")
-    assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
-    text = body.decode()
-    assert SECRET not in text
-    typed: set[str] = set()
-    for line in text.splitlines():
-        if line.startswith("# TYPE "):
-            name, kind = line.split()[2:4]
-            assert kind in ("gauge", "counter")
-            typed.add(name)
-        elif not line.startswith("# HELP "):
-            assert SAMPLE.match(line), line
-            assert re.split(r"[{ ]", line)[0] in typed  # every sample follows its TYPE line
-    values = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
-    assert values["taskmill_up"] == "1" and values["taskmill_workers_alive"] == "2"
-    assert int(values["taskmill_tasks_completed_total"]) >= 1
-    assert 'taskmill_tasks{status="pending"}' in values
+    boom = (("group", ""), ("module", "srv"), ("retryable", "true"), ("type", "srv::boom"))
+
+    def after() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+        _, values = metric_values(live)
+        return values if values.get(("taskmill_tasks_failed_total", boom), 0) > before.get(
+            ("taskmill_tasks_failed_total", boom), 0) else None  # fmt: skip
+
+    values = wait_for(after, what="the failure to be counted")
+    headers, _ = metric_values(live)
+    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert SECRET not in live.get("/metrics")[2].decode()
+
+    def delta(name: str, labels: tuple[tuple[str, str], ...] = ()) -> float:
+        return values.get((name, labels), 0) - before.get((name, labels), 0)
+
+    assert delta("taskmill_tasks_submitted_total", mark) == 1
+    assert delta("taskmill_tasks_completed_total", mark) == 1
+    assert delta("taskmill_tasks_dispatched_total", mark) == 1
+    assert delta("taskmill_tasks_dead_lettered_total") == 1  # Boom allows no retry: out of retries at once
+    assert delta("taskmill_task_duration_seconds_count", (("module", "srv"), ("status", "completed"),
+                                                          ("type", "srv::mark"))) == 1  # fmt: skip
+    assert values[("taskmill_up", ())] == 1 and values[("taskmill_workers_alive", ())] == 2
+    assert ("taskmill_tasks_pending", ()) in values and ("taskmill_max_concurrency", ()) in values
+    assert ("taskmill_history_tasks", (("status", "completed"),)) in values
+    snap = live.snapshot()
+    assert snap["metrics"]["completed"] >= 1 and snap["totals"]["completed"] == snap["metrics"]["completed"]
 
 
 def test_snapshot_lists_counts_workers_and_running_tasks(live: Daemon) -> None:

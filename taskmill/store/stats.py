@@ -1,0 +1,86 @@
+"""Statistics over history, IO totals of running tasks, and the metric counters kept in the database.
+
+Counters in the ``counters`` table count transitions that any process can make (see ``schema._V4``): a statement
+that makes one calls :func:`bump` in the same transaction. The supervisor reports them as deltas from the values it
+found when it was created; everything it does itself (dispatch, results, stops) it counts in memory.
+"""
+
+from __future__ import annotations
+
+import apsw
+
+from ..task import IoBudget
+from . import sql, sql_obs, tags
+from .records import TypeStats
+
+# status a task ends with -> the counter that counts it
+ENDED = {
+    "completed": "completed", "failed": "failed", "dead_letter": "dead_lettered", "cancelled": "cancelled",
+    "superseded": "superseded", "expired": "expired", "dependency_failed": "dependency_failures",
+}  # fmt: skip
+BATCH_BUCKETS = (1, 5, 10, 50, 100, 500, 1000, 5000, 10000)
+
+
+def bump(conn: apsw.Connection, name: str, label: str = "", n: int = 1) -> None:
+    conn.execute(sql_obs.BUMP, (name, label, n))
+
+
+def ended(conn: apsw.Connection, task_id: int, status: str, task_type: str) -> None:
+    """A task ended outside the supervisor's own batched writes: unindex its tags and count it."""
+    tags.drop(conn, task_id)
+    name = ENDED.get(status)
+    if name is not None:
+        bump(conn, name, task_type)
+
+
+def batch(conn: apsw.Connection, size: int) -> None:
+    """One submitted batch of ``size`` items: the count and the ``batch_size`` histogram (one bucket per batch)."""
+    le = next((str(b) for b in BATCH_BUCKETS if size <= b), "+Inf")
+    conn.executemany(sql_obs.BUMP, [("batches_submitted", "", 1), ("batch_size", le, 1), ("batch_size_sum", "", size)])
+
+
+def counters(conn: apsw.Connection) -> dict[tuple[str, str], int]:
+    return {(str(n), str(label)): int(v) for n, label, v in conn.execute(sql_obs.COUNTERS)}
+
+
+def new_rows(conn: apsw.Connection, after_id: int) -> tuple[list[tuple[str, str | None, int]], int]:
+    """Submissions since row id ``after_id``: ``[(task_type, group, n)]`` and the new watermark."""
+    found: list[tuple[str, str | None, int]] = []
+    top = after_id
+    for task_type, group, n, hi in conn.execute(sql_obs.NEW_ROWS, (after_id,)):
+        if n:
+            found.append((str(task_type), group, int(n)))
+        top = max(top, int(hi))
+    return found, top
+
+
+def max_id(conn: apsw.Connection) -> int:
+    row = next(iter(conn.execute(sql.MAX_ID)))
+    return 0 if row[0] is None else int(row[0])
+
+
+def paused_group_count(conn: apsw.Connection) -> int:
+    return int(next(iter(conn.execute(sql_obs.PAUSED_GROUP_COUNT)))[0])
+
+
+def running_io(conn: apsw.Connection, domain: str | None = None) -> IoBudget:
+    r, w, rx, tx = next(iter(conn.execute(sql_obs.RUNNING_IO, (domain,))))
+    return IoBudget(read=int(r), write=int(w), net_rx=int(rx), net_tx=int(tx))
+
+
+def history_stats(conn: apsw.Connection, task_type: str) -> TypeStats:
+    count, completed, failed, dur, rd, wr, rx, tx = next(iter(conn.execute(sql_obs.HISTORY_STATS, (task_type,))))
+    ran = int(completed) + int(failed)
+    return TypeStats(
+        task_type=task_type, count=int(count), completed=int(completed), failed=int(failed),
+        failure_rate=int(failed) / ran if ran else 0.0, avg_duration_ms=dur, avg_read_bytes=rd, avg_write_bytes=wr,
+        avg_net_rx_bytes=rx, avg_net_tx_bytes=tx,
+    )  # fmt: skip
+
+
+def avg_throughput(conn: apsw.Connection, task_type: str, n: int = 20) -> tuple[float, float]:
+    """Mean ``(read, write)`` bytes per second over the last ``n`` completed runs that took measurable time."""
+    if n < 1:
+        raise ValueError("n must be >= 1")
+    found, rd, wr = next(iter(conn.execute(sql_obs.AVG_THROUGHPUT, (task_type, n))))
+    return (float(rd), float(wr)) if found else (0.0, 0.0)
