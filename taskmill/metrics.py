@@ -199,10 +199,9 @@ def _completed(t: str) -> tuple[str, str]:
 class Metrics:
     """The supervisor's in-memory counters (``supervisor.metrics``). Mutated only on the dispatch loop.
 
-    For policy code: :meth:`inc_gate_denial` for every task the gate turns away (with a short reason: "group_limit",
-    "domain_cap", "io_budget", "throttled", "rate_limit", ...), :meth:`inc_rate_limit_throttle` when a rate limit
-    holds a task back (it also counts as a gate denial, reason "rate_limit"), and :attr:`pressure` (0..1) for the
-    gauge.
+    The dispatch gate calls :meth:`inc_gate_denial` with each turn's denials by reason ("domain_cap", "group_cap",
+    "throttled", "io_budget", "rate_limited"; a rate-limit denial also counts as a throttle), and the resource
+    monitor sets :attr:`pressure` (0..1) for the gauge.
     """
 
     def __init__(self, *, durations: bool = True, queue_wait: bool = True) -> None:
@@ -279,12 +278,14 @@ class Metrics:
         h.observe(seconds * 1e6)
 
     # -- policy ---------------------------------------------------------------------------------------------
-    def inc_gate_denial(self, reason: str) -> None:
-        _add(self.gate_denials, reason)
+    def inc_gate_denial(self, reason: str, n: int = 1) -> None:
+        """``reason``: one of :data:`taskmill.policy.gate.REASONS`; a rate-limit denial is also a throttle."""
+        _add(self.gate_denials, reason, n)
+        if reason == "rate_limited":
+            self.rate_limit_throttles += n
 
     def inc_rate_limit_throttle(self) -> None:
-        self.rate_limit_throttles += 1
-        _add(self.gate_denials, "rate_limit")
+        self.inc_gate_denial("rate_limited")
 
     # -- reading (any thread) ----------------------------------------------------------------------------------
     def db_delta(self, db_counters: Mapping[tuple[str, str], int]) -> dict[tuple[str, str], int]:

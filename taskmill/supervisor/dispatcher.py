@@ -337,6 +337,8 @@ class Dispatcher:
         if sel.empty and not only_async:
             self.queue_maybe_nonempty = False  # truly empty, not just held back
         self.policy_wake = sel.wake_at
+        for reason, n in sel.denials.items():
+            self.metrics.inc_gate_denial(reason, n)
         return sel.ids
 
     def _is_async(self, task_type: str) -> bool:

@@ -126,6 +126,7 @@ class Supervisor:
             except Exception:  # a faulty sampler or pressure source must not stop dispatch
                 log.exception("resource sampler or pressure source failed")
                 moved = False
+            self.metrics.pressure = self.policy.pressure
             if moved:
                 self._requeue()
             await asyncio.sleep(self.policy.interval)

@@ -35,6 +35,7 @@ class Selection(msgspec.Struct):
     ids: list[int]
     empty: bool  # nothing runnable at all (not merely held back)
     wake_at: float | None = None  # monotonic time a rate-limited task can start
+    denials: dict[str, int] = {}  # gate reason -> tasks held back this turn
 
 
 def inflight(workers: Sequence[WorkerHandle]) -> tuple[Counter[str], Counter[str | None], int]:
@@ -178,7 +179,8 @@ def _select(
         s.fill(s.stream(need=want), want)
     if policy is not None:
         policy.effective = s.effective
-    return Selection(s.chosen, s.exhausted and not s.denied and len(s.chosen) < want, gate.wake_at)
+    return Selection(s.chosen, s.exhausted and not s.denied and len(s.chosen) < want, gate.wake_at,
+                     dict(gate.denials))  # fmt: skip
 
 
 def _fair(s: _Selector, policy: SchedulingPolicy, want: int, in_group: Counter[str | None], total: int) -> None:

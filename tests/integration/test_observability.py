@@ -199,14 +199,14 @@ def test_exposition_options_and_private_registries(make_scheduler: Any, tmp_path
         for sample in fam.samples:
             assert sample.labels["env"] == "prod" and sample.labels["region"] == "eu", sample
     assert a.metrics_registry is not b.metrics_registry
-    a.metrics.inc_gate_denial("group_limit")  # what the dispatch gate calls (supervisor.metrics)
-    a.metrics.inc_gate_denial("group_limit")
+    a.metrics.inc_gate_denial("group_cap")  # what the dispatch gate calls (supervisor.metrics)
+    a.metrics.inc_gate_denial("group_cap")
     a.metrics.inc_rate_limit_throttle()
     snap = a.metrics_snapshot()
     assert (snap.gate_denials, snap.rate_limit_throttles) == (3, 1)
-    assert snap.gate_denials_by_reason == {"group_limit": 2, "rate_limit": 1}
+    assert snap.gate_denials_by_reason == {"group_cap": 2, "rate_limited": 1}
     denials = families(a.metrics_text())["app_taskmill_gate_denials"]
-    assert {x.labels["reason"]: x.value for x in samples(denials, "_total")} == {"group_limit": 2, "rate_limit": 1}
+    assert {x.labels["reason"]: x.value for x in samples(denials, "_total")} == {"group_cap": 2, "rate_limited": 1}
     assert b.metrics_snapshot().gate_denials == 0
     assert not any(n.startswith(("taskmill_", "app_taskmill_")) for n in families(prometheus_client.generate_latest()))
     for bad, match in (({"metrics_prefix": "9x"}, "metrics_prefix"), ({"metrics_labels": {"type": "x"}}, "taskmill's own"),

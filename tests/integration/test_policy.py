@@ -64,6 +64,8 @@ def test_a_rate_limit_holds_the_start_rate_and_does_not_block_other_types(make_s
     assert [(r.scope, r.permits, r.burst) for r in limits] == [("type:tm_main::note", 10, 1)]
     assert [r.scope for r in s.snapshot().rate_limits] == ["type:tm_main::note"]
     assert s.policy_view().gate_denials.get("rate_limited", 0) >= 1
+    m = s.metrics_snapshot()
+    assert m.rate_limit_throttles >= 1 and m.gate_denials_by_reason["rate_limited"] == m.rate_limit_throttles
 
 
 def test_rate_limits_can_be_set_and_removed_at_runtime(make_scheduler: Any, log: str) -> None:
@@ -190,6 +192,7 @@ def test_pressure_throttles_by_tier(make_scheduler: Any, log: str) -> None:
     assert view.pressure == 0.8 and view.pressure_breakdown == [("dial", 0.8)]
     snap = s.snapshot()
     assert snap.pressure == 0.8 and snap.pressure_breakdown == [("dial", 0.8)]
+    assert s.metrics_snapshot().pressure == 0.8
     dial.value = 0.6  # NORMAL may run now, BACKGROUND still waits
     wait_for(lambda: entries(log, "end", f"p{int(P.NORMAL)}"), what="NORMAL once pressure eased")
     time.sleep(0.3)
