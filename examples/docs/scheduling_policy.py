@@ -38,12 +38,12 @@ def main() -> None:
         priority_aging=tm.AgingConfig(grace_period=120, aging_interval=10),
     )
     h = scheduler.domain(api)
-    for n in range(40):
+    for n in range(15):
         for tenant in ("acme", "globex", "initech"):
             h.submit(Fetch(tenant=tenant, n=n), group=tenant)
 
     with scheduler:
-        time.sleep(1.0)
+        time.sleep(0.5)
         view = scheduler.policy_view()
         for share in view.group_allocations:
             print(f"{share.group or '(ungrouped)':8} weight {share.weight}  slots {share.allocated_slots}"

@@ -7,6 +7,7 @@ import importlib.util
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import msgspec
@@ -28,9 +29,22 @@ def test_every_documented_block_is_a_runnable_example() -> None:
     assert run_all.check_blocks() == []
 
 
+@pytest.fixture(scope="module")
+def example_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Every example, each in a fresh directory and interpreter, two at a time: they mostly wait (start-up,
+    sleeps), so pairs halve the wall time without crowding two cores."""
+
+    def run(script: Path) -> subprocess.CompletedProcess[str]:
+        cwd = tmp_path_factory.mktemp(script.stem)
+        return subprocess.run([sys.executable, str(script)], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip([p.name for p in SCRIPTS], pool.map(run, SCRIPTS), strict=True))
+
+
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.name for p in SCRIPTS])
-def test_example_runs_cleanly(script: Path, tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+def test_example_runs_cleanly(script: Path, example_runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    proc = example_runs[script.name]
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stderr.strip() == "", proc.stderr
 

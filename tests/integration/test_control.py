@@ -207,7 +207,7 @@ def test_workers_are_recycled_by_task_count_and_the_pool_stays_full(make_schedul
 def test_workers_are_recycled_by_memory(make_scheduler: Any, log: str) -> None:
     s = make_scheduler([C.ctl], workers=1, max_worker_memory=200 << 20, prefetch=False, start=True)
     h = s.domain(C.ctl)
-    for i in range(6):
+    for i in range(3):  # 120 MB, then 240 MB (over the limit: the worker retires), then a fresh worker
         h.submit(C.WhoAmI(log=log, n=i, grow_mb=120))
         time.sleep(1.1)  # the worker samples its RSS at most once a second
     assert s.wait_until_idle(30)
