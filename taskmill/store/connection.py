@@ -16,6 +16,7 @@ from typing import Literal
 
 import apsw
 
+from .. import faults
 from ..errors import SchemaError, StorageFull, StoreBusy, StoreError
 
 Durability = Literal["full", "normal"]
@@ -48,7 +49,8 @@ def open_connection(path: str, durability: Durability = "full", *, readonly: boo
         raise StoreError(f"durability must be 'full' or 'normal', got {durability!r}")
     flags = apsw.SQLITE_OPEN_READONLY if readonly else apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
     try:
-        conn = apsw.Connection(os.fspath(path), flags=flags | apsw.SQLITE_OPEN_NOMUTEX)
+        vfs = faults.vfs_name() if faults.FAULTS else None
+        conn = apsw.Connection(os.fspath(path), flags=flags | apsw.SQLITE_OPEN_NOMUTEX, vfs=vfs)
     except apsw.CantOpenError as exc:
         raise StoreError(f"cannot open database {path!r}: {exc}") from exc
     conn.setbusytimeout(int(BUSY_BUDGET_S * 1000))
@@ -59,6 +61,8 @@ def open_connection(path: str, durability: Durability = "full", *, readonly: boo
     _pragma(conn, "foreign_keys", "OFF", 0)
     _pragma(conn, "temp_store", "MEMORY", 2)
     _pragma(conn, "cache_size", -16384)
+    if faults.FAULTS and vfs is not None:
+        _pragma(conn, "wal_autocheckpoint", 16)  # mid_checkpoint armed: reach a checkpoint in a short run
     return conn
 
 

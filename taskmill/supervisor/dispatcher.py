@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from .. import events as ev
+from .. import faults
 from ..policy.dispatch import DurationTracker
 from ..policy.preempt import should_recycle
 from ..policy.retry import RetryPolicy, decide_failure
@@ -197,6 +198,7 @@ class Dispatcher:
         now = now_ms()
         sends: dict[WorkerHandle, list[Claimed]] = {}
         control = self.control
+        finishing = faults.FAULTS and any(self.finished.values())
         with self.store.write():
             self.flow.refresh()
             self._write_outcomes(now, sends)
@@ -220,10 +222,16 @@ class Dispatcher:
                 control.preempt(claimed, changed)
             if self.since_prune >= PRUNE_EVERY:
                 self._prune(now)
+            if finishing:
+                faults.hit("before_terminal_commit")
+        if faults.FAULTS and claimed:
+            faults.hit("after_claim_commit")
         self._clear_outcomes()
         self.flow.after_commit()
         for worker, specs in sends.items():
             worker.send(Run(specs))  # type: ignore[arg-type]  # Claimed has TaskSpec's wire layout
+        if faults.FAULTS and sends:
+            faults.hit("after_send_to_worker")
         if self.pending_events:
             events, self.pending_events = self.pending_events, []
             for e in events:

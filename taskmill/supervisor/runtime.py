@@ -19,12 +19,14 @@ from typing import Any
 import msgspec
 
 from .. import events as ev
+from .. import faults
 from ..errors import StoreError, WorkerBootError
 from ..policy.preempt import should_recycle, task_limit
 from ..protocol import Boot, ChildrenQuery, Progress, Results, Spawn, StateRef, ToSupervisor
 from ..registry import Registry
 from ..store import Store, dispatch, now_ms
 from .dispatcher import Dispatcher, header
+from . import leftovers
 from .lock import SupervisorLock
 from .pool import EXIT_BOOT_ERROR, WorkerHandle, describe_exit
 from .wakeup import WakeupListener
@@ -76,6 +78,7 @@ class Supervisor:
         self._respawns: set[asyncio.Task[None]] = set()
         self._boot: Boot | None = None
         self._env: dict[str, str] = {}
+        self._lock: SupervisorLock | None = None
 
     # -- thread-safe controls -----------------------------------------------------------------------------
     def wake_threadsafe(self) -> None:
@@ -120,6 +123,8 @@ class Supervisor:
         assert self.dispatcher is not None
         worker.last_seen = time.monotonic()
         if isinstance(msg, Results):
+            if faults.FAULTS:
+                faults.hit("after_result_recv")
             if msg.rss:
                 worker.rss = msg.rss
             self.completed += sum(r.status == "ok" for r in msg.results)
@@ -141,6 +146,8 @@ class Supervisor:
         assert self.dispatcher is not None
         if worker.retiring and worker.idle:
             return
+        if rc != 0:  # died or was killed: what its task started dies too, before the task can run again
+            leftovers.reap(None, [worker.pid], timeout=0.5)
         reason = describe_exit(rc, worker.killed)
         if not self.dispatcher.shutting_down:
             log.warning("worker %s: %s", worker.pid, reason)
@@ -170,8 +177,14 @@ class Supervisor:
         handle.task_limit = task_limit(self.settings.max_tasks_per_worker)
         handle.last_seen = time.monotonic()
         self.dispatcher.workers[index] = handle
+        self._record_workers()
         self.dispatcher.queue_maybe_nonempty = True
         self._wake()
+
+    def _record_workers(self) -> None:
+        """Before a worker gets any task, its pid is in the lock file, for a successor to reap if we crash."""
+        assert self.dispatcher is not None and self._lock is not None
+        self._lock.record_workers([w.pid for w in self.dispatcher.workers if w.pid])
 
     # -- main ---------------------------------------------------------------------------------------------
     def _boot_message(self) -> Boot:
@@ -188,6 +201,8 @@ class Supervisor:
         listener: WakeupListener | None = None
         try:
             lock.acquire()
+            self._lock = lock
+            leftovers.reap(*lock.previous)  # a crash's old attempts must be gone before they run again
             store = Store(self.settings.store_path, self.settings.durability)  # type: ignore[arg-type]
             ended: list[int] = []
             with store.write():
@@ -248,6 +263,7 @@ class Supervisor:
             h.task_limit = task_limit(self.settings.max_tasks_per_worker)
             h.last_seen = time.monotonic()
         self.dispatcher.workers = handles
+        self._record_workers()
 
     async def _run(self, store: Store) -> None:
         assert self.dispatcher is not None and self.loop is not None
