@@ -20,7 +20,7 @@ from .. import faults
 from ..policy.dispatch import DurationTracker
 from ..policy.preempt import should_recycle
 from ..policy.retry import RetryPolicy, decide_failure
-from ..protocol import Result, Run
+from ..protocol import ExecutingSlot, Result, Run
 from ..registry import Registry
 from ..store import Store, dispatch, now_ms
 from ..store.records import Claimed
@@ -158,9 +158,13 @@ class Dispatcher:
                     ev.Failed(header(c), error, True, d.delay or None, c.retry_count + 1)
                 )
 
-    def on_worker_exit(self, worker: WorkerHandle, reason: str) -> None:
-        """A worker died: its running attempt counts as failed, prefetched ones go back unstarted; attempts
-        we were stopping land where their stop says (a kill after the grace period is not a failure)."""
+    def on_worker_exit(
+        self, worker: WorkerHandle, reason: str, executing: tuple[int, int] | None = ExecutingSlot.UNKNOWN
+    ) -> None:
+        """A worker died: the attempt it was executing (``executing``, from its slot; if unknown, the head of
+        its queue) counts as failed; the others go back uncounted, finished ones whose results it had not
+        sent yet included. Attempts we were stopping land where their stop says (a kill after the grace
+        period is not a failure)."""
         orders = self.control.stopper.forget_worker(worker)
         retrying = {id(c) for w, c, _ in self.inline if w is worker}
         self.inline = [(None if w is worker else w, c, e) for (w, c, e) in self.inline]
@@ -171,7 +175,12 @@ class Dispatcher:
         now = now_ms()
         for i, c in enumerate([*lost_async, *lost_sync]):
             order = orders.get((c.id, c.attempt))
-            running = i < len(lost_async) or i == len(lost_async)  # async ones and the sync queue's head
+            if i < len(lost_async):
+                running = True  # async ones all count
+            elif executing == ExecutingSlot.UNKNOWN:
+                running = i == len(lost_async)  # the sync queue's head
+            else:
+                running = executing == (c.id, c.attempt)
             if order is not None and order.reason == "request":
                 self.control.stopped.append((c, "killed"))
             elif order is not None:

@@ -25,8 +25,8 @@ from ..policy.preempt import should_recycle, task_limit
 from ..protocol import Boot, ChildrenQuery, Progress, Results, Spawn, StateRef, ToSupervisor
 from ..registry import Registry
 from ..store import Store, dispatch, now_ms
-from .dispatcher import Dispatcher, header
 from . import leftovers
+from .dispatcher import Dispatcher, header
 from .lock import SupervisorLock
 from .pool import EXIT_BOOT_ERROR, WorkerHandle, describe_exit
 from .wakeup import WakeupListener
@@ -151,7 +151,7 @@ class Supervisor:
         reason = describe_exit(rc, worker.killed)
         if not self.dispatcher.shutting_down:
             log.warning("worker %s: %s", worker.pid, reason)
-        self.dispatcher.on_worker_exit(worker, reason)
+        self.dispatcher.on_worker_exit(worker, reason, worker.executing())
         if not self._stop_requested and not worker.retiring:
             task = asyncio.get_running_loop().create_task(self._respawn(worker.index, rc))
             self._respawns.add(task)

@@ -23,7 +23,7 @@ import psutil
 
 from ..domain import ExecutorSpec, StateBag
 from ..errors import TaskCancelled
-from ..protocol import Cancel, Heartbeat, Reply, Result, Results, Run, Stop, TaskSpec
+from ..protocol import Cancel, ExecutingSlot, Heartbeat, Reply, Result, Results, Run, Stop, TaskSpec
 from ..submission import Defaults
 from . import attempt
 from .channel import Channel
@@ -62,6 +62,7 @@ class WorkerRuntime:
         self.default_timeout: float | None = None
         self.heartbeat_interval = 0.0
         self.timer: attempt.SyncTimer | None = None
+        self.slot: ExecutingSlot | None = None  # tells the supervisor what we run, should we die running it
         self.requests = Requests(channel.send, Defaults())  # spawn requests; Boot sets the defaults
         self._main_thread = threading.main_thread().ident
         self._process = psutil.Process()
@@ -199,6 +200,9 @@ class WorkerRuntime:
         value: Any = None
         error: BaseException | None = None
         self.current_sync = ctx
+        slot = self.slot
+        if slot is not None:
+            slot.set(spec.id, spec.attempt)
         try:
             self.timer.arm(ctx, attempt.timeout_of(executor, self.default_timeout))
             value = attempt.entry(executor, spec)(task, ctx)
@@ -207,6 +211,8 @@ class WorkerRuntime:
         finally:
             self.timer.disarm()
             self.current_sync = None
+            if slot is not None:
+                slot.clear()
         self.running.pop((spec.id, spec.attempt), None)
         ctx.progress.flush()
         result = attempt.outcome(spec, ctx, started, t0, value, error)

@@ -22,17 +22,20 @@ keys = tm.Domain("tm_fault_keys")
 
 
 class Job(tm.Task, frozen=True):
-    """Sync: sleep ``ms`` milliseconds (0: return at once)."""
+    """Sync: sleep ``ms`` milliseconds (0: return at once); ``die``: SIGKILL its own worker every time."""
 
     task_type: ClassVar[str] = "job"
     ledger: str
     n: int
     ms: float = 0.0
+    die: bool = False
 
 
 @fault.executor(Job)
 def run_job(task: Job, ctx: tm.TaskContext) -> None:
     with ledger.execution(task.ledger, task.n, ctx.record.id, ctx.record.attempt):
+        if task.die:
+            os.kill(os.getpid(), signal.SIGKILL)
         if task.ms:
             time.sleep(task.ms / 1000)
 

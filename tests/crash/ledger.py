@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import itertools
 import os
 import struct
 import time
@@ -202,7 +203,7 @@ def _final_statuses(db: str | os.PathLike[str]) -> dict[int, str]:
 
 def overlapping(execs: list[Execution]) -> bool:
     spans = sorted((e.start, e.end) for e in execs if e.end is not None)
-    return any(b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False))
+    return any(b[0] < a[1] for a, b in itertools.pairwise(spans))
 
 
 def check(
