@@ -3,6 +3,10 @@
 Every write runs inside ``BEGIN IMMEDIATE`` so the write lock is taken up front (a deferred transaction that
 upgrades to a writer can fail with SQLITE_BUSY no matter how long it waits). Busy errors are retried here,
 inside a time budget, so callers never see "database is locked".
+
+Checkpoints run after a commit has returned, never inside it. SQLite's automatic checkpoint runs within the
+COMMIT statement, and when it fails (a full disk cannot grow the database file) the COMMIT reports the
+error although the transaction did commit: a caller would undo in memory what the database holds.
 """
 
 from __future__ import annotations
@@ -22,6 +26,19 @@ from ..errors import SchemaError, StorageFull, StoreBusy, StoreError
 Durability = Literal["full", "normal"]
 MIN_SQLITE = (3, 51, 3)
 BUSY_BUDGET_S = 30.0
+CHECKPOINT_PAGES = 1000  # SQLite's own autocheckpoint threshold
+
+
+class Connection(apsw.Connection):
+    """An apsw connection that knows how many frames its last commit left in the WAL."""
+
+    wal_frames = 0
+    checkpoint_pages = CHECKPOINT_PAGES
+
+
+def _wal_hook(conn: Connection, name: str, pages: int) -> int:
+    conn.wal_frames = pages  # called after each commit, inside it: checkpoint later (see the module doc)
+    return apsw.SQLITE_OK
 
 
 def _check_sqlite_version() -> None:
@@ -50,7 +67,7 @@ def open_connection(path: str, durability: Durability = "full", *, readonly: boo
     flags = apsw.SQLITE_OPEN_READONLY if readonly else apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
     try:
         vfs = faults.vfs_name() if faults.FAULTS else None
-        conn = apsw.Connection(os.fspath(path), flags=flags | apsw.SQLITE_OPEN_NOMUTEX, vfs=vfs)
+        conn = Connection(os.fspath(path), flags=flags | apsw.SQLITE_OPEN_NOMUTEX, vfs=vfs)
     except apsw.CantOpenError as exc:
         raise StoreError(f"cannot open database {path!r}: {exc}") from exc
     conn.setbusytimeout(int(BUSY_BUDGET_S * 1000))
@@ -61,8 +78,9 @@ def open_connection(path: str, durability: Durability = "full", *, readonly: boo
     _pragma(conn, "foreign_keys", "OFF", 0)
     _pragma(conn, "temp_store", "MEMORY", 2)
     _pragma(conn, "cache_size", -16384)
+    conn.set_wal_hook(_wal_hook)  # replaces SQLite's autocheckpoint hook
     if faults.FAULTS and vfs is not None:
-        _pragma(conn, "wal_autocheckpoint", 16)  # mid_checkpoint armed: reach a checkpoint in a short run
+        conn.checkpoint_pages = 16  # mid_checkpoint armed: reach a checkpoint in a short run
     return conn
 
 
@@ -88,6 +106,10 @@ def write_tx(conn: apsw.Connection) -> Iterator[apsw.Connection]:
     _retry(lambda: conn.execute("BEGIN IMMEDIATE"))
     try:
         yield conn
+    except apsw.FullError as exc:  # a statement needed a new page: the same typed error as at COMMIT
+        with contextlib.suppress(apsw.Error):
+            conn.execute("ROLLBACK")
+        raise StorageFull(f"disk full: {exc}") from exc
     except BaseException:
         with contextlib.suppress(apsw.Error):
             conn.execute("ROLLBACK")
@@ -98,6 +120,16 @@ def write_tx(conn: apsw.Connection) -> Iterator[apsw.Connection]:
         with contextlib.suppress(apsw.Error):
             conn.execute("ROLLBACK")
         raise
+    if getattr(conn, "wal_frames", 0) >= getattr(conn, "checkpoint_pages", CHECKPOINT_PAGES):
+        checkpoint_passive(conn)
+
+
+def checkpoint_passive(conn: apsw.Connection) -> None:
+    """Copy what it can from the WAL into the database without waiting for readers. A failure (disk full,
+    busy) changes nothing that was committed; the next commit tries again."""
+    conn.wal_frames = 0  # type: ignore[attr-defined]
+    with contextlib.suppress(apsw.Error):
+        conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
 
 
 @contextlib.contextmanager

@@ -60,6 +60,7 @@ class Dispatcher:
         self.stats: Counter[str] = Counter()
         self._types: dict[str, bool] = {}
         self.check_control = True  # the database changed under us: look for stop requests and pauses
+        self._replaced: list[tuple[WorkerHandle, Claimed, Claimed]] = []  # inline retries of this turn
         self.control = Controller(self, settings)
         self.flow = Workflow(self, settings)  # children, dependencies, schedules, TTL: flagged rows only
 
@@ -206,8 +207,27 @@ class Dispatcher:
     def turn(self) -> None:
         now = now_ms()
         sends: dict[WorkerHandle, list[Claimed]] = {}
-        control = self.control
         finishing = faults.FAULTS and any(self.finished.values())
+        mark = len(self.pending_events)
+        try:
+            self._turn(now, sends, finishing)
+        except BaseException:
+            self._roll_back(sends, mark)
+            raise
+        self._clear_outcomes()
+        self.flow.after_commit()
+        for worker, specs in sends.items():
+            worker.send(Run(specs))  # type: ignore[arg-type]  # Claimed has TaskSpec's wire layout
+        if faults.FAULTS and sends:
+            faults.hit("after_send_to_worker")
+        if self.pending_events:
+            events, self.pending_events = self.pending_events, []
+            for e in events:
+                self.bus.publish(e)
+
+    def _turn(self, now: int, sends: dict[WorkerHandle, list[Claimed]], finishing: bool) -> None:
+        control = self.control
+        self._replaced.clear()
         with self.store.write():
             self.flow.refresh()
             self._write_outcomes(now, sends)
@@ -235,16 +255,28 @@ class Dispatcher:
                 faults.hit("before_terminal_commit")
         if faults.FAULTS and claimed:
             faults.hit("after_claim_commit")
-        self._clear_outcomes()
-        self.flow.after_commit()
+
+    def _roll_back(self, sends: dict[WorkerHandle, list[Claimed]], mark: int) -> None:
+        """The turn's transaction rolled back (disk full, write lock held too long). Its outcomes are still
+        pending and are written again next turn; undo what it handed to workers (nothing was sent), so no
+        worker waits for a task it will never get, and look at everything again."""
+        del self.pending_events[mark:]
+        for worker, old, new in reversed(self._replaced):  # inline retries: back to the attempt the db holds
+            i = next((i for i, c in enumerate(worker.sync) if c is new), None)
+            if i is not None:
+                worker.sync[i] = old
+            else:
+                worker.asyncs.pop((new.id, new.attempt), None)
+        self._replaced.clear()
         for worker, specs in sends.items():
-            worker.send(Run(specs))  # type: ignore[arg-type]  # Claimed has TaskSpec's wire layout
-        if faults.FAULTS and sends:
-            faults.hit("after_send_to_worker")
-        if self.pending_events:
-            events, self.pending_events = self.pending_events, []
-            for e in events:
-                self.bus.publish(e)
+            gone = {id(c) for c in specs}
+            kept = [c for c in worker.sync if id(c) not in gone]
+            if len(kept) != len(worker.sync):
+                worker.sync.clear()
+                worker.sync.extend(kept)
+            for key in [k for k, c in worker.asyncs.items() if id(c) in gone]:
+                del worker.asyncs[key]
+        self.queue_maybe_nonempty = self.check_due = self.check_control = True
 
     def _write_outcomes(self, now: int, sends: dict[WorkerHandle, list[Claimed]]) -> None:
         conn = self.store.conn
@@ -264,6 +296,7 @@ class Dispatcher:
                     self.releases.append((c.id, res[0]))
                 continue
             again = msgspec.structs.replace(c, attempt=res[0], retry_count=res[1])
+            self._replaced.append((worker, c, again))
             if c in worker.sync:
                 worker.sync[worker.sync.index(c)] = again
             else:
@@ -281,6 +314,7 @@ class Dispatcher:
         self.retry_later.clear()
         self.inline.clear()
         self.releases.clear()
+        self.control.after_commit()
 
     def _claim_and_assign(self, now: int, sends: dict[WorkerHandle, list[Claimed]]) -> list[Claimed]:
         """Claim as much as the workers can take now, then hand it out.
@@ -344,6 +378,7 @@ class Dispatcher:
         cap = self.settings.async_concurrency
         sync_targets = [*refill]
         publish = self.bus.active
+        unplaced: list[tuple[int, int]] = []  # (self.releases holds earlier ones, cleared only after commit)
         rr = 0
         for c in claimed:
             target: WorkerHandle | None = None
@@ -371,14 +406,13 @@ class Dispatcher:
                         w.sync.append(c)
                         break
             if target is None:
-                self.releases.append((c.id, c.attempt))
+                unplaced.append((c.id, c.attempt))
                 continue
             sends.setdefault(target, []).append(c)
             if publish:
                 self.pending_events.append(ev.Dispatched(header(c), target.pid, c.attempt))
-        if self.releases:
-            dispatch.release(self.store.conn, self.releases)
-            self.releases.clear()
+        if unplaced:
+            dispatch.release(self.store.conn, unplaced)
             self.queue_maybe_nonempty = True
 
     def _prune(self, now: int) -> None:

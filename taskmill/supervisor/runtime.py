@@ -70,6 +70,7 @@ class Supervisor:
         self.completed = 0  # attempts workers reported done since start (the daemon's /metrics counter)
         self.progress: dict[int, tuple[float, str | None]] = {}  # last report per running task id
         self.error: BaseException | None = None
+        self.store_error: str | None = None  # the last dispatch turn failed (disk full, ...): degraded
         self._waiter: asyncio.Future[None] | None = None
         self._wake_pending = False
         self._stop_requested = False
@@ -285,7 +286,9 @@ class Supervisor:
             try:
                 d.turn()
                 backoff = 0.0
+                self.store_error = None
             except StoreError as exc:  # disk full, lock budget exhausted: keep state, try again shortly
+                self.store_error = str(exc)
                 backoff = min(max(backoff * 2, 0.05), 2.0)
                 log.error("dispatch turn failed (%s); retrying in %.2fs", exc, backoff)
             self._recycle()
