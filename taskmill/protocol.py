@@ -194,14 +194,14 @@ def body_length(header: bytes) -> int:
 def decode_for_worker(body: bytes) -> ToWorker:
     try:
         return worker_decoder.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, ValueError) as exc:  # ValueError: e.g. invalid UTF-8 inside a string
         raise ProtocolError(f"undecodable frame: {exc}") from exc
 
 
 def decode_for_supervisor(body: bytes) -> ToSupervisor:
     try:
         return supervisor_decoder.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, ValueError) as exc:  # ValueError: e.g. invalid UTF-8 inside a string
         raise ProtocolError(f"undecodable frame: {exc}") from exc
 
 
@@ -213,7 +213,8 @@ class ExecutingSlot:
     task killed it: the head of its queue may have finished already, its result still unsent. The worker
     writes (task id, attempt) here just before calling a sync executor and clears it just after, two memory
     writes per task; the supervisor reads it once the worker is dead. A third word checks the other two, so
-    a write torn by the kill reads as unknown.
+    a write torn by the kill reads as unknown. (A death between tasks still costs the queue's head a try, so
+    that a task that breaks its worker after returning cannot loop for ever.)
     """
 
     _REC = struct.Struct("<qqq")

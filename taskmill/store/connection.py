@@ -103,8 +103,9 @@ def open_connection(path: str, durability: Durability = "full", *, readonly: boo
     return conn
 
 
-def _retry(fn, budget: float = BUSY_BUDGET_S):  # type: ignore[no-untyped-def]
+def _retry(fn, budget: float | None = None):  # type: ignore[no-untyped-def]
     """Run ``fn`` again on SQLITE_BUSY/LOCKED with jittered backoff until ``budget`` seconds have passed."""
+    budget = BUSY_BUDGET_S if budget is None else budget
     deadline = time.monotonic() + budget
     delay = 0.001
     while True:

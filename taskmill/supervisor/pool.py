@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -35,6 +36,7 @@ from ..protocol import (
 )
 from ..store.records import Claimed
 
+log = logging.getLogger("taskmill.supervisor")
 BOOT_TIMEOUT_S = 120.0
 EXIT_BOOT_ERROR = 3
 
@@ -152,6 +154,9 @@ class WorkerHandle:
             pass  # the exit watcher reports the death
         except ProtocolError:
             self.kill()  # a worker that sends garbage is broken: replace it
+        except Exception:  # a bug of ours must not leave the worker's frames unread for ever
+            log.exception("worker %s: reading its frames failed; killing it", self.pid)
+            self.kill()
 
     async def _watch_exit(self) -> None:
         assert self.proc is not None

@@ -106,7 +106,7 @@ def outcome(spec: TaskSpec, ctx: TaskContext, started: int, t0: float, value: An
         if value is not None:
             try:
                 r.memo = _memo_encoder.encode(value)
-            except (TypeError, msgspec.EncodeError) as err:
+            except (TypeError, OverflowError, msgspec.EncodeError) as err:
                 r.status, r.error, r.retryable = "error", f"executor returned an unencodable memo: {err}", False
     elif isinstance(exc, TaskTimeout):
         r.status, r.error = "error", f"TaskTimeout: {exc}"

@@ -22,13 +22,15 @@ keys = tm.Domain("tm_fault_keys")
 
 
 class Job(tm.Task, frozen=True):
-    """Sync: sleep ``ms`` milliseconds (0: return at once); ``die``: SIGKILL its own worker every time."""
+    """Sync: sleep ``ms`` milliseconds (0: return at once); ``die``: SIGKILL its own worker every time;
+    ``first_ms``: sleep that long instead on the task's first execution (per the ledger)."""
 
     task_type: ClassVar[str] = "job"
     ledger: str
     n: int
     ms: float = 0.0
     die: bool = False
+    first_ms: float = 0.0
 
 
 @fault.executor(Job)
@@ -36,8 +38,11 @@ def run_job(task: Job, ctx: tm.TaskContext) -> None:
     with ledger.execution(task.ledger, task.n, ctx.record.id, ctx.record.attempt):
         if task.die:
             os.kill(os.getpid(), signal.SIGKILL)
-        if task.ms:
-            time.sleep(task.ms / 1000)
+        ms = task.ms
+        if task.first_ms and len(ledger.read(task.ledger).started(task.n)) == 1:
+            ms = task.first_ms
+        if ms:
+            time.sleep(ms / 1000)
 
 
 class AsyncJob(tm.Task, frozen=True):
@@ -100,12 +105,13 @@ def run_polite(task: Polite, ctx: tm.TaskContext) -> None:
 
 class Garbage(tm.Task, frozen=True):
     """On its first attempt writes ``data`` straight into its worker's channel to the supervisor (a corrupt
-    frame from broken task code), then keeps running; later attempts return at once."""
+    frame from broken task code), then runs on for ``then`` seconds; later attempts return at once."""
 
     task_type: ClassVar[str] = "garbage"
     ledger: str
     n: int
     data: bytes
+    then: float = 30.0
 
 
 @fault.executor(Garbage)
@@ -114,7 +120,7 @@ def run_garbage(task: Garbage, ctx: tm.TaskContext) -> None:
         if ctx.record.attempt == 1:
             fd = int(sys.argv[sys.argv.index("--fd") + 1])
             os.write(fd, task.data)
-            time.sleep(30)
+            time.sleep(task.then)
 
 
 class Strict(tm.Task, frozen=True):

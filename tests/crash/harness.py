@@ -141,6 +141,21 @@ class Run:
         start, self.next_n = self.next_n, self.next_n + count
         return submit_range(self.db, acks, self.ledger, start, count, seed=seed, **options)
 
+    def add(self, tasks: list[Any], priority: int | None = None) -> list[int]:
+        """Submit these tasks (each with a unique ``n``) one by one, recording them as acknowledged."""
+        import taskmill as tm
+        from tests.crash import faulty
+
+        acks = str(self.dir / f"acks.{len(self.submitters)}")
+        self.submitters.append((None, acks))
+        ids = []
+        with tm.connect(self.db) as c:
+            for t in tasks:
+                domain = faulty.keys if isinstance(t, faulty.Keyed) else faulty.fault
+                ids.append(c.domain(domain).submit(t, priority=priority).id)
+        ledger.append(acks, "".join(f"A {t.n} {i}\n" for t, i in zip(tasks, ids, strict=True)))
+        return ids
+
     def wait_submitters(self, timeout: float = 120.0) -> list[dict[str, Any]]:
         """Wait for every submitter; their JSON summaries (a killed one gives ``{"killed": signal}``)."""
         out = []

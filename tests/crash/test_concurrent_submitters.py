@@ -13,7 +13,11 @@ import os
 import time
 from pathlib import Path
 
+import apsw
+import pytest
+
 import taskmill as tm
+from taskmill.store import connection
 from tests.crash import faulty
 from tests.crash.harness import Run, publish, size
 
@@ -68,3 +72,25 @@ def test_eight_submitters_a_reader_and_racing_keys_during_dispatch(tmp_path: Pat
     finally:
         stop.touch()
         run.close()
+
+
+def test_a_write_lock_held_past_the_busy_budget_gives_store_busy_not_a_hang(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(connection, "BUSY_BUDGET_S", 0.5)
+    run = Run(tmp_path)
+    with tm.connect(run.db) as c:
+        h = c.domain(faulty.fault)
+        h.submit(faulty.Job(ledger=run.ledger, n=0))
+        holder = apsw.Connection(run.db)
+        holder.execute("BEGIN IMMEDIATE")  # another process's long write transaction
+        try:
+            t0 = time.monotonic()
+            with pytest.raises(tm.StoreBusy):
+                h.submit(faulty.Job(ledger=run.ledger, n=1))
+            waited = time.monotonic() - t0
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert 0.45 <= waited < 3.0
+        assert h.submit(faulty.Job(ledger=run.ledger, n=1)).kind == "inserted"  # the lock is free again
