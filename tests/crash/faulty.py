@@ -18,12 +18,14 @@ import taskmill as tm
 from tests.crash import ledger
 
 fault = tm.Domain("tm_fault")
+_leaked: list[bytes] = []
 keys = tm.Domain("tm_fault_keys")
 
 
 class Job(tm.Task, frozen=True):
-    """Sync: sleep ``ms`` milliseconds (0: return at once); ``die``: SIGKILL its own worker every time;
-    ``first_ms``: sleep that long instead on the task's first execution (per the ledger)."""
+    """Sync: sleep ``ms`` milliseconds (0: return at once); ``die``: SIGKILL its own worker every time
+    (``die_attempt1``: on attempt 1 only); ``first_ms``: sleep that long instead on the task's first
+    execution (per the ledger); ``attempt1_ms``: on attempt 1 (cheaper: no ledger read)."""
 
     task_type: ClassVar[str] = "job"
     ledger: str
@@ -31,16 +33,23 @@ class Job(tm.Task, frozen=True):
     ms: float = 0.0
     die: bool = False
     first_ms: float = 0.0
+    leak_kb: int = 0  # memory kept by the worker process after each run (a leaky task)
+    die_attempt1: bool = False
+    attempt1_ms: float = 0.0
 
 
 @fault.executor(Job)
 def run_job(task: Job, ctx: tm.TaskContext) -> None:
     with ledger.execution(task.ledger, task.n, ctx.record.id, ctx.record.attempt):
-        if task.die:
+        if task.die or (task.die_attempt1 and ctx.record.attempt == 1):
             os.kill(os.getpid(), signal.SIGKILL)
+        if task.leak_kb:
+            _leaked.append(b"x" * (task.leak_kb << 10))
         ms = task.ms
         if task.first_ms and len(ledger.read(task.ledger).started(task.n)) == 1:
             ms = task.first_ms
+        elif task.attempt1_ms and ctx.record.attempt == 1:
+            ms = task.attempt1_ms
         if ms:
             time.sleep(ms / 1000)
 

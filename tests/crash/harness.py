@@ -113,12 +113,16 @@ class Run:
         self.procs.append(proc)
         return proc
 
-    def serve(self, *, workers: int = 2, fault: str | None = None, **options: Any) -> subprocess.Popen[bytes]:
+    def serve(self, *, workers: int = 2, fault: str | None = None, env: dict[str, str] | None = None,
+              **options: Any) -> subprocess.Popen[bytes]:  # fmt: skip
         """Start a supervisor process (its own session; its workers each lead their own)."""
         args = ["serve", self.db, "--workers", str(workers)]
         for k, v in options.items():
             args += [f"--{k.replace('_', '-')}", str(v)]
-        return self._spawn(*args, env_extra={"TASKMILL_FAULTPOINT": fault} if fault else None)
+        extra = dict(env or {})
+        if fault:
+            extra["TASKMILL_FAULTPOINT"] = fault
+        return self._spawn(*args, env_extra=extra)
 
     def submit(self, count: int, *, seed: int = 0, fault: str | None = None, **options: Any) -> subprocess.Popen[bytes]:
         """Start a submitter for the next ``count`` task numbers; its acknowledgements go to its own file."""

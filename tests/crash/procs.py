@@ -30,7 +30,8 @@ def serve(args: argparse.Namespace) -> None:
         args.db, [faulty.fault, faulty.keys], workers=args.workers, durability=args.durability,
         shutdown=tm.ShutdownMode.graceful(args.grace), preempt_grace=args.preempt_grace,
         retry=tm.RetryPolicy.constant(args.max_retries, 0.0), hang_timeout=args.hang_timeout,
-        heartbeat_interval=args.heartbeat, timeout=args.timeout,
+        heartbeat_interval=args.heartbeat, timeout=args.timeout, max_tasks_per_worker=args.max_tasks_per_worker,
+        max_worker_memory=args.max_worker_memory,
     ).run()  # fmt: skip
 
 
@@ -134,6 +135,8 @@ def main() -> None:
     s.add_argument("--hang-timeout", type=float, default=None)
     s.add_argument("--heartbeat", type=float, default=1.0)
     s.add_argument("--timeout", type=float, default=None)
+    s.add_argument("--max-tasks-per-worker", type=int, default=None)
+    s.add_argument("--max-worker-memory", type=int, default=None)
     q = sub.add_parser("submit")
     q.add_argument("db")
     q.add_argument("acks")
