@@ -212,9 +212,10 @@ class ExecutingSlot:
     Results travel in batches, so when a worker dies its supervisor cannot tell from the pipe alone which
     task killed it: the head of its queue may have finished already, its result still unsent. The worker
     writes (task id, attempt) here just before calling a sync executor and clears it just after, two memory
-    writes per task; the supervisor reads it once the worker is dead. A third word checks the other two, so
-    a write torn by the kill reads as unknown. (A death between tasks still costs the queue's head a try, so
-    that a task that breaks its worker after returning cannot loop for ever.)
+    writes the task's negated id once it is done; the supervisor reads it once the worker is dead. A death
+    between tasks is charged to the task that just finished if its result never arrived (it may have broken
+    the worker, or its frame), so no task can loop for ever. A third word checks the other two, so a write
+    torn by the kill reads as unknown.
     """
 
     _REC = struct.Struct("<qqq")
@@ -242,8 +243,12 @@ class ExecutingSlot:
     def clear(self) -> None:
         self._REC.pack_into(self.map, 0, 0, 0, self._MAGIC)
 
+    def done(self, task_id: int, attempt: int) -> None:
+        self.set(-task_id, attempt)
+
     def read(self) -> tuple[int, int] | None:
-        """(task id, attempt) being executed, None if nothing, :attr:`UNKNOWN` if the record is torn."""
+        """(task id, attempt) being executed; (-task id, attempt) if that one is done and nothing else has
+        started; None if nothing ever ran; :attr:`UNKNOWN` if the record is torn."""
         task_id, attempt, check = self._REC.unpack_from(self.map, 0)
         if check != task_id ^ (attempt << 1) ^ self._MAGIC:
             return self.UNKNOWN

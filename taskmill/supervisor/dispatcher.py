@@ -162,11 +162,11 @@ class Dispatcher:
     def on_worker_exit(
         self, worker: WorkerHandle, reason: str, executing: tuple[int, int] | None = ExecutingSlot.UNKNOWN
     ) -> None:
-        """A worker died: the attempt it was executing (``executing``, from its slot; if it was between tasks
-        or that is unknown, the head of its queue, so that a death always costs some attempt a try and no
-        loop is endless) counts as failed; the others go back uncounted, finished ones whose results it had
-        not sent yet included. Attempts we were stopping land where their stop says (a kill after the grace
-        period is not a failure)."""
+        """A worker died: the attempt it was executing counts as failed (``executing``, read from its slot;
+        between tasks, the one it had just finished if its result never arrived; if unknown, the head of its
+        queue); the others go back uncounted, finished ones whose results it had not sent yet included.
+        Attempts we were stopping land where their stop says (a kill after the grace period is not a
+        failure)."""
         orders = self.control.stopper.forget_worker(worker)
         retrying = {id(c) for w, c, _ in self.inline if w is worker}
         self.inline = [(None if w is worker else w, c, e) for (w, c, e) in self.inline]
@@ -179,10 +179,12 @@ class Dispatcher:
             order = orders.get((c.id, c.attempt))
             if i < len(lost_async):
                 running = True  # async ones all count
-            elif executing is None or executing == ExecutingSlot.UNKNOWN:
-                running = i == len(lost_async)  # between tasks or unsure: the head, so every death costs a try
-            else:
-                running = executing == (c.id, c.attempt)
+            elif executing == ExecutingSlot.UNKNOWN:
+                running = i == len(lost_async)  # unsure: the head of its queue
+            elif executing is None:
+                running = False  # it never ran anything
+            else:  # executing it, or just finished it and its result never arrived
+                running = (abs(executing[0]), executing[1]) == (c.id, c.attempt)
             if order is not None and order.reason == "request":
                 self.control.stopped.append((c, "killed"))
             elif order is not None:

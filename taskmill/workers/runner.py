@@ -190,6 +190,16 @@ class WorkerRuntime:
         return task, ctx
 
     def _run_sync(self, spec: TaskSpec, executor: ExecutorSpec | None) -> Result:
+        slot = self.slot
+        if slot is None:
+            return self._run_sync_inner(spec, executor)
+        slot.set(spec.id, spec.attempt)
+        try:
+            return self._run_sync_inner(spec, executor)
+        finally:
+            slot.done(spec.id, spec.attempt)
+
+    def _run_sync_inner(self, spec: TaskSpec, executor: ExecutorSpec | None) -> Result:
         prepared = self._prepare(spec, executor)
         if isinstance(prepared, Result):
             return prepared
@@ -200,9 +210,6 @@ class WorkerRuntime:
         value: Any = None
         error: BaseException | None = None
         self.current_sync = ctx
-        slot = self.slot
-        if slot is not None:
-            slot.set(spec.id, spec.attempt)
         try:
             self.timer.arm(ctx, attempt.timeout_of(executor, self.default_timeout))
             value = attempt.entry(executor, spec)(task, ctx)
@@ -211,8 +218,6 @@ class WorkerRuntime:
         finally:
             self.timer.disarm()
             self.current_sync = None
-            if slot is not None:
-                slot.clear()
         self.running.pop((spec.id, spec.attempt), None)
         ctx.progress.flush()
         result = attempt.outcome(spec, ctx, started, t0, value, error)
