@@ -58,8 +58,8 @@ def reap(supervisor_pid: int | None, worker_pids: list[int], timeout: float = 5.
         if pid == me:
             continue
         with contextlib.suppress(OSError, psutil.Error):
-            if os.getsid(pid) in sessions:
-                targets.append(psutil.Process(pid))
+            if os.getsid(pid) in sessions and _running(p := psutil.Process(pid)):
+                targets.append(p)  # (zombies run nothing: whoever reaps orphans will collect them)
     for p in targets:
         with contextlib.suppress(psutil.Error):
             p.kill()
