@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 S = TypeVar("S")
 _tags = msgspec.json.Decoder(dict[str, str])
 PROGRESS_MIN_INTERVAL = 0.05
+MAX_MESSAGE = 4096  # characters of a progress message (frames between processes have a size cap)
 
 
 class RunningTask(msgspec.Struct, frozen=True, kw_only=True):
@@ -56,12 +57,12 @@ class ProgressReporter:
 
     def report(self, fraction: float, message: str | None = None) -> None:
         self.fraction = min(1.0, max(0.0, float(fraction)))
-        self.message = message
+        self.message = message if message is None or len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE] + "…"
         now = time.monotonic()
         if now - self._last >= PROGRESS_MIN_INTERVAL or self.fraction >= 1.0:
             self._last = now
             self._pending = False
-            self._send(Progress(self._task_id, self._attempt, self.fraction, message))
+            self._send(Progress(self._task_id, self._attempt, self.fraction, self.message))
         else:
             self._pending = True
 

@@ -74,8 +74,9 @@ def test_disk_full_during_submit_and_dispatch_then_space_returns(
         disk.full = False
         t0 = time.monotonic()
         wait_for(lambda: observer.health().status == "ok", 5, what="the supervisor to recover")
+        recovered = time.monotonic() - t0
         assert s.wait_until_idle(60)
-        resumed = time.monotonic() - t0
+        drained = time.monotonic() - t0
         more = _submit_until_full(client, run, 200_000, 50, acked)  # and submitting works again
         assert more == 0 and s.wait_until_idle(30)
     s.stop()
@@ -83,7 +84,8 @@ def test_disk_full_during_submit_and_dispatch_then_space_returns(
     report = ledger.check("F7 disk full (VFS)", ledger.read(run.ledger), acked, run.db, ended_ok=())
     report.assert_ok()
     assert report.duplicated == 0
-    publish(report, refused_batches=refused, refused_writes=disk.refused, drained_after_s=round(resumed, 3))
+    publish(report, refused_batches=refused, refused_writes=disk.refused, resumed_after_s=round(recovered, 3),
+            drained_after_s=round(drained, 3))  # fmt: skip
 
 
 def test_max_page_count_full_inside_a_statement_is_storage_full_and_writes_nothing(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import taskmill as tm
-from taskmill.protocol import HEADER, MAX_FRAME, ProtocolError, Result, Results, body_length, frame
+from taskmill.protocol import HEADER, MAX_FRAME, ProtocolError, Result, Results, TaskSpec, body_length, frame
 from taskmill.protocol import decode_for_supervisor as for_supervisor
 from taskmill.protocol import decode_for_worker as for_worker
 from tests.crash import faulty, ledger
@@ -150,3 +150,22 @@ def test_a_worker_sending_a_corrupt_frame_is_replaced_and_its_task_runs_again(
                           allowed=set(range(2, 2 + len(CORRUPT))), ended_ok=())  # fmt: skip
     report.assert_ok()
     publish(report, corrupt_frames=len(CORRUPT), rerun_after_max_s=round(max(requeued), 3))
+
+
+def test_oversized_results_and_progress_never_reach_a_pipe() -> None:
+    """A memo over the limit fails the attempt (permanently, with a readable error) instead of making the
+    worker's result frame too big to send; a huge progress message is cut."""
+    from taskmill.workers import attempt
+    from taskmill.workers.context import MAX_MESSAGE, ProgressReporter
+
+    spec = TaskSpec(1, "t", "d", "k", "l", 128, b"", 0, None, 1, 0, None, None, None)
+    ctx = type("Ctx", (), {"cancelled": False, "read_bytes": 0, "write_bytes": 0, "net_rx_bytes": 0,
+                           "net_tx_bytes": 0})()  # fmt: skip
+    big = attempt.outcome(spec, ctx, 0, 0.0, b"x" * (attempt.MAX_MEMO + 1), None)  # type: ignore[arg-type]
+    assert (big.status, big.retryable, big.memo) == ("error", False, None) and "limit" in (big.error or "")
+    ok = attempt.outcome(spec, ctx, 0, 0.0, b"x" * 1000, None)  # type: ignore[arg-type]
+    assert ok.status == "ok" and ok.memo is not None
+    sent: list[Any] = []
+    reporter = ProgressReporter(1, 1, sent.append)
+    reporter.report(1.0, "m" * (10 * MAX_MESSAGE))
+    assert len(frame(sent[-1])) < 2 * MAX_MESSAGE
