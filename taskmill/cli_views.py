@@ -209,7 +209,7 @@ def supervisor_pid(db_path: str) -> int | None:
 
     try:
         with open(os.path.abspath(db_path) + ".supervisor.lock", encoding="ascii", errors="replace") as f:
-            raw = f.read(32).strip()
+            raw = f.readline(32).strip()  # the first line; worker pids follow
     except OSError:
         return None
     pid = int(raw) if raw.isdigit() else 0

@@ -76,7 +76,7 @@ def _state_ref(item: Any) -> StateRef:
         return StateRef(f"{module}:{qualname}")
     try:
         return StateRef(f"{module}:{qualname}", msgspec.msgpack.encode(item))
-    except (TypeError, msgspec.EncodeError) as exc:
+    except (TypeError, OverflowError, msgspec.EncodeError) as exc:
         raise ConfigError(
             f"app_state instance of {qualname} cannot be sent to worker processes ({exc}); pass a factory "
             "(a class or function defined at module level) that builds it in each worker"

@@ -113,7 +113,7 @@ def _delay_ms(now_ms: int, run_after: float | timedelta | None, run_at: datetime
 def encode_payload(spec: ExecutorSpec, task: Task, limit: int) -> bytes:
     try:
         payload = _encoder.encode(task)
-    except (TypeError, msgspec.EncodeError) as exc:
+    except (TypeError, OverflowError, msgspec.EncodeError) as exc:
         raise InvalidPayload(f"{spec.qualified_type}: payload cannot be encoded: {exc}") from exc
     if len(payload) > limit:
         raise PayloadTooLarge(
@@ -282,7 +282,7 @@ def resolve_untyped(
         )
     try:
         raw = sub.payload if isinstance(sub.payload, bytes) else _encoder.encode(sub.payload or {})
-    except (TypeError, msgspec.EncodeError) as exc:
+    except (TypeError, OverflowError, msgspec.EncodeError) as exc:
         raise InvalidPayload(f"{sub.task_type}: payload cannot be encoded: {exc}") from exc
     if len(raw) > limit:
         raise PayloadTooLarge(f"{sub.task_type}: payload is {len(raw)} bytes, over the {limit}-byte limit")

@@ -23,8 +23,30 @@ import taskmill as tm
 from tests.integration import domains as D
 
 MARK = "TASKMILL_TEST_RUN"
+SOAK = "TASKMILL_SOAK"
 os.environ.setdefault(MARK, uuid.uuid4().hex)
 LEAK_GRACE_S = 5.0
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--soak", action="store_true", help="reliability suite at full size, plus the long tier (also TASKMILL_SOAK=1)"
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "soak: the long reliability tier, run with --soak or TASKMILL_SOAK=1")
+    if config.getoption("--soak"):
+        os.environ[SOAK] = "1"  # subprocesses and tests/crash/harness.py read it from the environment
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    soak = os.environ.get(SOAK, "") not in ("", "0")
+    for item in items:
+        if item.get_closest_marker("soak") is not None and not soak:
+            item.add_marker(pytest.mark.skip(reason="long tier: run with --soak or TASKMILL_SOAK=1"))
+        elif soak and item.nodeid.startswith("tests/crash/"):
+            item.add_marker(pytest.mark.timeout(6 * 3600))  # full sizes run for minutes to hours
 
 
 def marked_processes() -> list[psutil.Process]:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import apsw
 
+from .. import faults
 from ..errors import InvalidState, NotFound
 from ..outcome import SubmitOutcome
 from ..task import IoBudget
@@ -50,12 +51,18 @@ class Store:
     # -- submission ------------------------------------------------------------------------------------
     def submit(self, task: NewTask, fx: flow.Effects | None = None) -> SubmitOutcome:
         with write_tx(self.conn):
-            return submit_one(self.conn, task, now_ms(), fx)
+            outcome = submit_one(self.conn, task, now_ms(), fx)
+        if faults.FAULTS:
+            faults.hit("after_submit_commit_before_ack")
+        return outcome
 
     def submit_batch(self, tasks: Sequence[NewTask], fx: flow.Effects | None = None) -> list[SubmitOutcome]:
         """One transaction: a batch is all or nothing, and the last of several equal keys wins."""
         with write_tx(self.conn):
-            return submit_many(self.conn, tasks, now_ms(), fx)
+            outcomes = submit_many(self.conn, tasks, now_ms(), fx)
+        if faults.FAULTS:
+            faults.hit("after_submit_commit_before_ack")
+        return outcomes
 
     # -- queries ---------------------------------------------------------------------------------------
     def task(self, task_id: int) -> TaskRecord | None:

@@ -3,6 +3,10 @@
 Every write runs inside ``BEGIN IMMEDIATE`` so the write lock is taken up front (a deferred transaction that
 upgrades to a writer can fail with SQLITE_BUSY no matter how long it waits). Busy errors are retried here,
 inside a time budget, so callers never see "database is locked".
+
+Checkpoints run after a commit has returned, never inside it. SQLite's automatic checkpoint runs within the
+COMMIT statement, and when it fails (a full disk cannot grow the database file) the COMMIT reports the
+error although the transaction did commit: a caller would undo in memory what the database holds.
 """
 
 from __future__ import annotations
@@ -16,11 +20,44 @@ from typing import Literal
 
 import apsw
 
+from .. import faults
 from ..errors import SchemaError, StorageFull, StoreBusy, StoreError
 
 Durability = Literal["full", "normal"]
 MIN_SQLITE = (3, 51, 3)
 BUSY_BUDGET_S = 30.0
+CHECKPOINT_PAGES = 1000  # SQLite's own autocheckpoint threshold
+
+
+class Connection(apsw.Connection):
+    """An apsw connection that knows how many frames its last commit left in the WAL."""
+
+    wal_frames = 0
+    checkpoint_pages = CHECKPOINT_PAGES
+
+
+class _BusyWait:
+    """Wait for another connection's lock in short jittered naps (SQLite's own handler sleeps up to 100 ms
+    at a time, so under contention a writer can nap long after the lock came free), up to the budget."""
+
+    __slots__ = ("started",)
+
+    def __init__(self) -> None:
+        self.started = 0.0
+
+    def __call__(self, count: int) -> bool:
+        now = time.monotonic()
+        if count == 0:
+            self.started = now
+        elif now - self.started >= BUSY_BUDGET_S:
+            return False  # SQLITE_BUSY: _retry turns it into StoreBusy
+        time.sleep((0.0002 if count < 4 else 0.001) * (0.5 + random.random()))
+        return True
+
+
+def _wal_hook(conn: Connection, name: str, pages: int) -> int:
+    conn.wal_frames = pages  # called after each commit, inside it: checkpoint later (see the module doc)
+    return apsw.SQLITE_OK
 
 
 def _check_sqlite_version() -> None:
@@ -48,10 +85,11 @@ def open_connection(path: str, durability: Durability = "full", *, readonly: boo
         raise StoreError(f"durability must be 'full' or 'normal', got {durability!r}")
     flags = apsw.SQLITE_OPEN_READONLY if readonly else apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
     try:
-        conn = apsw.Connection(os.fspath(path), flags=flags | apsw.SQLITE_OPEN_NOMUTEX)
+        vfs = faults.vfs_name() if faults.FAULTS else None
+        conn = Connection(os.fspath(path), flags=flags | apsw.SQLITE_OPEN_NOMUTEX, vfs=vfs)
     except apsw.CantOpenError as exc:
         raise StoreError(f"cannot open database {path!r}: {exc}") from exc
-    conn.setbusytimeout(int(BUSY_BUDGET_S * 1000))
+    conn.set_busy_handler(_BusyWait())
     if not readonly:
         _retry(lambda: _pragma(conn, "journal_mode", "wal"))
     sync = {"full": ("FULL", 2), "normal": ("NORMAL", 1)}[durability]
@@ -59,11 +97,15 @@ def open_connection(path: str, durability: Durability = "full", *, readonly: boo
     _pragma(conn, "foreign_keys", "OFF", 0)
     _pragma(conn, "temp_store", "MEMORY", 2)
     _pragma(conn, "cache_size", -16384)
+    conn.set_wal_hook(_wal_hook)  # replaces SQLite's autocheckpoint hook
+    if faults.FAULTS and vfs is not None:
+        conn.checkpoint_pages = 16  # mid_checkpoint armed: reach a checkpoint in a short run
     return conn
 
 
-def _retry(fn, budget: float = BUSY_BUDGET_S):  # type: ignore[no-untyped-def]
+def _retry(fn, budget: float | None = None):  # type: ignore[no-untyped-def]
     """Run ``fn`` again on SQLITE_BUSY/LOCKED with jittered backoff until ``budget`` seconds have passed."""
+    budget = BUSY_BUDGET_S if budget is None else budget
     deadline = time.monotonic() + budget
     delay = 0.001
     while True:
@@ -84,6 +126,10 @@ def write_tx(conn: apsw.Connection) -> Iterator[apsw.Connection]:
     _retry(lambda: conn.execute("BEGIN IMMEDIATE"))
     try:
         yield conn
+    except apsw.FullError as exc:  # a statement needed a new page: the same typed error as at COMMIT
+        with contextlib.suppress(apsw.Error):
+            conn.execute("ROLLBACK")
+        raise StorageFull(f"disk full: {exc}") from exc
     except BaseException:
         with contextlib.suppress(apsw.Error):
             conn.execute("ROLLBACK")
@@ -94,6 +140,16 @@ def write_tx(conn: apsw.Connection) -> Iterator[apsw.Connection]:
         with contextlib.suppress(apsw.Error):
             conn.execute("ROLLBACK")
         raise
+    if getattr(conn, "wal_frames", 0) >= getattr(conn, "checkpoint_pages", CHECKPOINT_PAGES):
+        checkpoint_passive(conn)
+
+
+def checkpoint_passive(conn: apsw.Connection) -> None:
+    """Copy what it can from the WAL into the database without waiting for readers. A failure (disk full,
+    busy) changes nothing that was committed; the next commit tries again."""
+    conn.wal_frames = 0  # type: ignore[attr-defined]
+    with contextlib.suppress(apsw.Error):
+        conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
 
 
 @contextlib.contextmanager

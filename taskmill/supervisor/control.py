@@ -61,12 +61,11 @@ class Controller:
             status, reasons = landed if landed is not None else (None, 0)
             key = (c.id, c.attempt)
             preempted = key in self.preempting
-            self.preempting.discard(key)
             if status == "paused" and preempted:
                 self.preempted_outstanding += 1
             if status is not None:
                 self.d.metrics.stopped(c, status, preempted)
-            if c.flags and status in ("cancelled", "superseded", "failed"):
+            if c.flags and status in ("cancelled", "superseded", "failed") and c.id not in self.d.flow.ended:
                 self.d.flow.ended.append(c.id)  # its children, dependents, parent and schedule follow
             if publish and status is not None:
                 h = ev.header_of(c)
@@ -79,6 +78,11 @@ class Controller:
                 elif status == "failed":
                     error = "a child task failed (fail_fast)"
                     self.d.pending_events.append(ev.Failed(h, error, False, None, c.retry_count + 1))
+
+    def after_commit(self) -> None:
+        """The turn that applied :attr:`stopped` committed (until then a rollback has it applied again)."""
+        for c, _ in self.stopped:
+            self.preempting.discard((c.id, c.attempt))
         self.stopped.clear()
 
     def on_change(self, now_ms: int) -> None:

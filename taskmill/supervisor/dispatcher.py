@@ -15,11 +15,12 @@ from typing import Any
 import msgspec
 
 from .. import events as ev
+from .. import faults
 from ..metrics import Metrics
 from ..policy.dispatch import DurationTracker
 from ..policy.preempt import should_recycle
 from ..policy.retry import RetryPolicy, decide_failure
-from ..protocol import Result, Run
+from ..protocol import ExecutingSlot, Result, Run
 from ..registry import Registry
 from ..scheduling import SchedulingPolicy
 from ..store import Store, dispatch, now_ms
@@ -66,6 +67,7 @@ class Dispatcher:
         self.untag: list[int] = []  # tasks with tags that this turn finishes (their tags leave the index)
         self._types: dict[str, bool] = {}
         self.check_control = True  # the database changed under us: look for stop requests and pauses
+        self._replaced: list[tuple[WorkerHandle, Claimed, Claimed]] = []  # inline retries of this turn
         self.control = Controller(self, settings)
         self.flow = Workflow(self, settings)  # children, dependencies, schedules, TTL: flagged rows only
 
@@ -172,9 +174,14 @@ class Dispatcher:
                     ev.Failed(header(c), error, True, d.delay or None, c.retry_count + 1)
                 )
 
-    def on_worker_exit(self, worker: WorkerHandle, reason: str) -> None:
-        """A worker died: its running attempt counts as failed, prefetched ones go back unstarted; attempts
-        we were stopping land where their stop says (a kill after the grace period is not a failure)."""
+    def on_worker_exit(
+        self, worker: WorkerHandle, reason: str, executing: tuple[int, int] | None = ExecutingSlot.UNKNOWN
+    ) -> None:
+        """A worker died: the attempt it was executing counts as failed (``executing``, read from its slot;
+        between tasks, the one it had just finished if its result never arrived; if unknown, the head of its
+        queue); the others go back uncounted, finished ones whose results it had not sent yet included.
+        Attempts we were stopping land where their stop says (a kill after the grace period is not a
+        failure)."""
         orders = self.control.stopper.forget_worker(worker)
         retrying = {id(c) for w, c, _ in self.inline if w is worker}
         self.inline = [(None if w is worker else w, c, e) for (w, c, e) in self.inline]
@@ -185,7 +192,14 @@ class Dispatcher:
         now = now_ms()
         for i, c in enumerate([*lost_async, *lost_sync]):
             order = orders.get((c.id, c.attempt))
-            running = i < len(lost_async) or i == len(lost_async)  # async ones and the sync queue's head
+            if i < len(lost_async):
+                running = True  # async ones all count
+            elif executing == ExecutingSlot.UNKNOWN:
+                running = i == len(lost_async)  # unsure: the head of its queue
+            elif executing is None:
+                running = False  # it never ran anything
+            else:  # executing it, or just finished it and its result never arrived
+                running = (abs(executing[0]), executing[1]) == (c.id, c.attempt)
             if order is not None and order.reason == "request":
                 self.control.stopped.append((c, "killed"))
             elif order is not None:
@@ -211,7 +225,27 @@ class Dispatcher:
     def turn(self) -> None:
         now = now_ms()
         sends: dict[WorkerHandle, list[Claimed]] = {}
+        finishing = faults.FAULTS and any(self.finished.values())
+        mark = len(self.pending_events)
+        try:
+            self._turn(now, sends, finishing)
+        except BaseException:
+            self._roll_back(sends, mark)
+            raise
+        self._clear_outcomes()
+        self.flow.after_commit()
+        for worker, specs in sends.items():
+            worker.send(Run(specs))  # type: ignore[arg-type]  # Claimed has TaskSpec's wire layout
+        if faults.FAULTS and sends:
+            faults.hit("after_send_to_worker")
+        if self.pending_events:
+            events, self.pending_events = self.pending_events, []
+            for e in events:
+                self.bus.publish(e)
+
+    def _turn(self, now: int, sends: dict[WorkerHandle, list[Claimed]], finishing: bool) -> None:
         control = self.control
+        self._replaced.clear()
         with self.store.write():
             self.metrics.scan_submitted(self.store.conn)
             self.flow.refresh()
@@ -236,14 +270,32 @@ class Dispatcher:
                 control.preempt(claimed, changed)
             if self.since_prune >= PRUNE_EVERY:
                 self._prune(now)
-        self._clear_outcomes()
-        self.flow.after_commit()
+            if finishing:
+                faults.hit("before_terminal_commit")
+        if faults.FAULTS and claimed:
+            faults.hit("after_claim_commit")
+
+    def _roll_back(self, sends: dict[WorkerHandle, list[Claimed]], mark: int) -> None:
+        """The turn's transaction rolled back (disk full, write lock held too long). Its outcomes are still
+        pending and are written again next turn; undo what it handed to workers (nothing was sent), so no
+        worker waits for a task it will never get, and look at everything again."""
+        del self.pending_events[mark:]
+        for worker, old, new in reversed(self._replaced):  # inline retries: back to the attempt the db holds
+            i = next((i for i, c in enumerate(worker.sync) if c is new), None)
+            if i is not None:
+                worker.sync[i] = old
+            else:
+                worker.asyncs.pop((new.id, new.attempt), None)
+        self._replaced.clear()
         for worker, specs in sends.items():
-            worker.send(Run(specs))  # type: ignore[arg-type]  # Claimed has TaskSpec's wire layout
-        if self.pending_events:
-            events, self.pending_events = self.pending_events, []
-            for e in events:
-                self.bus.publish(e)
+            gone = {id(c) for c in specs}
+            kept = [c for c in worker.sync if id(c) not in gone]
+            if len(kept) != len(worker.sync):
+                worker.sync.clear()
+                worker.sync.extend(kept)
+            for key in [k for k, c in worker.asyncs.items() if id(c) in gone]:
+                del worker.asyncs[key]
+        self.queue_maybe_nonempty = self.check_due = self.check_control = True
 
     def _write_outcomes(self, now: int, sends: dict[WorkerHandle, list[Claimed]]) -> None:
         conn = self.store.conn
@@ -265,6 +317,7 @@ class Dispatcher:
                     self.releases.append((c.id, res[0]))
                 continue
             again = msgspec.structs.replace(c, attempt=res[0], retry_count=res[1])
+            self._replaced.append((worker, c, again))
             if c in worker.sync:
                 worker.sync[worker.sync.index(c)] = again
             else:
@@ -283,6 +336,7 @@ class Dispatcher:
         self.retry_later.clear()
         self.inline.clear()
         self.releases.clear()
+        self.control.after_commit()
 
     def _claim_and_assign(self, now: int, sends: dict[WorkerHandle, list[Claimed]]) -> list[Claimed]:
         """Claim as much as the workers can take now, then hand it out.
@@ -357,6 +411,7 @@ class Dispatcher:
         sync_targets = [*refill]
         publish = self.bus.active
         placed: list[Claimed] = []
+        unplaced: list[tuple[int, int]] = []  # (self.releases holds earlier ones, cleared only after commit)
         rr = 0
         for c in claimed:
             target: WorkerHandle | None = None
@@ -384,7 +439,7 @@ class Dispatcher:
                         w.sync.append(c)
                         break
             if target is None:
-                self.releases.append((c.id, c.attempt))
+                unplaced.append((c.id, c.attempt))
                 continue
             sends.setdefault(target, []).append(c)
             placed.append(c)
@@ -392,9 +447,8 @@ class Dispatcher:
                 eff = self.policy.effective.get(c.id) if self.policy is not None else None
                 self.pending_events.append(ev.Dispatched(header(c, eff), target.pid, c.attempt))
         self.metrics.dispatched_many(placed, now_ms())
-        if self.releases:
-            dispatch.release(self.store.conn, self.releases)
-            self.releases.clear()
+        if unplaced:
+            dispatch.release(self.store.conn, unplaced)
             self.queue_maybe_nonempty = True
 
     def _prune(self, now: int) -> None:

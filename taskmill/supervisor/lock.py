@@ -1,7 +1,9 @@
-"""One supervisor per database: an exclusive ``flock`` on ``<db>.supervisor.lock`` holding the owner's pid.
+"""One supervisor per database: an exclusive ``flock`` on ``<db>.supervisor.lock``.
 
-The kernel drops the lock when its holder dies, however it dies, so a crashed supervisor never blocks its
-successor; a live one makes the second fail fast with its pid in the message.
+The file holds the owner's pid on its first line, then the pid of each live worker. The kernel drops the
+lock when its holder dies, however it dies, so a crashed supervisor never blocks its successor; a live one
+makes the second fail fast with its pid in the message. The successor reads the worker pids its predecessor
+left behind (see :mod:`.leftovers`); a clean stop empties the file.
 """
 
 from __future__ import annotations
@@ -13,10 +15,16 @@ import os
 from ..errors import SupervisorRunning
 
 
+def _first_pid(raw: bytes) -> int | None:
+    first = raw.decode(errors="replace").split("\n", 1)[0].strip()
+    return int(first) if first.isdigit() else None
+
+
 class SupervisorLock:
     def __init__(self, db_path: str) -> None:
         self.path = os.path.abspath(db_path) + ".supervisor.lock"
         self.db_path = db_path
+        self.previous: tuple[int | None, list[int]] = (None, [])  # (supervisor pid, its workers) of a crash
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -24,12 +32,22 @@ class SupervisorLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raw = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            raw = os.pread(fd, 32, 0)
             os.close(fd)
-            raise SupervisorRunning(self.db_path, int(raw) if raw.isdigit() else None) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            raise SupervisorRunning(self.db_path, _first_pid(raw)) from None
+        lines = os.pread(fd, 1 << 16, 0).decode(errors="replace").split()
+        if lines and lines[0].isdigit():
+            self.previous = (int(lines[0]), [int(p) for p in lines[1:] if p.isdigit()])
         self._fd = fd
+        self.record_workers([])
+
+    def record_workers(self, pids: list[int]) -> None:
+        """Rewrite the file: our pid, then the workers a successor must make sure are gone if we crash."""
+        if self._fd is None:
+            return
+        data = "".join(f"{p}\n" for p in [os.getpid(), *pids]).encode()
+        os.pwrite(self._fd, data, 0)
+        os.ftruncate(self._fd, len(data))
 
     def release(self) -> None:
         if self._fd is not None:
@@ -47,8 +65,7 @@ class SupervisorLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raw = os.pread(fd, 32, 0).decode(errors="replace").strip()
-            return int(raw) if raw.isdigit() else -1
+            return _first_pid(os.pread(fd, 32, 0)) or -1
         finally:
             os.close(fd)
         return None

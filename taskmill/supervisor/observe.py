@@ -27,6 +27,7 @@ class Health(msgspec.Struct, frozen=True):
     stopping: bool
     workers_alive: int
     workers: int
+    store_error: str | None = None  # set while dispatch turns fail (disk full): status "degraded"
 
 
 class RunningTask(msgspec.Struct, frozen=True):
@@ -104,7 +105,8 @@ class Observer:
         configured = sup.settings.workers
         dispatching = d is not None and sup.started.is_set() and sup.error is None and not sup.stopping
         ok = dispatching and alive == configured
-        return Health("ok" if ok else "unavailable", dispatching, sup.stopping, alive, configured)
+        status = ("degraded" if sup.store_error else "ok") if ok else "unavailable"
+        return Health(status, dispatching, sup.stopping, alive, configured, sup.store_error)
 
     def running(self, estimate: bool = False) -> list[RunningTask]:
         """Tasks held by workers, from the same live view and estimates as ``scheduler.snapshot()``."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -24,6 +25,7 @@ from ..protocol import (
     HEADER,
     Boot,
     BootFailed,
+    ExecutingSlot,
     ProtocolError,
     Ready,
     Stop,
@@ -34,6 +36,7 @@ from ..protocol import (
 )
 from ..store.records import Claimed
 
+log = logging.getLogger("taskmill.supervisor")
 BOOT_TIMEOUT_S = 120.0
 EXIT_BOOT_ERROR = 3
 
@@ -75,7 +78,18 @@ class WorkerHandle:
         self.rss = 0
         self.head_since = 0.0  # monotonic time the current head of ``sync`` started (approximately)
         self.last_seen = 0.0  # monotonic time of the last frame (hang detection)
+        self.slot: ExecutingSlot | None = None  # what its main thread executes (read once it is dead)
         self._tasks: list[asyncio.Task[Any]] = []
+
+    def executing(self) -> tuple[int, int] | None:
+        """Once the worker is dead: the sync attempt it was executing, None if none, UNKNOWN if unsure."""
+        if self.slot is None:
+            return ExecutingSlot.UNKNOWN
+        try:
+            return self.slot.read()
+        finally:
+            self.slot.close()
+            self.slot = None
 
     @property
     def idle(self) -> bool:
@@ -83,14 +97,22 @@ class WorkerHandle:
 
     async def start(self, boot: Boot, env: dict[str, str]) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        made = ExecutingSlot.create()
+        slot_args: list[str] = []
+        if made is not None:
+            self.slot, slot_fd = made
+            slot_args = ["--slot-fd", str(slot_fd)]
+        fds = (theirs.fileno(), *([int(slot_args[1])] if slot_args else []))
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "taskmill.workers",
-                "--fd", str(theirs.fileno()), "--parent-pid", str(os.getpid()),
-                pass_fds=(theirs.fileno(),), start_new_session=True, env=env, stdin=asyncio.subprocess.DEVNULL,
+                "--fd", str(theirs.fileno()), "--parent-pid", str(os.getpid()), *slot_args,
+                pass_fds=fds, start_new_session=True, env=env, stdin=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
         finally:
             theirs.close()
+            if slot_args:
+                os.close(int(slot_args[1]))
         self.pid = self.proc.pid
         self.reader, self.writer = await asyncio.open_unix_connection(sock=ours, limit=1 << 20)
         self.send(boot)
@@ -132,6 +154,9 @@ class WorkerHandle:
             pass  # the exit watcher reports the death
         except ProtocolError:
             self.kill()  # a worker that sends garbage is broken: replace it
+        except Exception:  # a bug of ours must not leave the worker's frames unread for ever
+            log.exception("worker %s: reading its frames failed; killing it", self.pid)
+            self.kill()
 
     async def _watch_exit(self) -> None:
         assert self.proc is not None
@@ -140,6 +165,9 @@ class WorkerHandle:
         if self.writer is not None:
             self.writer.close()
         self.on_exit(self, rc)
+        if self.slot is not None:
+            self.slot.close()
+            self.slot = None
 
     def send(self, msg: msgspec.Struct) -> None:
         if self.writer is not None and not self.writer.is_closing():

@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 
 from .. import events as ev
+from .. import faults
 from ..errors import StoreError, WorkerBootError
 from ..metrics import Metrics, MetricsSnapshot, read_gauges, snapshot
 from ..policy.preempt import should_recycle, task_limit
@@ -29,6 +30,7 @@ from ..registry import Registry
 from ..scheduling import SchedulingPolicy
 from ..store import Store, dispatch, now_ms
 from ..store.records import Claimed
+from . import leftovers
 from .dispatcher import Dispatcher, header
 from .lock import SupervisorLock
 from .pool import EXIT_BOOT_ERROR, WorkerHandle, describe_exit
@@ -82,6 +84,7 @@ class Supervisor:
         self.progress = ProgressTable()  # the latest reports of running attempts (snapshots, `taskmill top`)
         self.error: BaseException | None = None
         self.thread_id: int | None = None  # the loop's thread
+        self.store_error: str | None = None  # the last dispatch turn failed (disk full, ...): degraded
         self._waiter: asyncio.Future[None] | None = None
         self._wake_pending = False
         self._stop_requested = False
@@ -90,6 +93,7 @@ class Supervisor:
         self._respawns: set[asyncio.Task[None]] = set()
         self._boot: Boot | None = None
         self._env: dict[str, str] = {}
+        self._lock: SupervisorLock | None = None
 
     # -- thread-safe controls -----------------------------------------------------------------------------
     def wake_threadsafe(self) -> None:
@@ -176,6 +180,8 @@ class Supervisor:
         assert self.dispatcher is not None
         worker.last_seen = time.monotonic()
         if isinstance(msg, Results):
+            if faults.FAULTS:
+                faults.hit("after_result_recv")
             if msg.rss:
                 worker.rss = msg.rss
             self.dispatcher.on_results(worker, msg.results)
@@ -213,10 +219,12 @@ class Supervisor:
         assert self.dispatcher is not None
         if worker.retiring and worker.idle:
             return
+        if rc != 0:  # died or was killed: what its task started dies too, before the task can run again
+            leftovers.reap(None, [worker.pid], timeout=0.5)
         reason = describe_exit(rc, worker.killed)
         if not self.dispatcher.shutting_down:
             log.warning("worker %s: %s", worker.pid, reason)
-        self.dispatcher.on_worker_exit(worker, reason)
+        self.dispatcher.on_worker_exit(worker, reason, worker.executing())
         if not self._stop_requested and not worker.retiring:
             task = asyncio.get_running_loop().create_task(self._respawn(worker.index, rc))
             self._respawns.add(task)
@@ -242,8 +250,14 @@ class Supervisor:
         handle.task_limit = task_limit(self.settings.max_tasks_per_worker)
         handle.last_seen = time.monotonic()
         self.dispatcher.workers[index] = handle
+        self._record_workers()
         self.dispatcher.queue_maybe_nonempty = True
         self._wake()
+
+    def _record_workers(self) -> None:
+        """Before a worker gets any task, its pid is in the lock file, for a successor to reap if we crash."""
+        assert self.dispatcher is not None and self._lock is not None
+        self._lock.record_workers([w.pid for w in self.dispatcher.workers if w.pid])
 
     # -- main ---------------------------------------------------------------------------------------------
     def _boot_message(self) -> Boot:
@@ -261,6 +275,8 @@ class Supervisor:
         listener: WakeupListener | None = None
         try:
             lock.acquire()
+            self._lock = lock
+            leftovers.reap(*lock.previous)  # a crash's old attempts must be gone before they run again
             store = Store(self.settings.store_path, self.settings.durability)  # type: ignore[arg-type]
             ended: list[int] = []
             with store.write():
@@ -326,6 +342,7 @@ class Supervisor:
             h.task_limit = task_limit(self.settings.max_tasks_per_worker)
             h.last_seen = time.monotonic()
         self.dispatcher.workers = handles
+        self._record_workers()
 
     async def _run(self, store: Store) -> None:
         assert self.dispatcher is not None and self.loop is not None
@@ -347,7 +364,9 @@ class Supervisor:
             try:
                 d.turn()
                 backoff = 0.0
+                self.store_error = None
             except StoreError as exc:  # disk full, lock budget exhausted: keep state, try again shortly
+                self.store_error = str(exc)
                 backoff = min(max(backoff * 2, 0.05), 2.0)
                 log.error("dispatch turn failed (%s); retrying in %.2fs", exc, backoff)
             self._recycle()

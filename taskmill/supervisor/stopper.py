@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import Literal
 
+from .. import faults
 from ..protocol import Cancel
 from ..store.records import Claimed
 from .pool import WorkerHandle
@@ -87,6 +88,8 @@ class Stopper:
             if order.signal_at is not None and now >= order.signal_at:
                 order.signal_at = None
                 order.worker.send(Cancel(order.task.id, order.task.attempt, True, False))
+                if faults.FAULTS:
+                    faults.hit("after_preempt_signal")
             if order.kill_at is not None and now >= order.kill_at:
                 order.kill_at = None
                 order.worker.kill()

@@ -9,7 +9,7 @@ import socket
 import sys
 import traceback
 
-from ..protocol import Boot, BootFailed, Ready
+from ..protocol import Boot, BootFailed, ExecutingSlot, Ready
 from ..submission import Defaults
 from .boot import boot
 from .channel import Channel
@@ -36,6 +36,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m taskmill.workers")
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--parent-pid", type=int, default=0)
+    parser.add_argument("--slot-fd", type=int, default=-1)
     args = parser.parse_args()
     if args.parent_pid:
         die_with_parent(args.parent_pid)
@@ -58,12 +59,18 @@ def main() -> int:
         loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     runtime = WorkerRuntime(channel, executors, app_state, domain_state)
+    if args.slot_fd >= 0:
+        runtime.slot = ExecutingSlot(args.slot_fd)
+        os.close(args.slot_fd)
     runtime.default_max_retries = msg.default_max_retries
     runtime.default_timeout = msg.default_timeout
     runtime.heartbeat_interval = msg.heartbeat_interval
     runtime.requests.defaults = Defaults(ttl=msg.default_ttl, max_payload_bytes=msg.max_payload_bytes)
     runtime.install_signal_handlers()
-    channel.send(Ready(os.getpid(), {t: s.is_async for t, s in executors.items()}))
+    try:
+        channel.send(Ready(os.getpid(), {t: s.is_async for t, s in executors.items()}))
+    except OSError:  # the supervisor stopped while we booted
+        return EXIT_ORPHANED
     loop.run_until_complete(runtime.serve())
     sys.stdout.flush()
     return EXIT_OK

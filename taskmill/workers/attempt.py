@@ -22,6 +22,7 @@ from ..store.records import F_FINALIZE
 from .context import TaskContext
 
 MAX_ERROR_TEXT = 8192
+MAX_MEMO = 2 << 20  # bytes: results travel in frames of at most 64 MiB, up to 16 results each
 _memo_encoder = msgspec.msgpack.Encoder()
 
 
@@ -106,8 +107,12 @@ def outcome(spec: TaskSpec, ctx: TaskContext, started: int, t0: float, value: An
         if value is not None:
             try:
                 r.memo = _memo_encoder.encode(value)
-            except (TypeError, msgspec.EncodeError) as err:
+            except (TypeError, OverflowError, msgspec.EncodeError) as err:
                 r.status, r.error, r.retryable = "error", f"executor returned an unencodable memo: {err}", False
+            if r.memo is not None and len(r.memo) > MAX_MEMO:
+                size, r.memo = len(r.memo), None
+                r.status, r.retryable = "error", False
+                r.error = f"executor returned a {size}-byte memo, over the {MAX_MEMO}-byte limit"
     elif isinstance(exc, TaskTimeout):
         r.status, r.error = "error", f"TaskTimeout: {exc}"
     elif isinstance(exc, TaskCancelled | asyncio.CancelledError) or (ctx.cancelled and not isinstance(exc, TaskError)):

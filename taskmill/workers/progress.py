@@ -22,6 +22,7 @@ import msgspec
 from ..protocol import ByteProgress, Progress
 
 MIN_INTERVAL = 0.05  # seconds between frames of one attempt
+MAX_MESSAGE = 4096  # characters of a progress message (frames between processes have a size cap)
 BYTES_KEEPALIVE = 1.0  # seconds: a running attempt's byte count is re-sent this often even if unchanged
 
 
@@ -60,7 +61,7 @@ class ProgressReporter:
         elif f > 1.0:
             f = 1.0
         self.fraction = f
-        self.message = message
+        self.message = message if message is None or len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE] + "…"
         self._frac_dirty = True
         if self._queued:
             return  # the flusher sends the newest value when it is due (the value is set before this test)

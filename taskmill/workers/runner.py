@@ -23,7 +23,7 @@ import psutil
 
 from ..domain import ExecutorSpec, StateBag
 from ..errors import TaskCancelled
-from ..protocol import Cancel, Heartbeat, Reply, Result, Results, Run, Stop, TaskSpec
+from ..protocol import Cancel, ExecutingSlot, Heartbeat, Reply, Result, Results, Run, Stop, TaskSpec
 from ..submission import Defaults
 from . import attempt
 from .channel import Channel
@@ -62,6 +62,7 @@ class WorkerRuntime:
         self.default_timeout: float | None = None
         self.heartbeat_interval = 0.0
         self.timer: attempt.SyncTimer | None = None
+        self.slot: ExecutingSlot | None = None  # tells the supervisor what we run, should we die running it
         self.requests = Requests(channel.send, Defaults())  # spawn requests; Boot sets the defaults
         self._main_thread = threading.main_thread().ident
         self._process = psutil.Process()
@@ -189,6 +190,16 @@ class WorkerRuntime:
         return task, ctx
 
     def _run_sync(self, spec: TaskSpec, executor: ExecutorSpec | None) -> Result:
+        slot = self.slot
+        if slot is None:
+            return self._run_sync_inner(spec, executor)
+        slot.set(spec.id, spec.attempt)
+        try:
+            return self._run_sync_inner(spec, executor)
+        finally:
+            slot.done(spec.id, spec.attempt)
+
+    def _run_sync_inner(self, spec: TaskSpec, executor: ExecutorSpec | None) -> Result:
         prepared = self._prepare(spec, executor)
         if isinstance(prepared, Result):
             return prepared

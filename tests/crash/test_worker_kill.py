@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import psutil
 
 import taskmill as tm
+from tests.crash import faulty, ledger
+from tests.crash.harness import Run, publish, size
+from tests.crash.ledger import read
 from tests.helpers import entries, wait_for
 from tests.integration import domains as D
 
@@ -116,3 +121,80 @@ def test_a_task_that_kills_its_worker_every_time_ends_dead_lettered(make_schedul
     assert s.wait_until_idle(15)
     final_pids = {e["pid"] for e in entries(log, "start") if e["tag"].startswith("final")}
     assert len(final_pids) == 2 and not any(_gone(p) for p in final_pids)
+
+
+def test_random_busy_worker_kills_lose_nothing_and_the_pool_refills_within_a_second(
+    make_scheduler: Any, tmp_path: Path
+) -> None:
+    """F3: SIGKILL a random busy worker again and again. Each killed execution counts as a failed attempt and
+    runs again; nothing is lost or run twice at once; the pool is back to full strength within 1 s."""
+    rng = random.Random(3)
+    run = Run(tmp_path)
+    workers, kills, tasks = 2, size(12, 200), size(160, 2000)
+    lo, hi = size((20.0, 60.0), (200.0, 500.0))
+    s = make_scheduler([faulty.fault], workers=workers, path=run.db, retry=tm.RetryPolicy.constant(50, 0.0))
+    h = s.domain(faulty.fault)
+    acked = {}
+    for i in range(1, tasks + 1):
+        acked[i] = h.submit(faulty.Job(ledger=run.ledger, n=i, ms=round(rng.uniform(lo, hi), 1))).id
+    s.start()
+    sup = s._supervisor
+    assert sup is not None and sup.dispatcher is not None
+    killed: dict[int, set[int]] = {}  # n -> pids killed while running it
+    refill: list[float] = []
+    requeue: list[float] = []
+    for _ in range(kills):
+        time.sleep(rng.uniform(0.05, size(0.25, 1.0)))
+        busy = [e for e in read(run.ledger).executions if e.end is None and not _gone(e.pid)]
+        if not busy:
+            break
+        pid = rng.choice(busy).pid
+        t_kill = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        while sum(w.alive for w in sup.dispatcher.workers) < workers or any(w.pid == pid for w in sup.dispatcher.workers):
+            assert time.monotonic() - t_kill < 1.0 + 1.0, "the pool was not refilled within 2 s"
+            time.sleep(0.002)
+        refill.append(time.monotonic() - t_kill)
+        # what the kill interrupted (the chosen execution may have finished just before the kill)
+        for e in [e for e in read(run.ledger).executions if e.pid == pid and e.end is None]:
+            killed.setdefault(e.n, set()).add(pid)
+            [again, *_] = wait_for(lambda v=e: [x for x in read(run.ledger).started(v.n) if x.start > v.start], 10)
+            requeue.append(again.start / 1e9 - t_kill)  # both CLOCK_MONOTONIC
+    assert s.wait_until_idle(120)
+    report = ledger.check("F3 worker SIGKILL mid-task", read(run.ledger), acked, run.db, allowed=set(killed),
+                          ended_ok=())  # fmt: skip
+    report.assert_ok()
+    assert len(killed) >= kills // 2  # most kills interrupted a task
+    by_task = read(run.ledger).by_task()
+    for n, tid in acked.items():
+        [rec] = s.history_of(tid)
+        assert rec.status == "completed"
+        unfinished = sum(1 for e in by_task[n] if e.how == "")  # killed mid-execution
+        assert unfinished <= rec.retry_count <= len(by_task[n]) - 1, (n, rec.retry_count, by_task[n])
+    refill.sort()
+    publish(report, kills=len(refill), interrupted=sum(len(p) for p in killed.values()), refill_max_s=refill[-1],
+            refill_p50_s=refill[len(refill) // 2], requeue_max_s=max(requeue, default=0.0))  # fmt: skip
+    assert refill[len(refill) // 2] < 1.0  # the pool is back within 1 s (the median; the worst is bounded above)
+
+
+def test_a_poison_task_among_quick_tasks_of_its_type_is_the_only_one_blamed(make_scheduler: Any, tmp_path: Path) -> None:
+    """Quick tasks are prefetched and their results sent in batches, so when a worker dies the head of its
+    queue may have finished long ago. The worker's executing slot says which task it died running: the
+    poison task alone uses up its retries; its neighbours run again uncounted."""
+    run = Run(tmp_path)
+    s = make_scheduler([faulty.fault], workers=2, path=run.db, retry=tm.RetryPolicy.constant(2, 0.0))
+    h = s.domain(faulty.fault)
+    s.start()
+    h.submit_batch([faulty.Job(ledger=run.ledger, n=i) for i in range(1, 81)])  # the type is known to be fast
+    assert s.wait_until_idle(20)
+    poison = {120, 160}
+    batch = [faulty.Job(ledger=run.ledger, n=i, die=i in poison) for i in range(100, 200)]
+    ids = dict(zip(range(100, 200), h.submit_batch(batch).inserted(), strict=True))
+    assert s.wait_until_idle(60)
+    runs = ledger.execution_counts(read(run.ledger))
+    for n, tid in ids.items():
+        [rec] = s.history_of(tid)
+        if n in poison:
+            assert (rec.status, rec.retry_count, runs[n]) == ("dead_letter", 3, 3)
+        else:
+            assert (rec.status, rec.retry_count) == ("completed", 0), (n, rec.status, rec.retry_count, runs[n])

@@ -1,0 +1,276 @@
+"""Test-side helpers of the reliability suite: one run directory (database, ledger, submitter files), real
+supervisor and submitter processes, kills, integrity checks, the soak switch and the figures file.
+
+Sizes: every scenario has a CI size (small, the default) and a full size, chosen by ``TASKMILL_SOAK=1`` or
+``pytest --soak`` (see docs/reliability.md). With ``TASKMILL_RELIABILITY_REPORT=<file>`` each scenario appends
+its figures there as one JSON line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, TypeVar
+
+import apsw
+import psutil
+
+from tests.crash import ledger
+from tests.helpers import ROOT, env_for_subprocess
+
+T = TypeVar("T")
+
+
+def soak() -> bool:
+    return os.environ.get("TASKMILL_SOAK", "") not in ("", "0")
+
+
+def size(ci: T, full: T) -> T:
+    """The CI size, or the full one in the long tier."""
+    return full if soak() else ci
+
+
+def publish(report: ledger.Report | dict[str, Any], **extra: Any) -> None:
+    """Print a scenario's figures (visible with ``-s``) and append them to the report file if one is set."""
+    figures = report.figures() if isinstance(report, ledger.Report) else dict(report)
+    figures.update(extra)
+    figures["tier"] = "full" if soak() else "ci"
+    line = json.dumps(figures, sort_keys=True)
+    print(line)
+    target = os.environ.get("TASKMILL_RELIABILITY_REPORT")
+    if target:
+        with open(target, "a") as f:
+            f.write(line + "\n")
+
+
+def integrity(db: str | os.PathLike[str]) -> str:
+    """``PRAGMA integrity_check`` (must be ``ok``) and ``foreign_key_check`` (must be empty), read-only."""
+    conn = apsw.Connection(os.fspath(db), flags=apsw.SQLITE_OPEN_READWRITE)
+    try:
+        conn.setbusytimeout(30_000)
+        rows = [str(r[0]) for r in conn.execute("PRAGMA integrity_check")]
+        fk = list(conn.execute("PRAGMA foreign_key_check"))
+    finally:
+        conn.close()
+    if fk:
+        rows.append(f"foreign_key_check: {fk[:5]}")
+    return "ok" if rows == ["ok"] else "; ".join(rows)
+
+
+def worker_pids(pid: int) -> list[int]:
+    """Live worker processes started by process ``pid``."""
+    try:
+        kids = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+    out = []
+    for p in kids:
+        with contextlib.suppress(psutil.Error):
+            if p.status() != psutil.STATUS_ZOMBIE and "taskmill.workers" in " ".join(p.cmdline()):
+                out.append(p.pid)
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+class Run:
+    """One scenario's files and processes. Everything it started is killed by :meth:`close`."""
+
+    def __init__(self, root: Path, name: str = "run") -> None:
+        self.dir = root / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.db = str(self.dir / "tasks.db")
+        self.ledger = str(self.dir / "ledger")
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.submitters: list[tuple[subprocess.Popen[bytes] | None, str]] = []
+        self.next_n = 1
+        self.kills = 0
+        self.running_at_kills: set[int] = set()  # task ids left running by a killed supervisor
+        self.integrity_checks: list[str] = []
+
+    # -- processes ---------------------------------------------------------------------------------------
+    def _spawn(self, *args: str, env_extra: dict[str, str] | None = None, capture: bool = False,
+               session: bool = True) -> subprocess.Popen[bytes]:  # fmt: skip
+        env = env_for_subprocess()
+        env.pop("TASKMILL_FAULTPOINT", None)
+        env.update(env_extra or {})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.crash.procs", *args], env=env, cwd=str(ROOT),
+            start_new_session=session, stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        self.procs.append(proc)
+        return proc
+
+    def serve(self, *, workers: int = 2, fault: str | None = None, env: dict[str, str] | None = None,
+              **options: Any) -> subprocess.Popen[bytes]:  # fmt: skip
+        """Start a supervisor process (its own session; its workers each lead their own)."""
+        args = ["serve", self.db, "--workers", str(workers)]
+        for k, v in options.items():
+            args += [f"--{k.replace('_', '-')}", str(v)]
+        extra = dict(env or {})
+        if fault:
+            extra["TASKMILL_FAULTPOINT"] = fault
+        return self._spawn(*args, env_extra=extra)
+
+    def submit(self, count: int, *, seed: int = 0, fault: str | None = None, **options: Any) -> subprocess.Popen[bytes]:
+        """Start a submitter for the next ``count`` task numbers; its acknowledgements go to its own file."""
+        acks = str(self.dir / f"acks.{len(self.submitters)}")
+        args = ["submit", self.db, acks, self.ledger, "--start", str(self.next_n), "--count", str(count),
+                "--seed", str(seed)]  # fmt: skip
+        for k, v in options.items():
+            args += [f"--{k.replace('_', '-')}", str(v)]
+        self.next_n += count
+        proc = self._spawn(*args, env_extra={"TASKMILL_FAULTPOINT": fault} if fault else None, capture=True)
+        self.submitters.append((proc, acks))
+        return proc
+
+    def submit_here(self, count: int, *, seed: int = 0, **options: Any) -> dict[str, Any]:
+        """Like :meth:`submit`, in this process (no start-up cost); returns the summary."""
+        from tests.crash.procs import submit_range
+
+        acks = str(self.dir / f"acks.{len(self.submitters)}")
+        self.submitters.append((None, acks))
+        start, self.next_n = self.next_n, self.next_n + count
+        return submit_range(self.db, acks, self.ledger, start, count, seed=seed, **options)
+
+    def add(self, tasks: list[Any], priority: int | None = None) -> list[int]:
+        """Submit these tasks (each with a unique ``n``) one by one, recording them as acknowledged."""
+        import taskmill as tm
+        from tests.crash import faulty
+
+        acks = str(self.dir / f"acks.{len(self.submitters)}")
+        self.submitters.append((None, acks))
+        ids = []
+        with tm.connect(self.db) as c:
+            for t in tasks:
+                domain = faulty.keys if isinstance(t, faulty.Keyed) else faulty.fault
+                ids.append(c.domain(domain).submit(t, priority=priority).id)
+        ledger.append(acks, "".join(f"A {t.n} {i}\n" for t, i in zip(tasks, ids, strict=True)))
+        return ids
+
+    def wait_submitters(self, timeout: float = 120.0) -> list[dict[str, Any]]:
+        """Wait for every submitter; their JSON summaries (a killed one gives ``{"killed": signal}``)."""
+        out = []
+        for proc, _ in self.submitters:
+            if proc is None:
+                continue
+            stdout, stderr = proc.communicate(timeout=timeout)
+            if proc.returncode == 0:
+                out.append(json.loads(stdout.decode().strip().splitlines()[-1]))
+            elif proc.returncode < 0:
+                out.append({"killed": -proc.returncode, "errors": []})
+            else:
+                raise AssertionError(f"submitter exited {proc.returncode}: {stderr.decode()[-2000:]}")
+        return out
+
+    def kill(self, proc: subprocess.Popen[bytes]) -> list[int]:
+        """SIGKILL a supervisor (its process group: the supervisor alone; its workers must die by themselves).
+        Returns the pids of the workers it had, and records which tasks it left running."""
+        workers = worker_pids(proc.pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        self.kills += 1
+        self.running_at_kills |= self.running_ids()
+        return workers
+
+    def stop(self, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
+        """SIGTERM (graceful stop) and wait; returns the exit code."""
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+                raise AssertionError(f"supervisor did not stop within {timeout}s") from None
+        return int(proc.returncode)
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(10)
+            for stream in (proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
+
+    # -- database ----------------------------------------------------------------------------------------
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        if not os.path.exists(self.db):
+            return []  # killed before anyone created it
+        conn = apsw.Connection(self.db, flags=apsw.SQLITE_OPEN_READONLY)
+        try:
+            conn.setbusytimeout(30_000)
+            return list(conn.execute(sql, params))
+        except apsw.SQLError as exc:
+            if "no such table" in str(exc):
+                return []  # killed before the schema was created
+            raise
+        finally:
+            conn.close()
+
+    def running_ids(self) -> set[int]:
+        return {int(r[0]) for r in self._query("SELECT id FROM tasks WHERE status = 'running'")}
+
+    def counts(self) -> dict[str, int]:
+        return {str(s): int(n) for s, n in self._query("SELECT status, count(*) FROM tasks GROUP BY status")}
+
+    def unfinished(self) -> int:
+        rows = self._query("SELECT count(*) FROM tasks WHERE finished_at IS NULL")
+        return int(rows[0][0]) if rows else 0
+
+    def check_integrity(self) -> None:
+        if not os.path.exists(self.db):
+            return
+        result = integrity(self.db)
+        self.integrity_checks.append(result)
+        assert result == "ok", f"integrity_check: {result}"
+
+    def wait_drained(self, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> float:
+        """Until no task is unfinished; returns how long it took."""
+        t0 = time.monotonic()
+        while self.unfinished():
+            if proc is not None and proc.poll() is not None:
+                raise AssertionError(f"supervisor exited {proc.returncode}: {proc.stderr.read().decode()[-3000:]}")  # type: ignore[union-attr]
+            if time.monotonic() - t0 > timeout:
+                raise AssertionError(f"not drained after {timeout}s: {self.counts()}")
+            time.sleep(0.02)
+        return time.monotonic() - t0
+
+    def wait_ledger(self, executions: int, timeout: float = 30.0) -> None:
+        """Until the ledger holds at least ``executions`` start records."""
+        deadline = time.monotonic() + timeout
+        path = Path(self.ledger)
+        while not path.exists() or path.read_bytes().count(b"S ") < executions:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"fewer than {executions} executions after {timeout}s")
+            time.sleep(0.005)
+
+    # -- checking ----------------------------------------------------------------------------------------
+    def acks(self) -> tuple[dict[int, int], set[int]]:
+        return ledger.read_acks([a for _, a in self.submitters])
+
+    def check(self, scenario: str, *, extra_allowed: set[int] = frozenset(), **kw: Any) -> ledger.Report:  # type: ignore[assignment]
+        acked, unacked = self.acks()
+        by_id = {tid: n for n, tid in acked.items()}
+        allowed = {by_id[t] for t in self.running_at_kills if t in by_id} | set(extra_allowed)
+        report = ledger.check(scenario, ledger.read(self.ledger), acked, self.db, unacked=unacked, allowed=allowed, **kw)
+        report.extra["kills"] = self.kills
+        report.extra["running_at_kills"] = len(self.running_at_kills)
+        report.extra["integrity_checks"] = len(self.integrity_checks)
+        return report
