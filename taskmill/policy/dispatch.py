@@ -1,11 +1,9 @@
-"""Pure dispatch decisions: how deep to prefetch, and which peeked candidates pass the caps."""
+"""Pure dispatch decisions: how deep to prefetch, from the recent durations of each task type."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
-
-from ..store.records import Candidate
+from collections.abc import Callable
 
 PREFETCH_BUDGET_MS = 2.0
 MAX_PREFETCH = 256
@@ -57,31 +55,3 @@ class DurationTracker:
             recent = [a for t, a in self._avg.items() if now - self._seen[t] <= self.window]
             self._depth = prefetch_depth(max(recent)) if recent else 1
         return self._depth
-
-
-def select_within_caps(
-    candidates: Iterable[Candidate],
-    limit: int,
-    running_by_domain: Mapping[str, int],
-    domain_caps: Mapping[str, int],
-    accept: Callable[[Candidate], bool] | None = None,
-) -> list[int]:
-    """Pick up to ``limit`` candidates in the given (priority) order, skipping any whose domain is at its cap.
-
-    A capped candidate never blocks the ones behind it (no head-of-line blocking).
-    """
-    chosen: list[int] = []
-    taken: dict[str, int] = {}
-    for c in candidates:
-        if len(chosen) >= limit:
-            break
-        if accept is not None and not accept(c):
-            continue
-        cap = domain_caps.get(c.domain, 0)
-        if cap:
-            used = running_by_domain.get(c.domain, 0) + taken.get(c.domain, 0)
-            if used >= cap:
-                continue
-            taken[c.domain] = taken.get(c.domain, 0) + 1
-        chosen.append(c.id)
-    return chosen
