@@ -288,6 +288,6 @@ def resolve_untyped(
         raise PayloadTooLarge(f"{sub.task_type}: payload is {len(raw)} bytes, over the {limit}-byte limit")
     try:
         task = spec.decoder.decode(raw)
-    except msgspec.DecodeError as exc:  # ValidationError included
+    except (msgspec.DecodeError, ValueError) as exc:  # ValidationError included; ValueError: invalid UTF-8
         raise InvalidPayload(f"{sub.task_type}: {exc}") from exc
     return domain, spec, encode_payload(spec, task, limit)

@@ -27,6 +27,9 @@ Durability = Literal["full", "normal"]
 MIN_SQLITE = (3, 51, 3)
 BUSY_BUDGET_S = 30.0
 CHECKPOINT_PAGES = 1000  # SQLite's own autocheckpoint threshold
+RESTART_PAGES = 4 * CHECKPOINT_PAGES  # a WAL this long is under sustained load: restart it (below)
+RESTART_WAIT_S = 0.2
+WAL_SIZE_LIMIT = 64 << 20  # bytes a WAL file is truncated back to once restarted
 
 
 class Connection(apsw.Connection):
@@ -34,22 +37,24 @@ class Connection(apsw.Connection):
 
     wal_frames = 0
     checkpoint_pages = CHECKPOINT_PAGES
+    restart_pages = RESTART_PAGES
 
 
 class _BusyWait:
     """Wait for another connection's lock in short jittered naps (SQLite's own handler sleeps up to 100 ms
     at a time, so under contention a writer can nap long after the lock came free), up to the budget."""
 
-    __slots__ = ("started",)
+    __slots__ = ("budget", "started")
 
-    def __init__(self) -> None:
+    def __init__(self, budget: float | None = None) -> None:
+        self.budget = budget
         self.started = 0.0
 
     def __call__(self, count: int) -> bool:
         now = time.monotonic()
         if count == 0:
             self.started = now
-        elif now - self.started >= BUSY_BUDGET_S:
+        elif now - self.started >= (BUSY_BUDGET_S if self.budget is None else self.budget):
             return False  # SQLITE_BUSY: _retry turns it into StoreBusy
         time.sleep((0.0002 if count < 4 else 0.001) * (0.5 + random.random()))
         return True
@@ -98,6 +103,8 @@ def open_connection(path: str, durability: Durability = "full", *, readonly: boo
     _pragma(conn, "temp_store", "MEMORY", 2)
     _pragma(conn, "cache_size", -16384)
     conn.set_wal_hook(_wal_hook)  # replaces SQLite's autocheckpoint hook
+    if not readonly:
+        _pragma(conn, "journal_size_limit", WAL_SIZE_LIMIT)
     if faults.FAULTS and vfs is not None:
         conn.checkpoint_pages = 16  # mid_checkpoint armed: reach a checkpoint in a short run
     return conn
@@ -146,10 +153,25 @@ def write_tx(conn: apsw.Connection) -> Iterator[apsw.Connection]:
 
 def checkpoint_passive(conn: apsw.Connection) -> None:
     """Copy what it can from the WAL into the database without waiting for readers. A failure (disk full,
-    busy) changes nothing that was committed; the next commit tries again."""
-    conn.wal_frames = 0  # type: ignore[attr-defined]
-    with contextlib.suppress(apsw.Error):
-        conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
+    busy) changes nothing that was committed; the next commit tries again.
+
+    Under sustained load (writers back to back, readers in between) a passive checkpoint never catches up,
+    the WAL is never started over and grows without bound. Past :data:`RESTART_PAGES` the checkpoint is a
+    RESTART instead: it holds new writers back for at most :data:`RESTART_WAIT_S` while readers finish,
+    copies everything, and the next writer starts the WAL over."""
+    frames, conn.wal_frames = conn.wal_frames, 0  # type: ignore[attr-defined]
+    if frames < getattr(conn, "restart_pages", RESTART_PAGES):
+        with contextlib.suppress(apsw.Error):
+            conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
+        return
+    conn.set_busy_handler(_BusyWait(RESTART_WAIT_S))
+    try:
+        conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_RESTART)
+        conn.restart_pages = RESTART_PAGES  # type: ignore[attr-defined]
+    except apsw.Error:  # a long reader, a full disk: not again before the WAL has grown some more
+        conn.restart_pages = frames + CHECKPOINT_PAGES  # type: ignore[attr-defined]
+    finally:
+        conn.set_busy_handler(_BusyWait())
 
 
 @contextlib.contextmanager

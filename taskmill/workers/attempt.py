@@ -55,7 +55,7 @@ def decode(spec: TaskSpec, executor: ExecutorSpec | None) -> Any:
         return early_result(spec, "error", f"no executor registered for type {spec.task_type!r} in the worker", False)
     try:
         return executor.decoder.decode(spec.payload)
-    except msgspec.ValidationError as exc:
+    except (msgspec.DecodeError, ValueError) as exc:  # ValidationError included; ValueError: invalid UTF-8
         name = executor.task_cls.__qualname__
         return early_result(spec, "error", f"PayloadDecodeError: payload does not match {name}: {exc}", False)
 

@@ -3,8 +3,8 @@
 F13, soak at reduced length (``TASKMILL_SOAK_MINUTES``, default 10): a steady stream at about half capacity
 with faults mixed in (workers killing themselves, time limits, SIGSTOPped workers caught by hang detection,
 a leaky task, recycling by task count and memory). Pass: lost = 0, unexpected = 0, overlap = 0, re-runs only
-of interrupted executions; supervisor RSS, fds and threads flat; the pool at full strength in >= 99% of 1 s
-samples; the WAL under 64 MiB.
+of interrupted executions; supervisor RSS, fds and threads flat; a dead worker replaced within 2 s (1 s
+samples); the WAL under 64 MiB.
 
 F14, wall-clock steps of +1 h and -1 h mid-run (a clock shim on every process's ``time.time``; stepping the
 machine's clock would disturb everyone on it). Pass: no spurious hang kill or time-limit failure.
@@ -76,7 +76,7 @@ def test_soak(tmp_path: Path) -> None:
     rss: list[tuple[float, int]] = []
     fds: list[int] = []
     threads: list[int] = []
-    pool_full = samples = 0
+    pool_full = samples = short = longest_short = 0
     wal_max = stopped = 0
     rng = random.Random(2)
     try:
@@ -93,7 +93,10 @@ def test_soak(tmp_path: Path) -> None:
                 fds.append(proc.num_fds())
                 threads.append(proc.num_threads())
             samples += 1
-            pool_full += len(worker_pids(sup.pid)) == 2
+            full = len(worker_pids(sup.pid)) == 2
+            pool_full += full
+            short = 0 if full else short + 1
+            longest_short = max(longest_short, short)
             wal = run.db + "-wal"
             wal_max = max(wal_max, os.path.getsize(wal) if os.path.exists(wal) else 0)
             if time.monotonic() >= next_stop:  # a hung worker: frozen, heartbeat and all
@@ -112,11 +115,12 @@ def test_soak(tmp_path: Path) -> None:
         report.assert_ok()
         slope = _slope_mib_per_h(rss)
         publish(report, minutes=minutes, hung_workers=stopped, supervisor_rss_slope_mib_per_h=round(slope, 2),
-                fds=[min(fds), max(fds)], threads=[min(threads), max(threads)], pool_full_share=pool_full / samples,
+                fds=[min(fds), max(fds)], threads=[min(threads), max(threads)], pool_full_share=round(pool_full / samples, 4),
+                pool_short_longest_s=longest_short,
                 wal_max_bytes=wal_max)  # fmt: skip
         first, last = sorted(fds[5:15]), sorted(fds[-10:])  # (a respawn in flight holds a few more for a moment)
         assert last[len(last) // 2] - first[len(first) // 2] <= 5 and max(threads[5:]) - min(threads[5:]) <= 5
-        assert pool_full / samples >= 0.99
+        assert longest_short <= 2  # a worker that died (and some do, on purpose) is back within 2 s
         assert wal_max < 64 << 20
         assert slope < 1.0 * max(1.0, 60 / minutes)  # 1 MiB/h over an hour; shorter runs are noisier
     finally:

@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import apsw
 import msgspec
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import taskmill as tm
@@ -55,7 +56,7 @@ def _valid(payload: Any) -> bool:
         else:
             msgspec.msgpack.encode(msgspec.convert(payload, faulty.Strict, strict=True))  # msgpack ints are 64-bit
         return True
-    except (msgspec.DecodeError, msgspec.ValidationError, msgspec.EncodeError, TypeError, OverflowError):
+    except (msgspec.DecodeError, msgspec.EncodeError, TypeError, ValueError, OverflowError):
         return False
 
 
@@ -65,6 +66,8 @@ def test_submitted_payloads_are_stored_only_if_they_are_valid_tasks(tmp_path: Pa
     with tm.connect(run.db, max_payload_bytes=4096) as client:
 
         @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+        @example(payload=b"\x81\xa3\x00\x00\x80", task_type="tm_fault::strict")  # invalid UTF-8 in a key
+        @example(payload={"ledger": "", "n": -(2**63) - 1, "value": 0}, task_type="tm_fault::strict")
         @given(payload=st.one_of(st.binary(max_size=300), shapes, near_valid, st.binary(min_size=4097,
                max_size=5000)), task_type=st.sampled_from(["tm_fault::strict"] * 8 + ["tm_fault::nope",
                "nope::strict", "strict", ""]))  # fmt: skip
@@ -169,3 +172,23 @@ def test_oversized_results_and_progress_never_reach_a_pipe() -> None:
     reporter = ProgressReporter(1, 1, sent.append)
     reporter.report(1.0, "m" * (10 * MAX_MESSAGE))
     assert len(frame(sent[-1])) < 2 * MAX_MESSAGE
+
+
+def test_a_stored_payload_the_worker_cannot_decode_fails_alone(make_scheduler: Any, tmp_path: Path) -> None:
+    """A payload damaged on disk (here: invalid UTF-8) fails its task permanently, with PayloadDecodeError;
+    the worker lives on and runs the next task."""
+    run = Run(tmp_path)
+    s = make_scheduler([faulty.fault], workers=1, path=run.db)
+    h = s.domain(faulty.fault)
+    bad = h.submit(faulty.Strict(ledger=run.ledger, n=1, value=1)).id
+    good = h.submit(faulty.Strict(ledger=run.ledger, n=2, value=2)).id
+    conn = apsw.Connection(run.db)
+    conn.execute("UPDATE tasks SET payload = ? WHERE id = ?", (b"\x81\xa3\x00\x00\x80", bad))
+    conn.close()
+    s.start()
+    assert s.wait_until_idle(20)
+    [rec] = s.history_of(bad)
+    assert rec.status == "failed" and "PayloadDecodeError" in (rec.last_error or "")
+    assert [r.status for r in s.history_of(good)] == ["completed"]
+    [ran] = ledger.read(run.ledger).executions
+    assert ran.n == 2 and ran.how == "E"

@@ -160,7 +160,7 @@ def test_random_busy_worker_kills_lose_nothing_and_the_pool_refills_within_a_sec
             killed.setdefault(e.n, set()).add(pid)
             [again, *_] = wait_for(lambda v=e: [x for x in read(run.ledger).started(v.n) if x.start > v.start], 10)
             requeue.append(again.start / 1e9 - t_kill)  # both CLOCK_MONOTONIC
-    assert s.wait_until_idle(120)
+    assert s.wait_until_idle(size(120, 1200))
     report = ledger.check("F3 worker SIGKILL mid-task", read(run.ledger), acked, run.db, allowed=set(killed),
                           ended_ok=())  # fmt: skip
     report.assert_ok()
