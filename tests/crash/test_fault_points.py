@@ -47,7 +47,7 @@ def test_a_supervisor_killed_at_each_fault_point_loses_nothing(tmp_path: Path) -
     """Each round: one queue, and a supervisor armed at each point in turn (random order, random pass),
     restarted after every kill; the last one runs unarmed and drains the queue."""
     rng = random.Random(2)
-    rounds, tasks = size(1, 20), size(400, 2000)
+    rounds, tasks = size(1, 20), size(250, 2000)
     fired: dict[str, int] = dict.fromkeys(SUPERVISOR_POINTS, 0)
     totals = {"acked": 0, "executions": 0, "duplicated": 0, "lost": 0, "overlap": 0, "unexpected": 0}
     for i in range(rounds):

@@ -64,7 +64,7 @@ def _one_run(root: Path, index: int, tasks: int, kills: int, workers: int, submi
 
 
 def test_random_supervisor_kills_lose_nothing_and_never_run_a_task_twice_at_once(tmp_path: Path) -> None:
-    runs, tasks, kills = size(2, 10), size(1200, 5000), size(2, 5)
+    runs, tasks, kills = size(2, 10), size(800, 5000), size(2, 5)
     workers, submitters = size(2, 4), size(2, 8)
     totals: dict[str, float] = {}
     for i in range(runs):

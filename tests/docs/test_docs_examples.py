@@ -31,14 +31,14 @@ def test_every_documented_block_is_a_runnable_example() -> None:
 
 @pytest.fixture(scope="module")
 def example_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, subprocess.CompletedProcess[str]]:
-    """Every example, each in a fresh directory and interpreter, two at a time: they mostly wait (start-up,
-    sleeps), so pairs halve the wall time without crowding two cores."""
+    """Every example, each in a fresh directory and interpreter, three at a time: they mostly wait (start-up,
+    sleeps), so three at a time cut the wall time without crowding two cores."""
 
     def run(script: Path) -> subprocess.CompletedProcess[str]:
         cwd = tmp_path_factory.mktemp(script.stem)
         return subprocess.run([sys.executable, str(script)], cwd=cwd, capture_output=True, text=True, timeout=120)
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=3) as pool:
         return dict(zip([p.name for p in SCRIPTS], pool.map(run, SCRIPTS), strict=True))
 
 
