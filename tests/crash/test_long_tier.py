@@ -88,7 +88,7 @@ def test_soak(tmp_path: Path) -> None:
             time.sleep(1.0)
             now = time.monotonic() - t0
             with proc.oneshot():
-                if now > min(60.0, minutes * 60 / 4):  # after the warm-up
+                if now > min(900.0, minutes * 60 / 4):  # after the warm-up (15 min in a long soak)
                     rss.append((now, proc.memory_info().rss))
                 fds.append(proc.num_fds())
                 threads.append(proc.num_threads())
@@ -114,7 +114,9 @@ def test_soak(tmp_path: Path) -> None:
         report = run.check("F13 soak", extra_allowed=interrupted, ended_ok=())
         report.assert_ok()
         slope = _slope_mib_per_h(rss)
+        growth = (rss[-1][1] - rss[0][1]) / (1 << 20)
         publish(report, minutes=minutes, hung_workers=stopped, supervisor_rss_slope_mib_per_h=round(slope, 2),
+                supervisor_rss_growth_mib=round(growth, 2),
                 fds=[min(fds), max(fds)], threads=[min(threads), max(threads)], pool_full_share=round(pool_full / samples, 4),
                 pool_short_longest_s=longest_short,
                 wal_max_bytes=wal_max)  # fmt: skip
@@ -122,7 +124,10 @@ def test_soak(tmp_path: Path) -> None:
         assert last[len(last) // 2] - first[len(first) // 2] <= 5 and max(threads[5:]) - min(threads[5:]) <= 5
         assert longest_short <= 2  # a worker that died (and some do, on purpose) is back within 2 s
         assert wal_max < 64 << 20
-        assert slope < 1.0 * max(1.0, 60 / minutes)  # 1 MiB/h over an hour; shorter runs are noisier
+        if minutes >= 60:
+            assert slope < 1.0  # MiB/h, after a 15 min warm-up
+        else:  # too short for a slope: SQLite's page cache alone (16 MiB) is still filling up
+            assert growth < 24
     finally:
         stop.set()
         run.close()
