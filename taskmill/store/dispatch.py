@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 import apsw
 import msgspec
 
-from . import sql, stats, tags
+from . import sql, sql_policy, stats, tags
 from .records import Candidate, Claimed
 
 _json = msgspec.json.encode
@@ -55,40 +55,40 @@ def peek_ready(
     args = [after[0], after[1], limit, _json(list(skip_domains)).decode(), _json(list(skip_types)).decode(),
             _json(list(skip_groups)).decode(), ceiling]  # fmt: skip
     if group == ALL:
-        query = sql.PEEK_READY
+        query = sql_policy.PEEK_READY
     elif group is None:
-        query = sql.PEEK_READY_UNGROUPED
+        query = sql_policy.PEEK_READY_UNGROUPED
     else:
-        query, args = sql.PEEK_READY_GROUP, [*args, group]
+        query, args = sql_policy.PEEK_READY_GROUP, [*args, group]
     return [Candidate(*r) for r in conn.execute(query, args)]
 
 
 def ready_levels(conn: apsw.Connection, group: str | None = ALL) -> list[int]:
     """Distinct priorities of runnable tasks (of one group, or all)."""
     if group == ALL or group is None:
-        return [int(r[0]) for r in conn.execute(sql.READY_LEVELS)]
-    return [int(r[0]) for r in conn.execute(sql.READY_LEVELS_GROUP, (group,))]
+        return [int(r[0]) for r in conn.execute(sql_policy.READY_LEVELS)]
+    return [int(r[0]) for r in conn.execute(sql_policy.READY_LEVELS_GROUP, (group,))]
 
 
 def ready_groups(conn: apsw.Connection, limit: int = 10_000) -> list[str]:
-    return [r[0] for r in conn.execute(sql.READY_GROUPS, (limit,))]
+    return [r[0] for r in conn.execute(sql_policy.READY_GROUPS, (limit,))]
 
 
 def ready_count(conn: apsw.Connection, group: str | None, limit: int) -> int:
     """Runnable tasks in ``group`` (None: ungrouped), counted up to ``limit``."""
     if group is None:
-        return int(next(iter(conn.execute(sql.READY_UNGROUPED, (limit,))))[0])
-    return int(next(iter(conn.execute(sql.READY_IN_GROUP, (group, limit))))[0])
+        return int(next(iter(conn.execute(sql_policy.READY_UNGROUPED, (limit,))))[0])
+    return int(next(iter(conn.execute(sql_policy.READY_IN_GROUP, (group, limit))))[0])
 
 
 def candidate(conn: apsw.Connection, task_id: int) -> tuple[Candidate, str, int | None, int] | None:
     """An active task as the gate sees it, with its status, run_after and pause bits (for diagnostics)."""
-    r = next(iter(conn.execute(sql.CANDIDATE_BY_ID, (task_id,))), None)
+    r = next(iter(conn.execute(sql_policy.CANDIDATE_BY_ID, (task_id,))), None)
     return None if r is None else (Candidate(*r[:11]), r[11], r[12], r[13])
 
 
 def running_expected_io(conn: apsw.Connection) -> tuple[int, int, int, int]:
-    r = next(iter(conn.execute(sql.RUNNING_EXPECTED_IO)))
+    r = next(iter(conn.execute(sql_policy.RUNNING_EXPECTED_IO)))
     return (int(r[0]), int(r[1]), int(r[2]), int(r[3]))
 
 

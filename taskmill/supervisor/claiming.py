@@ -1,0 +1,157 @@
+"""Claiming and handing out work within a dispatch turn (a mixin of the :class:`Dispatcher`).
+
+How much to claim (free slots, prefetch depth, async room), which tasks (the plain ``claim_next`` path, or the
+gated selection when caps, scheduling policy or async-only room rule some out), and which worker gets each.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from .. import events as ev
+from ..scheduling import SchedulingPolicy
+from ..store import dispatch, now_ms
+from ..store.records import Claimed
+from .pool import WorkerHandle
+from .selection import select
+
+if TYPE_CHECKING:
+    from ..metrics import Metrics
+    from ..policy.dispatch import DurationTracker
+    from ..registry import Registry
+    from ..store import Store
+    from .workflow import Workflow
+
+REFILL_HEAD_AGE_S = 0.01
+header = ev.header_of
+
+
+class Claiming:
+    if TYPE_CHECKING:
+        store: Store
+        registry: Registry
+        bus: ev.EventBus
+        settings: Any
+        policy: SchedulingPolicy | None
+        policy_wake: float | None
+        metrics: Metrics
+        workers: list[WorkerHandle]
+        durations: DurationTracker
+        queue_maybe_nonempty: bool
+        pending_events: list[ev.Event]
+        flow: Workflow
+        _types: dict[str, bool]
+
+    def _claim_and_assign(self, now: int, sends: dict[WorkerHandle, list[Claimed]]) -> list[Claimed]:
+        """Claim as much as the workers can take now, then hand it out.
+
+        A sync worker runs one task at a time; for sub-millisecond work it also holds a short queue
+        (``depth``, refilled at half) so it never waits for the next turn. Only executing tasks count
+        against ``max_concurrency``.
+        """
+        if not self.queue_maybe_nonempty:
+            return []
+        workers = [w for w in self.workers if w.alive and not w.retiring]
+        cap = self.settings.async_concurrency
+        active = sum(1 for w in workers if w.sync) + sum(len(w.asyncs) for w in workers)
+        free = self.settings.max_concurrency - active
+        depth = self.durations.depth() if self.settings.prefetch else 1
+        idle = [w for w in workers if w.idle][: max(free, 0)]  # each can start one sync or `cap` async tasks
+        # Refill a queue only behind a head that started just now: never queue work behind a long task.
+        fresh = time.monotonic() - REFILL_HEAD_AGE_S
+        refill = [w for w in workers if w.sync and len(w.sync) <= depth // 2 and w.head_since >= fresh]
+        if depth <= 1:
+            refill = []
+        async_hosts = [w for w in workers if w.asyncs and not w.sync and len(w.asyncs) < cap]
+        async_room = min(max(free, 0), sum(cap - len(w.asyncs) for w in async_hosts))
+        fair = self.policy is not None and self.policy.fair
+        # An idle worker may take many async tasks; fair shares are computed over what can start now instead.
+        per_idle = max(depth, cap) if self.registry.has_async and not fair else depth
+        want = len(idle) * per_idle + sum(depth - len(w.sync) for w in refill) + async_room
+        if want <= 0:
+            return []
+        caps = self.registry.domain_caps()
+        only_async = not idle and not refill  # room only on workers hosting async tasks: claim nothing else
+        policy = self.policy if self.policy is not None and self.policy.active else None
+        if caps or only_async or policy is not None:
+            claimed = dispatch.claim_ids(self.store.conn, self._select(want, caps, only_async, policy, now), now)
+            if policy is not None and policy.effective:
+                eff = policy.effective
+                claimed.sort(key=lambda c: (eff.get(c.id, c.priority), c.id))
+        else:
+            claimed = dispatch.claim_next(self.store.conn, want, now)
+            if len(claimed) < want:
+                self.queue_maybe_nonempty = False
+        claimed = self.flow.on_claimed(claimed, now)  # TTL: expire instead of running, start first-attempt clocks
+        if claimed:
+            self._assign(claimed, idle, refill, async_hosts, free, depth, sends)
+            self.flow.start_ttl(sends, now)
+        return claimed
+
+    def _select(self, want: int, caps: dict[str, int], only_async: bool, policy: SchedulingPolicy | None,
+                now: int) -> list[int]:  # fmt: skip
+        accept = (lambda c: self._is_async(c.task_type)) if only_async else None
+        sel = select(self.store.conn, self.workers, want, caps, policy, now, accept)
+        if sel.empty and not only_async:
+            self.queue_maybe_nonempty = False  # truly empty, not just held back
+        self.policy_wake = sel.wake_at
+        for reason, n in sel.denials.items():
+            self.metrics.inc_gate_denial(reason, n)
+        return sel.ids
+
+    def _is_async(self, task_type: str) -> bool:
+        found = self._types.get(task_type)
+        if found is None:
+            spec = self.registry.spec(task_type)
+            found = self._types[task_type] = bool(spec and spec.is_async)
+        return found
+
+    def _assign(self, claimed: list[Claimed], idle: list[WorkerHandle], refill: list[WorkerHandle],
+                async_hosts: list[WorkerHandle], free: int, depth: int,
+                sends: dict[WorkerHandle, list[Claimed]]) -> None:  # fmt: skip
+        """Sync tasks go round-robin over idle and refillable workers (each up to ``depth`` queued); async
+        tasks share workers up to ``async_concurrency``. What cannot be placed goes back unstarted."""
+        cap = self.settings.async_concurrency
+        sync_targets = [*refill]
+        publish = self.bus.active
+        placed: list[Claimed] = []
+        unplaced: list[tuple[int, int]] = []  # (self.releases holds earlier ones, cleared only after commit)
+        rr = 0
+        for c in claimed:
+            target: WorkerHandle | None = None
+            if self._is_async(c.task_type):
+                if free > 0:
+                    target = next((w for w in async_hosts if len(w.asyncs) < cap), None)
+                    if target is None and idle:
+                        target = idle.pop()
+                        async_hosts.append(target)
+                    if target is not None:
+                        free -= 1
+                        target.asyncs[(c.id, c.attempt)] = c
+            else:
+                if idle and free > 0:  # spread over idle workers before queueing behind busy ones
+                    free -= 1
+                    sync_targets.append(idle.pop())
+                    sync_targets[-1].head_since = time.monotonic()
+                    rr = len(sync_targets) - 1
+                limit = depth if self.durations.known(c.task_type) else 1  # never queue behind the unknown
+                for _ in range(len(sync_targets)):
+                    w = sync_targets[rr % len(sync_targets)]
+                    rr += 1
+                    if len(w.sync) < limit and (w.task_limit is None or w.tasks_done + len(w.sync) < w.task_limit):
+                        target = w
+                        w.sync.append(c)
+                        break
+            if target is None:
+                unplaced.append((c.id, c.attempt))
+                continue
+            sends.setdefault(target, []).append(c)
+            placed.append(c)
+            if publish:
+                eff = self.policy.effective.get(c.id) if self.policy is not None else None
+                self.pending_events.append(ev.Dispatched(header(c, eff), target.pid, c.attempt))
+        self.metrics.dispatched_many(placed, now_ms())
+        if unplaced:
+            dispatch.release(self.store.conn, unplaced)
+            self.queue_maybe_nonempty = True
