@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
+from .dispatch import ewma
+
 WINDOW_S = 2.0  # capacity = smoothed throughput over this window
 HEADROOM = 0.8  # admit while expected IO stays within this share of the capacity
 
@@ -24,7 +26,7 @@ def smooth(previous: ResourceSnapshot | None, raw: ResourceSnapshot, alpha: floa
         return raw
     f = msgspec.structs.asdict
     p, r = f(previous), f(raw)
-    return ResourceSnapshot(**{k: alpha * r[k] + (1.0 - alpha) * p[k] for k in r})
+    return ResourceSnapshot(**{k: ewma(p[k], r[k], alpha) for k in r})
 
 
 IoVector = tuple[int, int, int, int]  # expected bytes: disk read, disk write, net rx, net tx
