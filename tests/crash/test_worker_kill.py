@@ -130,7 +130,7 @@ def test_random_busy_worker_kills_lose_nothing_and_the_pool_refills_within_a_sec
     runs again; nothing is lost or run twice at once; the pool is back to full strength within 1 s."""
     rng = random.Random(3)
     run = Run(tmp_path)
-    workers, kills, tasks = 2, size(8, 200), size(120, 2000)
+    workers, kills, tasks = 2, size(12, 200), size(160, 2000)
     lo, hi = size((20.0, 60.0), (200.0, 500.0))
     s = make_scheduler([faulty.fault], workers=workers, path=run.db, retry=tm.RetryPolicy.constant(50, 0.0))
     h = s.domain(faulty.fault)
@@ -140,6 +140,7 @@ def test_random_busy_worker_kills_lose_nothing_and_the_pool_refills_within_a_sec
     s.start()
     sup = s._supervisor
     assert sup is not None and sup.dispatcher is not None
+    wait_for(lambda: read(run.ledger).executions, 10, what="the first execution")  # workers up before any kill
     killed: dict[int, set[int]] = {}  # n -> pids killed while running it
     refill: list[float] = []
     requeue: list[float] = []
