@@ -64,8 +64,7 @@ from .policy.retry import RetryPolicy
 from .priority import Priority
 from .progress import EstimatedProgress, TaskProgress
 from .resources import ResourceSampler, SamplerConfig
-from .store.records import ChildRecord, HistoryRecord, TaskRecord, TypeStats
-from .store.recurring import RecurringScheduleInfo
+from .store.records import ChildRecord, HistoryRecord, RecurringScheduleInfo, TaskRecord, TypeStats
 from .submission import TaskSubmission
 from .task import DependencyFailurePolicy, IoBudget, Task, TaskTypeConfig
 from .workers.context import TaskContext

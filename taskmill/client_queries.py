@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING
 
 from . import submission
 from .store import HistoryRecord, Store, TaskRecord
-from .store.records import ChildRecord, TypeStats
-from .store.recurring import RecurringScheduleInfo
+from .store.records import ChildRecord, RecurringScheduleInfo, TypeStats
 from .task import IoBudget
 
 if TYPE_CHECKING:

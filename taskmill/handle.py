@@ -14,8 +14,7 @@ from .outcome import BatchOutcome, SubmitOutcome
 from .policy.ratelimit import RateLimit
 from .policy.recurrence import RecurringSchedule
 from .progress import EstimatedProgress, TaskProgress
-from .store.records import HistoryRecord, TaskRecord, TypeStats
-from .store.recurring import RecurringScheduleInfo
+from .store.records import HistoryRecord, RecurringScheduleInfo, TaskRecord, TypeStats
 from .task import IoBudget, Task
 
 if TYPE_CHECKING:

@@ -20,8 +20,7 @@ from .policy.progress import extrapolate
 from .progress import EstimatedProgress, TaskProgress
 from .scheduling import GroupAllocationInfo, PolicyView, RateLimitInfo
 from .store import Store
-from .store.records import TaskRecord
-from .store.recurring import RecurringScheduleInfo
+from .store.records import RecurringScheduleInfo, TaskRecord
 
 if TYPE_CHECKING:
     from .supervisor.progress import InFlight, LiveView

@@ -6,7 +6,6 @@ global > built-in. (The original let domain defaults beat the type's config; its
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
@@ -63,6 +62,8 @@ class Defaults(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def dedup_key(qualified_type: str, explicit: str | None, payload: bytes) -> str:
+    import hashlib  # here, not at the top: worker processes import this module and never hash
+
     h = hashlib.sha256(qualified_type.encode())
     h.update(b":")
     h.update(explicit.encode() if explicit is not None else payload)

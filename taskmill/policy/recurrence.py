@@ -18,12 +18,17 @@ one on the grid:
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import TYPE_CHECKING
 
 import msgspec
-from cronsim import CronSim, CronSimError
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
+# cronsim and zoneinfo are imported where used: worker processes import this module (through
+# ``RecurringSchedule`` in the public API) but never evaluate a schedule.
 
 CRON_SCAN_LIMIT = 1000  # fire times counted one by one before jumping ahead (cron only; intervals are O(1))
 
@@ -55,6 +60,8 @@ class RecurringSchedule(msgspec.Struct, frozen=True):
             if seconds(self.initial_delay) < 0:
                 raise ConfigError("initial_delay must be >= 0 seconds")
         if self.cron is not None:
+            from cronsim import CronSim, CronSimError
+
             zone(self.timezone)
             try:
                 CronSim(self.cron, datetime.now(zone(self.timezone)))
@@ -73,6 +80,8 @@ def seconds(value: float | timedelta) -> float:
 
 
 def zone(name: str | None) -> ZoneInfo:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     try:
         return ZoneInfo(name or "UTC")
     except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -81,6 +90,8 @@ def zone(name: str | None) -> ZoneInfo:
 
 def cron_after(expr: str, tz: str | None, after_ms: int) -> int:
     """The first time strictly after ``after_ms`` that ``expr`` matches in ``tz``."""
+    from cronsim import CronSim
+
     start = datetime.fromtimestamp(after_ms / 1000.0, zone(tz))
     return int(next(CronSim(expr, start)).timestamp() * 1000)
 
@@ -129,6 +140,8 @@ def _at(ms: int, tz: str | None) -> datetime:
 
 
 def _plan_cron(expr: str, tz: str | None, scheduled: int, started: int, now: int) -> NextOccurrence:
+    from cronsim import CronSim
+
     it = CronSim(expr, _at(scheduled, tz))
     skipped = 0
     latest: int | None = None  # the newest fire time that came while the occurrence ran

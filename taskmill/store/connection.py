@@ -6,7 +6,8 @@ inside a time budget, so callers never see "database is locked".
 
 Checkpoints run after a commit has returned, never inside it. SQLite's automatic checkpoint runs within the
 COMMIT statement, and when it fails (a full disk cannot grow the database file) the COMMIT reports the
-error although the transaction did commit: a caller would undo in memory what the database holds.
+error although the transaction did commit: a caller would undo in memory what the database holds. They run
+on a background thread (``checkpoint.py``) unless the connection was opened without one.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import apsw
 
 from .. import faults
 from ..errors import SchemaError, StorageFull, StoreBusy, StoreError
+from .checkpoint import Checkpointer
 
 Durability = Literal["full", "normal"]
 MIN_SQLITE = (3, 51, 3)
@@ -33,11 +35,20 @@ WAL_SIZE_LIMIT = 64 << 20  # bytes a WAL file is truncated back to once restarte
 
 
 class Connection(apsw.Connection):
-    """An apsw connection that knows how many frames its last commit left in the WAL."""
+    """An apsw connection that knows how many frames its last commit left in the WAL, and who checkpoints."""
 
     wal_frames = 0
     checkpoint_pages = CHECKPOINT_PAGES
     restart_pages = RESTART_PAGES
+    checkpointer: Checkpointer | None = None  # None: the committing thread checkpoints itself
+
+    def close(self, force: bool = False) -> None:
+        cp, self.checkpointer = self.checkpointer, None
+        try:
+            super().close(force)
+        finally:
+            if cp is not None:
+                cp.release()
 
 
 class _BusyWait:
@@ -83,7 +94,9 @@ def _pragma(conn: apsw.Connection, name: str, value: str | int, expect: str | in
         raise StoreError(f"could not set PRAGMA {name}={value} (database reports {got!r})")
 
 
-def open_connection(path: str, durability: Durability = "full", *, readonly: bool = False) -> apsw.Connection:
+def open_connection(
+    path: str, durability: Durability = "full", *, readonly: bool = False, background_checkpoints: bool = True
+) -> apsw.Connection:
     """Open ``path`` in WAL mode with the durability the caller asked for."""
     _check_sqlite_version()
     if durability not in ("full", "normal"):
@@ -107,6 +120,8 @@ def open_connection(path: str, durability: Durability = "full", *, readonly: boo
         _pragma(conn, "journal_size_limit", WAL_SIZE_LIMIT)
     if faults.FAULTS and vfs is not None:
         conn.checkpoint_pages = 16  # mid_checkpoint armed: reach a checkpoint in a short run
+    elif background_checkpoints and not readonly:
+        conn.checkpointer = Checkpointer.acquire(os.fspath(path), durability)
     return conn
 
 
@@ -147,8 +162,14 @@ def write_tx(conn: apsw.Connection) -> Iterator[apsw.Connection]:
         with contextlib.suppress(apsw.Error):
             conn.execute("ROLLBACK")
         raise
-    if getattr(conn, "wal_frames", 0) >= getattr(conn, "checkpoint_pages", CHECKPOINT_PAGES):
-        checkpoint_passive(conn)
+    frames = getattr(conn, "wal_frames", 0)
+    if frames >= getattr(conn, "checkpoint_pages", CHECKPOINT_PAGES):
+        cp = getattr(conn, "checkpointer", None)
+        if cp is not None and cp.usable:
+            conn.wal_frames = 0
+            cp.request(frames)
+        else:
+            checkpoint_passive(conn)
 
 
 def checkpoint_passive(conn: apsw.Connection) -> None:

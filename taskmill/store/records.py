@@ -196,3 +196,21 @@ class TypeStats(msgspec.Struct, frozen=True, kw_only=True):
     avg_write_bytes: float | None = None
     avg_net_rx_bytes: float | None = None
     avg_net_tx_bytes: float | None = None
+
+
+class RecurringScheduleInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A live schedule. ``next_run``: when its queued occurrence is due (epoch seconds; None while one runs)."""
+
+    task_id: int
+    task_type: str
+    domain: str
+    key: str
+    label: str
+    status: str
+    interval: float | None
+    cron: str | None
+    timezone: str | None
+    max_occurrences: int | None
+    occurrences: int
+    next_run: float | None
+    paused: bool

@@ -13,34 +13,15 @@ from __future__ import annotations
 from typing import Any
 
 import apsw
-import msgspec
 
 from .. import events as ev
 from ..policy.recurrence import plan_next
 from . import sql_flow as q
 from . import stats, tags
-from .records import F_RECURRING, F_TTL, F_TTL_FIRST
+from .records import F_RECURRING, F_TTL, F_TTL_FIRST, RecurringScheduleInfo
 
 CONTINUES = frozenset({"completed", "failed", "dead_letter", "expired"})
 PAUSE_RECURRING = 16  # pause_reasons bit of a paused schedule's queued occurrence
-
-
-class RecurringScheduleInfo(msgspec.Struct, frozen=True, kw_only=True):
-    """A live schedule. ``next_run``: when its queued occurrence is due (epoch seconds; None while one runs)."""
-
-    task_id: int
-    task_type: str
-    domain: str
-    key: str
-    label: str
-    status: str
-    interval: float | None
-    cron: str | None
-    timezone: str | None
-    max_occurrences: int | None
-    occurrences: int
-    next_run: float | None
-    paused: bool
 
 
 def after_occurrence(

@@ -37,11 +37,16 @@ def disk() -> Iterator[DiskFullVFS]:
         vfs.unregister()
 
 
-def _submit_until_full(client: tm.Client, run: Run, first: int, limit: int, acked: dict[int, int]) -> int:
-    """Submit batches until the disk refuses; every refusal must be StorageFull. Returns how many refused."""
+def _submit_until_full(
+    client: tm.Client, run: Run, first: int, limit: int, acked: dict[int, int], enough: int = 50
+) -> int:
+    """Submit batches until the disk has refused ``enough`` of them (a WAL with room left absorbs the first
+    ones); every refusal must be StorageFull. Returns how many refused."""
     h = client.domain(faulty.fault)
     refused = 0
     for n in range(first, first + limit, 10):
+        if refused >= enough:
+            break
         try:
             ids = h.submit_batch([faulty.Job(ledger=run.ledger, n=i) for i in range(n, n + 10)]).inserted()
         except tm.StorageFull:
@@ -64,7 +69,7 @@ def test_disk_full_during_submit_and_dispatch_then_space_returns(
     observer = Observer(s._supervisor)  # type: ignore[arg-type]
     with tm.connect(run.db) as client:
         disk.full = True
-        refused = _submit_until_full(client, run, 100_000, size(400, 4000), acked)
+        refused = _submit_until_full(client, run, 100_000, size(30_000, 40_000), acked)
         assert refused > 0  # the typed error reached us (any other exception would have failed the test)
         wait_for(lambda: observer.health().status == "degraded", 10, what="the supervisor to report degraded")
         time.sleep(0.5)  # dispatch keeps failing for a while: the supervisor must ride it out
@@ -119,6 +124,9 @@ def test_a_checkpoint_that_fails_on_a_full_disk_does_not_fail_the_commit_before_
         conn.checkpoint_pages = 1  # type: ignore[attr-defined]  # and each is followed by a checkpoint
         disk.full = True
         out = h.submit_batch([faulty.Job(ledger=run.ledger, n=i) for i in range(1000, 1100)])  # no error
+        deadline = time.monotonic() + 10.0  # the checkpoint runs on the store's background thread
+        while disk.refused == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert disk.refused > 0  # the checkpoint after it was refused
         disk.full = False
         assert client.pending_count() == 600 and len(out.inserted()) == 100

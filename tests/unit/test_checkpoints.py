@@ -1,0 +1,66 @@
+"""WAL checkpoints run on a background thread, not in the call that committed past the threshold."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import taskmill as tm
+from taskmill.store import connection
+from taskmill.store.checkpoint import Checkpointer
+from tests.integration import domains as D
+
+
+def _checkpoint_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "taskmill-checkpoint"]
+
+
+def test_a_producer_never_checkpoints_in_its_own_call_and_the_wal_is_still_kept_short(
+    db: Path, monkeypatch: object
+) -> None:
+    callers: list[str] = []
+    real = connection.checkpoint_passive
+
+    def spy(conn: object) -> None:
+        callers.append(threading.current_thread().name)
+        real(conn)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(connection, "checkpoint_passive", spy)  # type: ignore[attr-defined]
+    with tm.connect(db, durability="normal") as client:
+        h = client.domain(D.main)
+        for n in range(0, 12_000, 1000):  # each batch commits well past SQLite's 1,000-page threshold
+            h.submit_batch([D.Note(log="-", tag=f"{i}") for i in range(n, n + 1000)])
+        cp = client._store().conn.checkpointer
+        assert isinstance(cp, Checkpointer)
+        deadline = time.monotonic() + 10.0
+        while (cp.runs == 0 or cp._frames) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert cp.runs > 0
+        assert callers and set(callers) == {"taskmill-checkpoint"}
+        # Checkpointed pages are reused: the WAL stays near the threshold, not the size of everything written.
+        h.submit_batch([D.Note(log="-", tag="last")])
+        assert os.path.getsize(f"{db}-wal") < 8 * connection.CHECKPOINT_PAGES * 4096
+        assert client.pending_count() == 12_001
+
+
+def test_connections_to_one_file_share_one_thread_which_ends_when_the_last_closes(db: Path) -> None:
+    before = len(_checkpoint_threads())
+    a, b = tm.connect(db), tm.connect(db)
+    try:
+        ca, cb = a._store().conn.checkpointer, b._store().conn.checkpointer
+        assert ca is cb and ca is not None and ca.users == 2
+        ca.request(connection.CHECKPOINT_PAGES)
+        deadline = time.monotonic() + 10.0
+        while ca.runs == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ca.runs == 1 and len(_checkpoint_threads()) == before + 1
+    finally:
+        a.close()
+        assert ca.users == 1
+        b.close()
+    deadline = time.monotonic() + 10.0
+    while len(_checkpoint_threads()) > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(_checkpoint_threads()) == before
