@@ -72,18 +72,21 @@ class Client(ClientQueries):
                 self._stores.append(store)
         return store
 
-    def _notify(self) -> None:
+    def _notify(self, submitted: bool = False) -> None:
+        """Wake the supervisor. ``submitted``: only new runnable tasks were added (no control change), so it
+        need not look for stop requests, pauses or due tasks: a shorter turn, a lower submit-to-start latency."""
         if self._sender is None:
             self._sender = WakeupSender(self.path)
-        self._sender.ping()
+        self._sender.ping(submitted)
 
     def _submit_rows(self, rows: Sequence[NewTask], batch: bool = False) -> list[SubmitOutcome]:
         store = self._store()
         bus = self._bus()
         fx = flow.Effects() if bus is not None and bus.active else None  # events only if someone listens
         outcomes = [store.submit(rows[0], fx)] if len(rows) == 1 and not batch else store.submit_batch(rows, fx)
-        if any(o.kind not in ("duplicate", "rejected") for o in outcomes):
-            self._notify()
+        kinds = {o.kind for o in outcomes} - {"duplicate", "rejected"}
+        if kinds:
+            self._notify(submitted=kinds == {"inserted"} and all(r.run_after is None for r in rows))
         if fx is not None and bus is not None:
             for e in fx.events:
                 bus.publish(e)

@@ -227,12 +227,12 @@ class Scheduler(PolicyControls, Client):
     def _max_concurrency(self) -> int | None:
         return self.settings.max_concurrency
 
-    def _notify(self) -> None:
+    def _notify(self, submitted: bool = False) -> None:
         sup = self._supervisor
         if sup is not None and sup.loop is not None:
-            sup.wake_threadsafe()
+            sup.wake_threadsafe(submitted)
         else:
-            super()._notify()
+            super()._notify(submitted)
 
     def set_max_concurrency(self, n: int) -> None:
         if n < 0:

@@ -66,6 +66,7 @@ class Dispatcher(Claiming):
         self.untag: list[int] = []  # tasks with tags that this turn finishes (their tags leave the index)
         self._types: dict[str, bool] = {}
         self.check_control = True  # the database changed under us: look for stop requests and pauses
+        self.check_submits = False  # new tasks arrived: look for urgent ones that should preempt
         self._replaced: list[tuple[WorkerHandle, Claimed, Claimed]] = []  # inline retries of this turn
         self.control = Controller(self, settings)
         self.flow = Workflow(self, settings)  # children, dependencies, schedules, TTL: flagged rows only
@@ -262,11 +263,12 @@ class Dispatcher(Claiming):
                     self.queue_maybe_nonempty = True
                 self.next_due_ms = dispatch.next_run_after(self.store.conn)
                 self.check_due = False
+            fresh, self.check_submits = self.check_submits, False
             claimed: list[Claimed] = []
             if self.claiming and not control.globally_paused:
                 claimed = self._claim_and_assign(now, sends)
-            if changed or claimed:
-                control.preempt(claimed, changed)
+            if changed or fresh or claimed:
+                control.preempt(claimed, changed or fresh)
             if self.since_prune >= PRUNE_EVERY:
                 self._prune(now)
             if finishing:

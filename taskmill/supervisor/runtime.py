@@ -87,6 +87,7 @@ class Supervisor:
         self.store_error: str | None = None  # the last dispatch turn failed (disk full, ...): degraded
         self._waiter: asyncio.Future[None] | None = None
         self._wake_pending = False
+        self._submit_wake_pending = False
         self._stop_requested = False
         self._hard_stop = False
         self._fatal: BaseException | None = None
@@ -96,18 +97,30 @@ class Supervisor:
         self._lock: SupervisorLock | None = None
 
     # -- thread-safe controls -----------------------------------------------------------------------------
-    def wake_threadsafe(self) -> None:
-        """Something was submitted or changed in the database: look at the queue again, soon."""
-        if not self._wake_pending and self.loop is not None:
+    def wake_threadsafe(self, submitted: bool = False) -> None:
+        """Something changed in the database: look at the queue again, soon. ``submitted``: only new runnable
+        tasks were added, so the turn skips the control and due-task checks."""
+        if self._wake_pending or self.loop is None or (submitted and self._submit_wake_pending):
+            return  # a pending change wake covers a submit; a pending submit wake covers another
+        if submitted:
+            self._submit_wake_pending = True
+        else:
             self._wake_pending = True
-            with contextlib.suppress(RuntimeError):  # loop already closed
-                self.loop.call_soon_threadsafe(self._on_change)
+        with contextlib.suppress(RuntimeError):  # loop already closed
+            self.loop.call_soon_threadsafe(self._on_submit if submitted else self._on_change)
 
     def _on_change(self) -> None:
         if self.dispatcher is not None:
             self.dispatcher.queue_maybe_nonempty = True
             self.dispatcher.check_due = True
             self.dispatcher.check_control = True
+        self._wake()
+
+    def _on_submit(self) -> None:
+        self._submit_wake_pending = False
+        if self.dispatcher is not None:
+            self.dispatcher.queue_maybe_nonempty = True
+            self.dispatcher.check_submits = True
         self._wake()
 
     def _policy_changed(self) -> None:
@@ -313,8 +326,11 @@ class Supervisor:
             lock.release()
 
     def _on_datagram(self, listener: WakeupListener) -> None:
-        listener.drain()
-        self._on_change()
+        if listener.drain():
+            self._submit_wake_pending = True  # _on_submit clears it
+            self._on_submit()
+        else:
+            self._on_change()
 
     async def _spawn_all(self) -> None:
         assert self.dispatcher is not None

@@ -1,8 +1,9 @@
 """Waking the supervisor from another process within milliseconds, without polling.
 
-After committing a submit, a client sends an empty datagram to an abstract-namespace Unix socket named
-after the database's real path. Best effort: a lost datagram only delays the task until the supervisor's
-slow ``PRAGMA data_version`` check (``poll_interval``). Abstract sockets leave no files behind and have no
+After committing a change, a client sends a one-byte datagram to an abstract-namespace Unix socket named
+after the database's real path: ``s`` when it only added runnable tasks, ``!`` for anything else. Best
+effort: a lost datagram only delays the task until the supervisor's slow ``PRAGMA data_version`` check
+(``poll_interval``). Abstract sockets leave no files behind and have no
 108-byte path limit issue.
 """
 
@@ -13,6 +14,9 @@ import hashlib
 import os
 import socket
 import sys
+
+SUBMITTED = b"s"
+CHANGED = b"!"
 
 
 def address(db_path: str) -> str | None:
@@ -39,11 +43,15 @@ class WakeupListener:
         sock.setblocking(False)
         self.sock = sock
 
-    def drain(self) -> None:
+    def drain(self) -> bool:
+        """Read every pending ping. True if they all said "only new runnable tasks"."""
         assert self.sock is not None
+        only_submits = True
         with contextlib.suppress(BlockingIOError, InterruptedError):
             while True:
-                self.sock.recv(64)
+                if self.sock.recv(64) != SUBMITTED:
+                    only_submits = False
+        return only_submits
 
     def close(self) -> None:
         if self.sock is not None:
@@ -61,10 +69,10 @@ class WakeupSender:
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             self.sock.setblocking(False)
 
-    def ping(self) -> None:
+    def ping(self, submitted: bool = False) -> None:
         if self.sock is not None:
             with contextlib.suppress(OSError):
-                self.sock.sendto(b"!", self.addr)
+                self.sock.sendto(SUBMITTED if submitted else CHANGED, self.addr)
 
     def close(self) -> None:
         if self.sock is not None:

@@ -48,6 +48,25 @@ def test_realtime_preempts_a_busy_loop_that_never_checks_and_it_resumes_after(ma
     assert "Preempted" in kinds
 
 
+def test_an_urgent_task_from_another_process_preempts_and_a_cancel_from_it_is_seen(
+    make_scheduler: Any, log: str
+) -> None:
+    """A producer's wake-up says whether it only added tasks; either kind must still preempt and cancel."""
+    s = make_scheduler([C.ctl], workers=1, poll_interval=5.0, start=True)  # only a wake-up can be this quick
+    low = s.domain(C.ctl).submit(C.Spin(log=log, tag="low")).id
+    started(log, "low")
+    with tm.connect(s.path) as client:
+        t0 = time.monotonic()
+        client.domain(C.ctl).submit(C.Quick(log=log, tag="urgent", seconds=0.1), priority=tm.Priority.REALTIME)
+        started(log, "urgent")
+        assert time.monotonic() - t0 < 1.0  # preempted at once, not at the next slow poll
+        started(log, "low", 2)  # resumed after the urgent task
+        t1 = time.monotonic()
+        assert client.cancel(low)
+        wait_for(lambda: history_status(s, low) == "cancelled", 5, what="the cancel to stop the running task")
+        assert time.monotonic() - t1 < 1.0
+
+
 def test_an_executor_ignoring_the_signal_is_killed_after_the_grace_with_its_children(
     make_scheduler: Any, log: str
 ) -> None:
