@@ -333,32 +333,61 @@ class Supervisor:
             self._on_change()
 
     async def _spawn_all(self) -> None:
+        """Start every worker; return as soon as the first is ready, so dispatch starts while the others boot.
+
+        The others join the pool as they come up. A boot failure of the first one fails the start; a later one
+        stops the scheduler as a failed respawn does (boot errors are deterministic: every worker imports the
+        same modules).
+        """
         assert self.dispatcher is not None
         self._boot = self._boot_message()
         self._env = dict(os.environ)
         self._env["PYTHONPATH"] = os.pathsep.join(self._boot.sys_path)
         handles = [WorkerHandle(i, self._on_message, self._on_exit) for i in range(self.settings.workers)]
-        results = await asyncio.gather(
-            *(h.start(self._boot, self._env) for h in handles), return_exceptions=True
-        )
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
+        self.dispatcher.workers = handles  # not alive until booted: the dispatcher skips them until then
+        booting = {asyncio.ensure_future(h.start(self._boot, self._env)): h for h in handles}
+        done, _ = await asyncio.wait(booting, return_when=asyncio.FIRST_COMPLETED)
+        first = next(iter(done))
+        problem = first.exception()
+        if problem is None:
+            missing = self.registry.task_types() - set(booting[first].task_types)
+            if missing:
+                problem = WorkerBootError(
+                    f"workers do not know task type(s) {sorted(missing)}: define domains and executors at module "
+                    "level, in a module (or the __main__ script) that workers can import"
+                )
+        if problem is not None:
+            for fut in booting:
+                fut.cancel()
             for h in handles:
                 h.kill()
-            raise failures[0]
-        missing = self.registry.task_types() - set(handles[0].task_types)
-        if missing:
-            for h in handles:
-                h.kill()
-            raise WorkerBootError(
-                f"workers do not know task type(s) {sorted(missing)}: define domains and executors at module "
-                "level, in a module (or the __main__ script) that workers can import"
-            )
-        for h in handles:
-            h.task_limit = task_limit(self.settings.max_tasks_per_worker)
-            h.last_seen = time.monotonic()
-        self.dispatcher.workers = handles
+            await asyncio.gather(*booting, return_exceptions=True)
+            raise problem
+        for fut, h in booting.items():
+            if fut.done():
+                self._joined(h)
+            else:
+                self._start_task(self._join_when_booted(fut, h))
+
+    def _joined(self, handle: WorkerHandle) -> None:
+        handle.task_limit = task_limit(self.settings.max_tasks_per_worker)
+        handle.last_seen = time.monotonic()
         self._record_workers()
+        assert self.dispatcher is not None
+        self.dispatcher.queue_maybe_nonempty = True
+        self._wake()
+
+    async def _join_when_booted(self, boot: asyncio.Future[None], handle: WorkerHandle) -> None:
+        try:
+            await boot
+        except asyncio.CancelledError:
+            handle.kill()
+            raise
+        except BaseException as exc:
+            self._fatal = exc if isinstance(exc, WorkerBootError) else WorkerBootError(f"a worker failed: {exc!r}")
+            self._wake()
+            return
+        self._joined(handle)
 
     async def _run(self, store: Store) -> None:
         assert self.dispatcher is not None and self.loop is not None

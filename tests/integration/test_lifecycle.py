@@ -244,3 +244,22 @@ def test_history_retention_max_count_prunes_while_running(make_scheduler: Any, l
     assert len(history) >= keep
     newest = [e["id"] for e in entries(log, "end")][-keep:]
     assert set(newest) <= {r.task_id for r in history}  # the most recent outcomes are the ones kept
+
+
+def test_start_returns_with_the_first_worker_and_the_others_join_as_they_boot(make_scheduler: Any, log: str) -> None:
+    s = make_scheduler([D.main], workers=3, start=True)
+    h = s.domain(D.main)
+    for i in range(30):
+        h.submit(D.Note(log=log, tag=f"n{i}", sleep=0.05))
+    assert s.wait_until_idle(30)
+    pids = {e["pid"] for e in entries(log, "start")}
+    assert len(pids) == 3  # every worker joined the pool and took work
+
+
+def test_a_worker_that_cannot_import_the_domains_fails_start(make_scheduler: Any, monkeypatch: Any) -> None:
+    from tests.integration import boot_domains as B
+
+    monkeypatch.setenv("TASKMILL_TEST_FAIL_BOOT", "1")  # only the workers' import of the module sees it
+    s = make_scheduler([B.boot], workers=2)
+    with pytest.raises(tm.WorkerBootError, match="refuses to load"):
+        s.start()
