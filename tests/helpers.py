@@ -31,6 +31,19 @@ def wait_for(cond: Callable[[], T], timeout: float = 10.0, interval: float = 0.0
         time.sleep(interval)
 
 
+def all_workers_up(s: Any, timeout: float = 30.0) -> None:
+    """``start()`` returns once the first worker is ready; tests about how work spreads over the whole pool
+    wait for the rest too."""
+    n = s.settings.workers
+    sup = s._supervisor
+
+    def up() -> bool:
+        d = sup.dispatcher
+        return d is not None and len(d.workers) == n and all(w.alive for w in d.workers)
+
+    wait_for(up, timeout, what="every worker to boot")
+
+
 def entries(log: str | os.PathLike[str], ev: str | None = None, tag: str | None = None) -> list[dict[str, Any]]:
     return [e for e in read_log(log) if (ev is None or e["ev"] == ev) and (tag is None or e.get("tag") == tag)]
 

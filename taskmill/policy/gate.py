@@ -37,7 +37,11 @@ class Gate:
         io_running: IoVector = (0, 0, 0, 0),
         type_buckets: Mapping[str, TokenBucket] | None = None,
         group_buckets: Mapping[str, TokenBucket] | None = None,
+        extra_domain: Counter[str] | None = None,
+        extra_group: Counter[str | None] | None = None,
     ) -> None:
+        """``in_domain``/``in_group``: slots in use (what may execute at once). ``extra_*``: tasks that may go
+        past a full cap because they will queue behind a worker already holding that domain or group."""
         self.now = now
         self.domain_caps = domain_caps
         self.group_caps = group_caps
@@ -49,6 +53,8 @@ class Gate:
         self.io_running = list(io_running)
         self.type_buckets = type_buckets or {}
         self.group_buckets = group_buckets or {}
+        self.extra_domain: Counter[str] = extra_domain if extra_domain is not None else Counter()
+        self.extra_group: Counter[str | None] = extra_group if extra_group is not None else Counter()
         self.denials: Counter[str] = Counter()
         self.wake_at: float | None = None  # when a rate-limited candidate could next start
 
@@ -60,15 +66,20 @@ class Gate:
     def check(self, c: Candidate, *, group_cap: bool = True, dry: bool = False) -> str | None:
         """The reason ``c`` cannot start now, or None. Takes its rate-limit tokens and counts it as started
         when it can (unless ``dry``: only explain)."""
+        queued_domain = queued_group = False  # admitted past a full cap, to queue behind a holder
         if self.domain_caps:
             cap = self.domain_caps.get(c.domain, 0)
             if cap and self.in_domain[c.domain] >= cap:
-                return self._deny(DOMAIN_CAP)
+                if self.extra_domain[c.domain] <= 0:
+                    return self._deny(DOMAIN_CAP)
+                queued_domain = True
         group = c.group_key
         if group_cap and group is not None and (self.group_caps or self.default_group_cap):
             gcap = self.group_caps.get(group, self.default_group_cap)
             if gcap and self.in_group[group] >= gcap:
-                return self._deny(GROUP_CAP)
+                if self.extra_group[group] <= 0:
+                    return self._deny(GROUP_CAP)
+                queued_group = True
         if self.ceiling is not None and c.priority >= self.ceiling:
             return self._deny(THROTTLED)
         if self.io_rates is not None:
@@ -89,8 +100,14 @@ class Gate:
             tb.tokens -= 1.0  # refilled to ``now`` by has_token just above
         if gb is not None:
             gb.tokens -= 1.0
-        self.in_domain[c.domain] += 1
-        self.in_group[group] += 1
+        if queued_domain:
+            self.extra_domain[c.domain] -= 1
+        else:
+            self.in_domain[c.domain] += 1
+        if queued_group:
+            self.extra_group[group] -= 1
+        else:
+            self.in_group[group] += 1
         if self.io_rates is not None:
             r = self.io_running
             r[0] += c.read_bytes
@@ -120,11 +137,11 @@ class Gate:
     def blocked_groups(self) -> list[str]:
         """Groups at their cap or out of tokens."""
         out = self._empty(self.group_buckets)
-        out.extend(g for g, n in self.group_caps.items() if n and self.in_group[g] >= n)
+        out.extend(g for g, n in self.group_caps.items() if n and self.in_group[g] >= n and self.extra_group[g] <= 0)
         if self.default_group_cap:
             out.extend(g for g, n in self.in_group.items() if g is not None and g not in self.group_caps
-                       and n >= self.default_group_cap)  # fmt: skip
+                       and n >= self.default_group_cap and self.extra_group[g] <= 0)  # fmt: skip
         return out
 
     def full_domains(self) -> list[str]:
-        return [d for d, n in self.domain_caps.items() if n and self.in_domain[d] >= n]
+        return [d for d, n in self.domain_caps.items() if n and self.in_domain[d] >= n and self.extra_domain[d] <= 0]

@@ -7,6 +7,8 @@ gated selection when caps, scheduling policy or async-only room rule some out), 
 from __future__ import annotations
 
 import time
+from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
@@ -14,7 +16,7 @@ from ..scheduling import SchedulingPolicy
 from ..store import dispatch, now_ms
 from ..store.records import Claimed
 from .pool import WorkerHandle
-from .selection import select
+from .selection import CapSlots, queue_room, select
 
 if TYPE_CHECKING:
     from ..metrics import Metrics
@@ -74,8 +76,14 @@ class Claiming:
         caps = self.registry.domain_caps()
         only_async = not idle and not refill  # room only on workers hosting async tasks: claim nothing else
         policy = self.policy if self.policy is not None and self.policy.active else None
+        slots: CapSlots | None = None
         if caps or only_async or policy is not None:
-            claimed = dispatch.claim_ids(self.store.conn, self._select(want, caps, only_async, policy, now), now)
+            room = queue_room(refill, depth)
+            ids = self._select(want, caps, only_async, policy, now, room)
+            claimed = dispatch.claim_ids(self.store.conn, ids, now)
+            group_cap = self._group_cap_of(policy)
+            if caps or group_cap is not None:
+                slots = CapSlots(self.workers, caps, group_cap or (lambda g: 0))
             if policy is not None and policy.effective:
                 eff = policy.effective
                 claimed.sort(key=lambda c: (eff.get(c.id, c.priority), c.id))
@@ -85,14 +93,21 @@ class Claiming:
                 self.queue_maybe_nonempty = False
         claimed = self.flow.on_claimed(claimed, now)  # TTL: expire instead of running, start first-attempt clocks
         if claimed:
-            self._assign(claimed, idle, refill, async_hosts, free, depth, sends)
+            self._assign(claimed, idle, refill, async_hosts, free, depth, sends, slots)
             self.flow.start_ttl(sends, now)
         return claimed
 
+    @staticmethod
+    def _group_cap_of(policy: SchedulingPolicy | None) -> Callable[[str | None], int] | None:
+        if policy is None or not (policy.group_limits or policy.default_group_limit):
+            return None
+        limits, default = dict(policy.group_limits), policy.default_group_limit
+        return lambda g: 0 if g is None else limits.get(g, default)
+
     def _select(self, want: int, caps: dict[str, int], only_async: bool, policy: SchedulingPolicy | None,
-                now: int) -> list[int]:  # fmt: skip
+                now: int, room: tuple[Counter[str], Counter[str | None]]) -> list[int]:  # fmt: skip
         accept = (lambda c: self._is_async(c.task_type)) if only_async else None
-        sel = select(self.store.conn, self.workers, want, caps, policy, now, accept)
+        sel = select(self.store.conn, self.workers, want, caps, policy, now, accept, room)
         if sel.empty and not only_async:
             self.queue_maybe_nonempty = False  # truly empty, not just held back
         self.policy_wake = sel.wake_at
@@ -109,9 +124,10 @@ class Claiming:
 
     def _assign(self, claimed: list[Claimed], idle: list[WorkerHandle], refill: list[WorkerHandle],
                 async_hosts: list[WorkerHandle], free: int, depth: int,
-                sends: dict[WorkerHandle, list[Claimed]]) -> None:  # fmt: skip
+                sends: dict[WorkerHandle, list[Claimed]], slots: CapSlots | None = None) -> None:  # fmt: skip
         """Sync tasks go round-robin over idle and refillable workers (each up to ``depth`` queued); async
-        tasks share workers up to ``async_concurrency``. What cannot be placed goes back unstarted."""
+        tasks share workers up to ``async_concurrency``; ``slots`` keeps capped domains and groups within
+        their caps. What cannot be placed goes back unstarted."""
         cap = self.settings.async_concurrency
         sync_targets = [*refill]
         publish = self.bus.active
@@ -121,7 +137,7 @@ class Claiming:
         for c in claimed:
             target: WorkerHandle | None = None
             if self._is_async(c.task_type):
-                if free > 0:
+                if free > 0 and (slots is None or slots.admits(c, None)):
                     target = next((w for w in async_hosts if len(w.asyncs) < cap), None)
                     if target is None and idle:
                         target = idle.pop()
@@ -129,6 +145,8 @@ class Claiming:
                     if target is not None:
                         free -= 1
                         target.asyncs[(c.id, c.attempt)] = c
+                        if slots is not None:
+                            slots.place(c, None)
             else:
                 if idle and free > 0:  # spread over idle workers before queueing behind busy ones
                     free -= 1
@@ -139,9 +157,12 @@ class Claiming:
                 for _ in range(len(sync_targets)):
                     w = sync_targets[rr % len(sync_targets)]
                     rr += 1
-                    if len(w.sync) < limit and (w.task_limit is None or w.tasks_done + len(w.sync) < w.task_limit):
+                    if len(w.sync) < limit and (w.task_limit is None or w.tasks_done + len(w.sync) < w.task_limit) \
+                            and (slots is None or slots.admits(c, w)):  # fmt: skip
                         target = w
                         w.sync.append(c)
+                        if slots is not None:
+                            slots.place(c, w)
                         break
             if target is None:
                 unplaced.append((c.id, c.attempt))

@@ -24,7 +24,7 @@ from ..policy.fair import GroupDemand, compute_allocation
 from ..policy.gate import THROTTLED, Gate
 from ..scheduling import GroupAllocationInfo, SchedulingPolicy
 from ..store import dispatch
-from ..store.records import Candidate
+from ..store.records import Candidate, Claimed
 from .pool import WorkerHandle
 
 PEEK_PAGE = 256
@@ -38,17 +38,94 @@ class Selection(msgspec.Struct):
     denials: dict[str, int] = {}  # gate reason -> tasks held back this turn
 
 
-def inflight(workers: Sequence[WorkerHandle]) -> tuple[Counter[str], Counter[str | None], int]:
-    """Tasks handed to workers per domain and per group (queued ones included: caps count claims)."""
+class Inflight(msgspec.Struct):
+    """What workers hold. Caps limit how many tasks of a domain or group can *execute* at once: a worker runs
+    its queue of sync tasks one after another, so however many of a domain it holds count as one slot; each
+    async task is a slot of its own. ``group_tasks`` counts tasks (fair shares are in tasks)."""
+
+    domain_slots: Counter[str]
+    group_slots: Counter[str | None]
+    group_tasks: Counter[str | None]
+    total: int
+
+
+def inflight(workers: Sequence[WorkerHandle]) -> Inflight:
+    out = Inflight(Counter(), Counter(), Counter(), 0)
+    for w in workers:
+        if w.sync:
+            out.domain_slots.update({c.domain for c in w.sync})
+            out.group_slots.update({c.group_key for c in w.sync})
+            out.group_tasks.update(c.group_key for c in w.sync)
+        for c in w.asyncs.values():
+            out.domain_slots[c.domain] += 1
+            out.group_slots[c.group_key] += 1
+            out.group_tasks[c.group_key] += 1
+        out.total += len(w.sync) + len(w.asyncs)
+    return out
+
+
+class CapSlots:
+    """Placement's side of the caps: a worker takes a task of a capped domain or group only if it already holds
+    one (the task queues behind it: no new slot) or a slot is free. The gate admitted tasks on that assumption
+    (:func:`queue_room`); what cannot be placed this way goes back to the queue."""
+
+    def __init__(self, workers: Sequence[WorkerHandle], domain_caps: dict[str, int],
+                 group_cap: Callable[[str | None], int]) -> None:  # fmt: skip
+        self.domain_caps = domain_caps
+        self.group_cap = group_cap
+        self.holders: dict[tuple[str, str | None], set[int]] = {}
+        self.used: Counter[tuple[str, str | None]] = Counter()
+        for w in workers:
+            for key in {k for c in w.sync for k, _ in self._keys(c)}:
+                self.holders.setdefault(key, set()).add(w.index)
+                self.used[key] += 1
+            for c in w.asyncs.values():
+                for key, _ in self._keys(c):
+                    self.used[key] += 1
+
+    def _keys(self, c: Candidate | Claimed) -> list[tuple[tuple[str, str | None], int]]:
+        out: list[tuple[tuple[str, str | None], int]] = []
+        cap = self.domain_caps.get(c.domain, 0)
+        if cap:
+            out.append((("d", c.domain), cap))
+        if c.group_key is not None:
+            gcap = self.group_cap(c.group_key)
+            if gcap:
+                out.append((("g", c.group_key), gcap))
+        return out
+
+    def admits(self, c: Claimed, worker: WorkerHandle | None) -> bool:
+        """``worker``: the sync worker it would queue on; None for an async task (always a slot of its own)."""
+        for key, cap in self._keys(c):
+            if worker is not None and worker.index in self.holders.get(key, ()):
+                continue
+            if self.used[key] >= cap:
+                return False
+        return True
+
+    def place(self, c: Claimed, worker: WorkerHandle | None) -> None:
+        for key, _ in self._keys(c):
+            if worker is None:
+                self.used[key] += 1
+            elif worker.index not in self.holders.setdefault(key, set()):
+                self.holders[key].add(worker.index)
+                self.used[key] += 1
+
+
+def queue_room(workers: Sequence[WorkerHandle], depth: int) -> tuple[Counter[str], Counter[str | None]]:
+    """Tasks of each domain and group that may still queue behind ``workers`` (those about to be refilled)
+    that already hold one: they take no new slot, so a cap does not stop them (``Claiming._assign`` places
+    them only there)."""
     domains: Counter[str] = Counter()
     groups: Counter[str | None] = Counter()
-    total = 0
     for w in workers:
-        for c in (*w.sync, *w.asyncs.values()):
-            domains[c.domain] += 1
-            groups[c.group_key] += 1
-            total += 1
-    return domains, groups, total
+        room = depth - len(w.sync)
+        if room > 0 and w.sync:
+            for d in {c.domain for c in w.sync}:
+                domains[d] += room
+            for g in {c.group_key for c in w.sync}:
+                groups[g] += room
+    return domains, groups
 
 
 class _Selector:
@@ -125,10 +202,12 @@ class _Selector:
 
 
 def build_gate(conn: apsw.Connection, policy: SchedulingPolicy | None, domain_caps: dict[str, int],
-               in_domain: Counter[str], in_group: Counter[str | None]) -> Gate:  # fmt: skip
+               in_domain: Counter[str], in_group: Counter[str | None],
+               room: tuple[Counter[str], Counter[str | None]] | None = None) -> Gate:  # fmt: skip
+    extra_domain, extra_group = room if room is not None else (Counter(), Counter())
     if policy is None:
         return Gate(now=0.0, domain_caps=domain_caps, group_caps={}, default_group_cap=0, in_domain=in_domain,
-                    in_group=in_group)  # fmt: skip
+                    in_group=in_group, extra_domain=extra_domain, extra_group=extra_group)  # fmt: skip
     rates = policy.monitor.rates if policy.monitor is not None else None
     return Gate(
         now=policy.clock(), domain_caps=domain_caps, group_caps=policy.group_limits,
@@ -136,6 +215,7 @@ def build_gate(conn: apsw.Connection, policy: SchedulingPolicy | None, domain_ca
         throttle_ceiling=policy.throttle_ceiling(), io_rates=rates,
         io_running=dispatch.running_expected_io(conn) if rates is not None else (0, 0, 0, 0),
         type_buckets=policy.type_buckets, group_buckets=policy.group_buckets,
+        extra_domain=extra_domain, extra_group=extra_group,
     )  # fmt: skip
 
 
@@ -147,15 +227,16 @@ def select(
     policy: SchedulingPolicy | None,
     now_ms: int,
     accept: Callable[[Candidate], bool] | None = None,
+    room: tuple[Counter[str], Counter[str | None]] | None = None,
 ) -> Selection:
-    """Up to ``want`` task ids to claim now, in dispatch order."""
-    in_domain, in_group, total = inflight(workers)
+    """Up to ``want`` task ids to claim now, in dispatch order. ``room``: see :func:`queue_room`."""
+    f = inflight(workers)
     if policy is None:
-        return _select(conn, build_gate(conn, None, domain_caps, in_domain, in_group), None, want, now_ms, accept,
-                       in_group, total)  # fmt: skip
+        gate = build_gate(conn, None, domain_caps, f.domain_slots, f.group_slots, room)
+        return _select(conn, gate, None, want, now_ms, accept, f.group_tasks, f.total)
     with policy.lock:
-        gate = build_gate(conn, policy, domain_caps, in_domain, in_group)
-        sel = _select(conn, gate, policy, want, now_ms, accept, in_group, total)
+        gate = build_gate(conn, policy, domain_caps, f.domain_slots, f.group_slots, room)
+        sel = _select(conn, gate, policy, want, now_ms, accept, f.group_tasks, f.total)
         policy.denials.update(gate.denials)
         policy.rate_limit_throttles += gate.denials.get("rate_limited", 0)
     return sel
@@ -223,9 +304,9 @@ def _fair(s: _Selector, policy: SchedulingPolicy, want: int, in_group: Counter[s
 def explain(conn: apsw.Connection, workers: Sequence[WorkerHandle], domain_caps: dict[str, int],
             policy: SchedulingPolicy | None, candidate: Candidate) -> str | None:  # fmt: skip
     """Why a runnable task would not start now (a gate reason), or None if nothing holds it back."""
-    in_domain, in_group, _ = inflight(workers)
+    f = inflight(workers)
     if policy is None:
-        return build_gate(conn, None, domain_caps, in_domain, in_group).check(candidate, dry=True)
+        return build_gate(conn, None, domain_caps, f.domain_slots, f.group_slots).check(candidate, dry=True)
     with policy.lock:
-        gate = build_gate(conn, policy, domain_caps, in_domain, in_group)
+        gate = build_gate(conn, policy, domain_caps, f.domain_slots, f.group_slots)
         return gate.check(candidate, dry=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import taskmill as tm
-from tests.helpers import entries, intervals, max_overlap, wait_for
+from tests.helpers import all_workers_up, entries, intervals, max_overlap, wait_for
 from tests.integration import domains as D
 
 LEVELS = [
@@ -73,10 +73,12 @@ def test_the_global_cap_bounds_async_tasks_sharing_a_worker(make_scheduler: Any,
 
 def test_a_domain_cap_bounds_that_domain_only(make_scheduler: Any, log: str) -> None:
     assert D.capped.max_concurrency == 1
-    s = make_scheduler([D.main, D.capped], workers=3, max_concurrency=3)
+    s = make_scheduler([D.main, D.capped], workers=3, max_concurrency=3, start=True)
+    all_workers_up(s)
+    s.pause_all()  # queue everything first, as if submitted before start
     s.domain(D.capped).submit_batch([D.CappedNote(log=log, tag=f"c{i}", sleep=0.15) for i in range(4)])
     s.domain(D.main).submit_batch([D.Note(log=log, tag=f"m{i}", sleep=0.15) for i in range(4)])
-    s.start()
+    s.resume_all()
     assert s.wait_until_idle(20)
     capped = intervals(log, [f"c{i}" for i in range(4)])
     free = intervals(log, [f"m{i}" for i in range(4)])
@@ -84,6 +86,23 @@ def test_a_domain_cap_bounds_that_domain_only(make_scheduler: Any, log: str) -> 
     assert max_overlap(capped) == 1
     assert max_overlap(free) == 2  # the other domain used the remaining slots alongside
     assert max_overlap(capped + free) == 3
+
+
+def test_a_capped_domain_of_short_tasks_queues_them_on_one_worker_per_slot(make_scheduler: Any, log: str) -> None:
+    """A cap limits what executes at once. A worker runs its queue one task after another, so short tasks of a
+    capped domain are queued in batches behind the worker that holds the domain's slot (not handed out one
+    per dispatch turn), and never on a second worker while the first still holds any."""
+    s = make_scheduler([D.capped, D.main], workers=2, max_concurrency=2, start=True)
+    all_workers_up(s)
+    h = s.domain(D.capped)
+    h.submit_batch([D.CappedNote(log=log, tag=f"w{i}") for i in range(20)])  # the type is learned to be fast
+    assert s.wait_until_idle(20)
+    h.submit_batch([D.CappedNote(log=log, tag=f"c{i}") for i in range(400)])
+    s.domain(D.main).submit_batch([D.Note(log=log, tag=f"m{i}", sleep=0.01) for i in range(20)])
+    assert s.wait_until_idle(30)
+    spans = intervals(log, [f"c{i}" for i in range(400)])
+    assert len(spans) == 400 and max_overlap(spans) == 1
+    assert len(intervals(log, [f"m{i}" for i in range(20)])) == 20  # the other domain still got the other worker
 
 
 def test_a_domain_cap_bounds_async_tasks(make_scheduler: Any, log: str) -> None:

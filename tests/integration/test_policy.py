@@ -7,20 +7,22 @@ import time
 from typing import Any
 
 import taskmill as tm
-from tests.helpers import entries, intervals, max_overlap, wait_for
+from tests.helpers import all_workers_up, entries, intervals, max_overlap, wait_for
 from tests.integration import domains as D
 
 P = tm.Priority
 
 
 def test_a_group_cap_is_never_exceeded_and_holds_back_only_that_group(make_scheduler: Any, log: str) -> None:
-    s = make_scheduler(workers=4, max_concurrency=4, group_concurrency={"uploads": 2})
+    s = make_scheduler(workers=4, max_concurrency=4, group_concurrency={"uploads": 2}, start=True)
+    all_workers_up(s)
     h = s.domain(D.main)
+    s.pause_all()  # queue everything first, as if submitted before start
     for i in range(6):
         h.submit(D.Note(log=log, tag=f"g{i}", sleep=0.15), group="uploads")
     for i in range(4):
         h.submit(D.Note(log=log, tag=f"f{i}", sleep=0.15), priority=P.BACKGROUND)
-    s.start()
+    s.resume_all()
     assert s.wait_until_idle(30)
     grouped = intervals(log, [f"g{i}" for i in range(6)])
     assert len(grouped) == 6 and max_overlap(grouped) == 2

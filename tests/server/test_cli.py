@@ -180,13 +180,13 @@ def test_pause_and_resume_all_domain_and_group(live: Daemon) -> None:
         cli(live, "resume", "--domain", "srv")
         wait_lines(second, 1)
 
-        cli(live, "pause", "--group", "batch", "--for", "2")
+        cli(live, "pause", "--group", "batch", "--for", "4")  # long enough for three CLI runs on a busy machine
         assert cli_json(live, "status")["paused_groups"] == ["batch"]
         third = str(live.root / "p3.txt")
         tid = live.submit("srv::mark", {"i": 3, "ledger": third}, "--group", "batch", "--tag", "k=v")["id"]
         assert [r["id"] for r in cli_json(live, "tasks", "--tag", "k=v")] == [tid]
         assert not _ran(live, third)
-        wait_lines(third, 1, timeout=10)  # the timed group pause lifts itself
+        wait_lines(third, 1, timeout=15)  # the timed group pause lifts itself
         cli(live, "pause", "--domain", "srv", "--group", "x", code=2)
         cli(live, "pause", "--for", "1", code=2)
     finally:
