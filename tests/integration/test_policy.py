@@ -128,12 +128,14 @@ def test_aging_lets_a_starved_task_run_under_a_stream_of_urgent_work(make_schedu
 
 
 def test_fair_shares_follow_the_weights_and_leftover_slots_are_used(make_scheduler: Any, log: str) -> None:
-    s = make_scheduler(workers=4, max_concurrency=4, group_weights={"a": 3, "b": 1})
+    s = make_scheduler(workers=4, max_concurrency=4, group_weights={"a": 3, "b": 1}, start=True)
+    all_workers_up(s)
     h = s.domain(D.main)
+    s.pause_all()  # queue everything first, as if submitted before start
     for i in range(30):
         h.submit(D.Note(log=log, tag=f"a{i}", sleep=0.1), group="a")
         h.submit(D.Note(log=log, tag=f"b{i}", sleep=0.1), group="b", priority=P.HIGH)  # b is more urgent
-    s.start()
+    s.resume_all()
     wait_for(lambda: len(entries(log, "start")) >= 24, timeout=30, what="24 starts")
     first = [e["tag"][0] for e in sorted(entries(log, "start"), key=lambda e: e["t"])][:24]
     ratio = first.count("a") / max(first.count("b"), 1)
