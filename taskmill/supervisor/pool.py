@@ -96,6 +96,11 @@ class WorkerHandle:
         return not self.sync and not self.asyncs
 
     async def start(self, boot: Boot, env: dict[str, str]) -> None:
+        await self.spawn(boot, env)
+        await self.ready()
+
+    async def spawn(self, boot: Boot, env: dict[str, str]) -> None:
+        """Exec the worker process and send it its boot message (it imports the domain modules next)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         made = ExecutingSlot.create()
         slot_args: list[str] = []
@@ -116,6 +121,9 @@ class WorkerHandle:
         self.pid = self.proc.pid
         self.reader, self.writer = await asyncio.open_unix_connection(sock=ours, limit=1 << 20)
         self.send(boot)
+
+    async def ready(self) -> None:
+        """Wait for the worker's Ready (the task types it knows); then read its frames and watch its exit."""
         try:
             first = await asyncio.wait_for(self._read_one(), BOOT_TIMEOUT_S)
         except (asyncio.IncompleteReadError, ConnectionError, TimeoutError, ProtocolError) as exc:

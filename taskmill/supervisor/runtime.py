@@ -88,6 +88,8 @@ class Supervisor:
         self._waiter: asyncio.Future[None] | None = None
         self._wake_pending = False
         self._submit_wake_pending = False
+        self._unadopted: list[WorkerHandle] = []
+        self._booting: list[asyncio.Future[None]] = []
         self._stop_requested = False
         self._hard_stop = False
         self._fatal: BaseException | None = None
@@ -267,10 +269,13 @@ class Supervisor:
         self.dispatcher.queue_maybe_nonempty = True
         self._wake()
 
-    def _record_workers(self) -> None:
+    def _record_workers(self, handles: list[WorkerHandle] | None = None) -> None:
         """Before a worker gets any task, its pid is in the lock file, for a successor to reap if we crash."""
-        assert self.dispatcher is not None and self._lock is not None
-        self._lock.record_workers([w.pid for w in self.dispatcher.workers if w.pid])
+        assert self._lock is not None
+        if handles is None:
+            assert self.dispatcher is not None
+            handles = self.dispatcher.workers
+        self._lock.record_workers([w.pid for w in handles if w.pid])
 
     # -- main ---------------------------------------------------------------------------------------------
     def _boot_message(self) -> Boot:
@@ -290,6 +295,7 @@ class Supervisor:
             lock.acquire()
             self._lock = lock
             leftovers.reap(*lock.previous)  # a crash's old attempts must be gone before they run again
+            booting = await self._begin_spawn()  # workers boot while the store opens and recovers
             store = Store(self.settings.store_path, self.settings.durability)  # type: ignore[arg-type]
             ended: list[int] = []
             with store.write():
@@ -306,12 +312,16 @@ class Supervisor:
             listener = WakeupListener(self.settings.store_path)
             if listener.sock is not None:
                 self.loop.add_reader(listener.sock.fileno(), self._on_datagram, listener)
-            await self._spawn_all()
+            await self._spawn_all(booting)
             self.started.set()
             self.progress.start_ticker(self, self.progress_bus)
             await self._run(store)
         except BaseException as exc:
             self.error = exc
+            for h in self._unadopted:  # spawned, but the start failed before the pool took them
+                h.kill()
+            for fut in self._booting:
+                fut.cancel()
             raise
         finally:
             self.started.set()
@@ -332,20 +342,34 @@ class Supervisor:
         else:
             self._on_change()
 
-    async def _spawn_all(self) -> None:
-        """Start every worker; return as soon as the first is ready, so dispatch starts while the others boot.
+    async def _begin_spawn(self) -> dict[asyncio.Future[None], WorkerHandle]:
+        """Exec every worker now, so they import while the store opens; they take no work before
+        :meth:`_spawn_all` adds them to the pool. Killed again if the start fails before that."""
+        self._boot = self._boot_message()
+        self._env = dict(os.environ)
+        self._env["PYTHONPATH"] = os.pathsep.join(self._boot.sys_path)
+        handles = [WorkerHandle(i, self._on_message, self._on_exit) for i in range(self.settings.workers)]
+        self._unadopted = handles
+        spawned = await asyncio.gather(*(h.spawn(self._boot, self._env) for h in handles), return_exceptions=True)
+        self._record_workers(handles)
+        for r in spawned:
+            if isinstance(r, BaseException):
+                raise WorkerBootError(f"could not start a worker process: {r!r}") from r
+        booting = {asyncio.ensure_future(h.ready()): h for h in handles}
+        self._booting = list(booting)
+        return booting
+
+    async def _spawn_all(self, booting: dict[asyncio.Future[None], WorkerHandle]) -> None:
+        """Return as soon as the first worker is ready, so dispatch starts while the others boot.
 
         The others join the pool as they come up. A boot failure of the first one fails the start; a later one
         stops the scheduler as a failed respawn does (boot errors are deterministic: every worker imports the
         same modules).
         """
         assert self.dispatcher is not None
-        self._boot = self._boot_message()
-        self._env = dict(os.environ)
-        self._env["PYTHONPATH"] = os.pathsep.join(self._boot.sys_path)
-        handles = [WorkerHandle(i, self._on_message, self._on_exit) for i in range(self.settings.workers)]
+        handles = list(booting.values())
         self.dispatcher.workers = handles  # not alive until booted: the dispatcher skips them until then
-        booting = {asyncio.ensure_future(h.start(self._boot, self._env)): h for h in handles}
+        self._unadopted, self._booting = [], []
         done, _ = await asyncio.wait(booting, return_when=asyncio.FIRST_COMPLETED)
         first = next(iter(done))
         problem = first.exception()

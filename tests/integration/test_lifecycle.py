@@ -263,3 +263,23 @@ def test_a_worker_that_cannot_import_the_domains_fails_start(make_scheduler: Any
     s = make_scheduler([B.boot], workers=2)
     with pytest.raises(tm.WorkerBootError, match="refuses to load"):
         s.start()
+
+
+def test_a_store_that_cannot_open_fails_start_and_the_booting_workers_go(make_scheduler: Any, db: Path) -> None:
+    """Workers are exec'd before the store is opened (they import while it recovers): a store that then fails
+    to open must not leave them behind (the leak check fails the test if it does)."""
+    import apsw
+
+    from taskmill.store import Store
+    from taskmill.store.schema import SCHEMA_VERSION
+
+    Store(db).close()
+    s = make_scheduler([D.main], workers=2, path=db)  # constructed while the file is still good
+    conn = apsw.Connection(str(db))
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")  # a newer taskmill's database
+    conn.close()
+    with pytest.raises(tm.TaskmillError, match=str(SCHEMA_VERSION + 1)):
+        s.start()
+    children = psutil.Process().children(recursive=True)
+    wait_for(lambda: not [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE], 10,
+             what="the booting workers to exit")  # fmt: skip
