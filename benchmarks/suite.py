@@ -50,6 +50,7 @@ class Counts:
     tag_sizes: tuple[int, ...] = (100, 1000, 5000, 100_000)
     tag_samples: int = 20
     groups: int = 1000
+    group_scaling: tuple[int, ...] = (1, 10, 50, 100)
     group_rounds: int = 2
     rate_per_s: int = 1000
     rate_tasks: int = 1000
@@ -90,13 +91,14 @@ SMOKE = Counts(
     fan_in=(5,),
     tag_sizes=(100, 2000),
     tag_samples=3,
-    groups=100,
+    groups=50,
+    group_scaling=(1, 10),
     group_rounds=1,
-    rate_tasks=60,
-    snapshot_tasks=20,
+    rate_tasks=40,
+    snapshot_tasks=10,
     snapshot_samples=3,
     progress_calls=20_000,
-    rss_tasks=3000,
+    rss_tasks=2000,
     rss_warmup=1000,
     rss_round=1000,
 )
@@ -219,7 +221,7 @@ WORKLOADS = [
     Workload(
         "groups",
         False,
-        lambda r, d, c: group_bench.groups(r, c.groups, c.group_rounds, c.rate_tasks, c.rate_per_s),
+        lambda r, d, c: group_bench.groups(r, c.groups, c.group_rounds, c.rate_tasks, c.rate_per_s, c.group_scaling),
         "no groups vs N groups with non-binding limits (warm scheduler); a rate-limited type",
     ),
     Workload(
@@ -266,4 +268,5 @@ TARGETS = [
     Target("cpu", "speedup", None, ">=", 1.8, "CPU-bound: 2 workers >= 1.8x one worker"),
     Target("preemption", "stopped_p99_ms", None, "<=", 50.0, "REALTIME preemption: stopped p99 <= 50 ms"),
     Target("next_task", "ratio_1m_1k_tx", None, "<=", 1.5, "next-task cost at 1M pending <= 1.5x at 1k"),
+    Target("rss", "growth_per_100k_mib", None, "<=", 1.0, "supervisor RSS flat: <= 1 MiB per 100k tasks after warm-up"),
 ]
