@@ -8,6 +8,9 @@
 
     python -m benchmarks.progress_bench            # N = 1,000,000
     python -m benchmarks.progress_bench --calls 200000 --repeat 5
+
+``python -m benchmarks run byte_progress`` runs both parts as a workload of the suite (one end-to-end pair per
+repetition), under the metric names of :data:`LABELS`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import statistics
 import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import ClassVar
 
 import taskmill as tm
@@ -27,6 +31,24 @@ from taskmill.workers.channel import Channel
 from taskmill.workers.context import TaskContext
 
 bench = tm.Domain("progress_bench")
+
+# metric name (the suite's, units in the name) -> what the standalone command prints
+LABELS = {
+    "empty_loop_ns": "empty loop ns/iter",
+    "empty_call_ns": "empty method ns/call",
+    "add_bytes_ns": "ctx.add_bytes ns/call",
+    "add_bytes_frames": "ctx.add_bytes frames",
+    "add_bytes_frames_per_s": "ctx.add_bytes frames/s",
+    "progress_add_bytes_ns": "ctx.progress.add_bytes ns/call",
+    "progress_add_bytes_frames": "ctx.progress.add_bytes frames",
+    "progress_add_bytes_frames_per_s": "ctx.progress.add_bytes frames/s",
+    "report_ns": "ctx.progress.report ns/call",
+    "report_frames": "ctx.progress.report frames",
+    "report_frames_per_s": "ctx.progress.report frames/s",
+    "worker_empty_calls_s": "executor with N empty calls s",
+    "worker_add_bytes_s": "executor with N add_bytes s",
+    "worker_add_bytes_overhead_ns": "add_bytes overhead ns/call",
+}
 
 
 class Transfer(tm.Task, frozen=True):
@@ -78,14 +100,15 @@ def in_process(calls: int) -> dict[str, float]:
     t0 = time.perf_counter()
     for _ in range(calls):
         pass
-    out["empty loop ns/iter"] = (time.perf_counter() - t0) / calls * 1e9
+    out["empty_loop_ns"] = (time.perf_counter() - t0) / calls * 1e9
     noop = _Sink().noop
     t0 = time.perf_counter()
     for _ in range(calls):
         noop(4096)
-    out["empty method ns/call"] = (time.perf_counter() - t0) / calls * 1e9
+    out["empty_call_ns"] = (time.perf_counter() - t0) / calls * 1e9
 
-    for name in ("ctx.add_bytes", "ctx.progress.add_bytes", "ctx.progress.report"):
+    for name, metric in (("ctx.add_bytes", "add_bytes"), ("ctx.progress.add_bytes", "progress_add_bytes"),
+                         ("ctx.progress.report", "report")):  # fmt: skip
         channel, frames, thread, theirs = _counting_channel()
         ctx = TaskContext(_spec(), 3, channel.send, None, None)
         ctx.set_bytes_total(calls * 4096)
@@ -110,16 +133,20 @@ def in_process(calls: int) -> dict[str, float]:
         thread.join(5)
         channel.sock.close()
         theirs.close()
-        out[f"{name} ns/call"] = elapsed / calls * 1e9
-        out[f"{name} frames"] = frames[0]
-        out[f"{name} frames/s"] = frames[0] / elapsed
+        out[f"{metric}_ns"] = elapsed / calls * 1e9
+        out[f"{metric}_frames"] = frames[0]
+        out[f"{metric}_frames_per_s"] = frames[0] / elapsed
     return out
 
 
-def end_to_end(calls: int, repeat: int) -> dict[str, float]:
+def end_to_end(calls: int, repeat: int, directory: Path | None = None) -> dict[str, float]:
+    """Medians of ``repeat`` pairs of executors (the order alternates); the database goes in ``directory``
+    (default: a temporary directory)."""
+    if directory is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            return end_to_end(calls, repeat, Path(tmp))
     durations: dict[bool, list[float]] = {True: [], False: []}
-    with tempfile.TemporaryDirectory() as tmp, tm.Scheduler(os.path.join(tmp, "bench.db"), [bench], workers=1,
-                                                            durability="normal") as s:  # fmt: skip
+    with tm.Scheduler(os.path.join(directory, "bench.db"), [bench], workers=1, durability="normal") as s:
         h = s.domain(bench)
         for i in range(repeat):
             for report in (False, True) if i % 2 == 0 else (True, False):
@@ -129,8 +156,8 @@ def end_to_end(calls: int, repeat: int) -> dict[str, float]:
                 assert rec.status == "completed" and rec.duration is not None
                 durations[report].append(rec.duration)
     base, rep = statistics.median(durations[False]), statistics.median(durations[True])
-    return {"executor with N empty calls s": base, "executor with N add_bytes s": rep,
-            "add_bytes overhead ns/call": (rep - base) / calls * 1e9}  # fmt: skip
+    return {"worker_empty_calls_s": base, "worker_add_bytes_s": rep,
+            "worker_add_bytes_overhead_ns": (rep - base) / calls * 1e9}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,10 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     print(f"calls per run: {args.calls:,}")
     for k, v in in_process(args.calls).items():
-        print(f"  {k:<34} {v:>14,.1f}")
+        print(f"  {LABELS[k]:<34} {v:>14,.1f}")
     if not args.no_scheduler:
         for k, v in end_to_end(args.calls, args.repeat).items():
-            print(f"  {k:<34} {v:>14,.3f}")
+            print(f"  {LABELS[k]:<34} {v:>14,.3f}")
     return 0
 
 

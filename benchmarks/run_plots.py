@@ -1,4 +1,4 @@
-"""Plots of a ``run``: latency CDFs, concurrency scaling, next-task cost by queue depth."""
+"""Plots of a ``run``: latency CDFs, concurrency scaling, next-task cost by queue depth, supervisor RSS."""
 
 from __future__ import annotations
 
@@ -85,6 +85,27 @@ def plot_run(runs: list[dict[str, Any]], meta: dict[str, Any], out: Path) -> lis
                 out / "next_task.png",
                 title="next-task cost by queue depth",
                 ylabel="µs (median)",
+                note=note,
+            )
+        )
+    rss = _results(runs, "rss")
+    if rss:
+        starts = [[0, r["result"]["start_mib"], r["result"]["anon_start_mib"]] for r in rss]
+        rounds = [[start, *r["result"]["rss_by_round"]] for start, r in zip(starts, rss, strict=True)]
+        xs = [row[0] // 1000 if row[0] % 1000 == 0 else row[0] / 1000 for row in rounds[0]]
+        curves = {}
+        for col, label in ((1, "RSS"), (2, "anonymous (heap)")):
+            per_x = [[rr[k][col] for rr in rounds if len(rr) > k] for k in range(len(xs))]
+            got = [_spread(v) for v in per_x]
+            curves[label] = ([g[0] for g in got], [g[1] for g in got], [g[2] for g in got])
+        done.append(
+            plots.lines(
+                xs,
+                curves,
+                out / "rss.png",
+                title="supervisor process memory while it drains no-ops (2 workers)",
+                xlabel="thousands of tasks done",
+                ylabel="MiB",
                 note=note,
             )
         )

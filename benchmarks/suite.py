@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import dispatch_bench, measure, query_bench, store_bench, workflow_bench
+from . import dispatch_bench, group_bench, measure, observe_bench, query_bench, rss_bench, store_bench, workflow_bench
 from .harness import Result
 from .latency import latency
 from .report import Target
@@ -47,8 +47,19 @@ class Counts:
     chain_submit: tuple[int, ...] = (10, 50, 200)
     chains: tuple[int, ...] = (10, 25, 50)
     fan_in: tuple[int, ...] = (10, 50, 100)
-    tag_tasks: int = 100_000
+    tag_sizes: tuple[int, ...] = (100, 1000, 5000, 100_000)
     tag_samples: int = 20
+    groups: int = 1000
+    group_scaling: tuple[int, ...] = (1, 10, 50, 100)
+    group_rounds: int = 2
+    rate_per_s: int = 1000
+    rate_tasks: int = 1000
+    snapshot_tasks: int = 100
+    snapshot_samples: int = 50
+    progress_calls: int = 1_000_000
+    rss_tasks: int = 200_000
+    rss_warmup: int = 20_000
+    rss_round: int = 10_000
 
 
 SMOKE = Counts(
@@ -78,8 +89,18 @@ SMOKE = Counts(
     chain_submit=(5,),
     chains=(5,),
     fan_in=(5,),
-    tag_tasks=2000,
+    tag_sizes=(100, 2000),
     tag_samples=3,
+    groups=50,
+    group_scaling=(1, 10),
+    group_rounds=1,
+    rate_tasks=40,
+    snapshot_tasks=10,
+    snapshot_samples=3,
+    progress_calls=20_000,
+    rss_tasks=2000,
+    rss_warmup=1000,
+    rss_round=1000,
 )
 
 Fn = Callable[[Path, Durability, Counts], Result]
@@ -194,8 +215,32 @@ WORKLOADS = [
     Workload(
         "tag_queries",
         False,
-        lambda r, d, c: query_bench.tag_queries(r, c.tag_tasks, c.tag_samples),
+        lambda r, d, c: query_bench.tag_queries(r, c.tag_sizes, c.tag_samples),
         "tag queries and history stats over N active tagged tasks and N finished ones",
+    ),
+    Workload(
+        "groups",
+        False,
+        lambda r, d, c: group_bench.groups(r, c.groups, c.group_rounds, c.rate_tasks, c.rate_per_s, c.group_scaling),
+        "no groups vs N groups with non-binding limits (warm scheduler); a rate-limited type",
+    ),
+    Workload(
+        "snapshot",
+        False,
+        lambda r, d, c: observe_bench.snapshot(r, c.snapshot_tasks, c.snapshot_samples),
+        "snapshot() / byte_progress() with N async tasks running and streaming bytes",
+    ),
+    Workload(
+        "byte_progress",
+        False,
+        lambda r, d, c: observe_bench.byte_progress(r, c.progress_calls),
+        "ns per ctx.add_bytes call and frames sent, in one process and in a worker",
+    ),
+    Workload(
+        "rss",
+        False,
+        lambda r, d, c: rss_bench.supervisor_rss(r, c.rss_tasks, c.rss_warmup, c.rss_round),
+        "supervisor process RSS while it drains N no-ops in rounds (start, after warm-up, end)",
     ),
     Workload(
         "cpu",
@@ -223,4 +268,5 @@ TARGETS = [
     Target("cpu", "speedup", None, ">=", 1.8, "CPU-bound: 2 workers >= 1.8x one worker"),
     Target("preemption", "stopped_p99_ms", None, "<=", 50.0, "REALTIME preemption: stopped p99 <= 50 ms"),
     Target("next_task", "ratio_1m_1k_tx", None, "<=", 1.5, "next-task cost at 1M pending <= 1.5x at 1k"),
+    Target("rss", "growth_per_100k_mib", None, "<=", 1.0, "supervisor RSS flat: <= 1 MiB per 100k tasks after warm-up"),
 ]

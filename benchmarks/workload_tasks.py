@@ -52,6 +52,16 @@ class Nap(tm.Task):
     kind: str = "a"
 
 
+class Stream(tm.Task):
+    """An async transfer: ``add_bytes(chunk)`` every ``every_ms`` until ``seconds`` have passed (snapshots)."""
+
+    task_type: ClassVar[str] = "stream"
+    i: int
+    seconds: float
+    chunk: int = 64 * 1024
+    every_ms: float = 10.0
+
+
 class Flaky(tm.Task):
     """Fails every attempt: retryable (3 attempts, then dead letter) or permanent (failed at once)."""
 
@@ -75,6 +85,15 @@ async def run_nap(task: Nap, ctx: tm.TaskContext) -> None:
     t_start = time.time()
     await asyncio.sleep(task.ms / 1000.0)
     taskbody.mark(task.kind, task.i, 0.0, t_start)
+
+
+@naps.executor(Stream)
+async def run_stream(task: Stream, ctx: tm.TaskContext) -> None:
+    deadline = time.monotonic() + task.seconds
+    ctx.set_bytes_total(int(task.seconds * 1000 / task.every_ms) * task.chunk)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(task.every_ms / 1000.0)
+        ctx.add_bytes(task.chunk)
 
 
 @flaky.executor(Flaky)
