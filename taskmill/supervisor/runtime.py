@@ -90,6 +90,7 @@ class Supervisor:
         self._submit_wake_pending = False
         self._unadopted: list[WorkerHandle] = []
         self._booting: list[asyncio.Future[None]] = []
+        self._still_booting = 0
         self._stop_requested = False
         self._hard_stop = False
         self._fatal: BaseException | None = None
@@ -312,8 +313,7 @@ class Supervisor:
             listener = WakeupListener(self.settings.store_path)
             if listener.sock is not None:
                 self.loop.add_reader(listener.sock.fileno(), self._on_datagram, listener)
-            await self._spawn_all(booting)
-            self.started.set()
+            await self._spawn_all(booting)  # dispatch starts now; ``started`` is set once every worker joined
             self.progress.start_ticker(self, self.progress_bus)
             await self._run(store)
         except BaseException as exc:
@@ -362,9 +362,10 @@ class Supervisor:
     async def _spawn_all(self, booting: dict[asyncio.Future[None], WorkerHandle]) -> None:
         """Return as soon as the first worker is ready, so dispatch starts while the others boot.
 
-        The others join the pool as they come up. A boot failure of the first one fails the start; a later one
-        stops the scheduler as a failed respawn does (boot errors are deterministic: every worker imports the
-        same modules).
+        The others join the pool as they come up; :attr:`started` (what ``Scheduler.start()`` waits for, and
+        health's "dispatching") is set once all have. A boot failure of the first one fails the start; a later
+        one stops the scheduler as a failed respawn does (boot errors are deterministic: every worker imports
+        the same modules).
         """
         assert self.dispatcher is not None
         handles = list(booting.values())
@@ -387,11 +388,14 @@ class Supervisor:
                 h.kill()
             await asyncio.gather(*booting, return_exceptions=True)
             raise problem
+        self._still_booting = sum(1 for fut in booting if not fut.done())
         for fut, h in booting.items():
             if fut.done():
                 self._joined(h)
             else:
                 self._start_task(self._join_when_booted(fut, h))
+        if not self._still_booting:
+            self.started.set()
 
     def _joined(self, handle: WorkerHandle) -> None:
         handle.task_limit = task_limit(self.settings.max_tasks_per_worker)
@@ -412,6 +416,9 @@ class Supervisor:
             self._wake()
             return
         self._joined(handle)
+        self._still_booting -= 1
+        if not self._still_booting:
+            self.started.set()
 
     async def _run(self, store: Store) -> None:
         assert self.dispatcher is not None and self.loop is not None

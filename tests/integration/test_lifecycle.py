@@ -246,9 +246,14 @@ def test_history_retention_max_count_prunes_while_running(make_scheduler: Any, l
     assert set(newest) <= {r.task_id for r in history}  # the most recent outcomes are the ones kept
 
 
-def test_start_returns_with_the_first_worker_and_the_others_join_as_they_boot(make_scheduler: Any, log: str) -> None:
-    s = make_scheduler([D.main], workers=3, start=True)
+def test_dispatch_begins_with_the_first_worker_and_start_returns_once_all_joined(
+    make_scheduler: Any, log: str
+) -> None:
+    s = make_scheduler([D.main], workers=3)
     h = s.domain(D.main)
+    h.submit(D.Note(log=log, tag="early"))
+    s.start()
+    assert s._supervisor is not None and all(w.alive for w in s._supervisor.dispatcher.workers)  # type: ignore[union-attr]
     for i in range(30):
         h.submit(D.Note(log=log, tag=f"n{i}", sleep=0.05))
     assert s.wait_until_idle(30)
