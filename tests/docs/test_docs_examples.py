@@ -36,3 +36,13 @@ def test_every_documented_toml_block_is_a_valid_config() -> None:
             raw = msgspec.toml.decode(block.encode())
             raw.setdefault("domains", ["examples.docs.x:domain"])  # a fragment: give it the one required key
             decode_config(raw, f"{doc.name} block")
+
+
+def test_the_readme_links_every_guide_and_example() -> None:
+    readme = (ROOT / "README.md").read_text()
+    guides = [f"docs/{p.name}" for p in sorted((ROOT / "docs").glob("*.md"))]
+    programs = [f"examples/{p.name}" for p in sorted((ROOT / "examples").glob("*.py"))]
+    programs += [
+        f"examples/{p.name}/" for p in sorted((ROOT / "examples").iterdir()) if p.is_dir() and p.name[0] not in "_."
+    ]
+    assert [link for link in guides + programs if f"]({link})" not in readme] == []
