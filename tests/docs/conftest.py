@@ -26,7 +26,7 @@ SNIPPETS = sorted(p for p in (EXAMPLES / "docs").glob("*.py") if p.name not in r
 # The programs of examples/ with small inputs, slowest first so that the pool finishes early.
 PROGRAMS = {
     "demo.py": ["--crunch-seconds", "0.02"],
-    "upload_queue.py": ["--big-mb", "2", "--photo-kb", "512", "--speed-mbps", "2"],
+    "upload_queue.py": ["--big-mb", "3", "--photo-kb", "1024", "--speed-mbps", "2"],  # long enough to pause
     "cpu_batch.py": ["--tasks", "4", "--size", "40000"],
     "multi_domain.py": ["--photos", "2"],
 }

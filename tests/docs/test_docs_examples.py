@@ -13,6 +13,10 @@ from taskmill.settings import decode_config
 
 from .conftest import ROOT, SNIPPETS, Runs, run_all
 
+# The first test to ask for `example_runs` pays for running every example (conftest.py): a minute or more on a
+# loaded machine, beyond the suite's per-test default. Each example has its own timeout there.
+pytestmark = pytest.mark.timeout(600)
+
 
 def test_every_documented_block_is_a_runnable_example() -> None:
     assert run_all.check_blocks() == []

@@ -9,9 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.server.daemon import Daemon, free_port
 
 from .conftest import EXAMPLES, Runs
+
+# The first test to ask for `example_runs` pays for running every example (conftest.py): a minute or more on a
+# loaded machine, beyond the suite's per-test default. Each example has its own timeout there.
+pytestmark = pytest.mark.timeout(600)
 
 
 def ok(example_runs: Runs, name: str) -> str:
