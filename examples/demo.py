@@ -1,7 +1,6 @@
 """taskmill demo: a few hundred tasks of three kinds and three priorities, run by a pool of worker processes.
 
-    python examples/demo.py           # about 10 s
-    python examples/demo.py --quick   # the same with ten times less CPU work per task (the test suite runs it)
+    python examples/demo.py [--crunch-seconds S]
 
 Everything at module level (the domain, the task classes, the executors) is also loaded by every worker
 process; the ``if __name__ == "__main__":`` block runs only in the process you started.
@@ -9,11 +8,11 @@ process; the ``if __name__ == "__main__":`` block runs only in the process you s
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
@@ -33,7 +32,7 @@ class Touch(tm.Task, frozen=True):
 
 
 class Crunch(tm.Task, frozen=True):
-    """A CPU-bound task: a pure-Python loop of about 0.2 s (the GIL is held the whole time)."""
+    """A CPU-bound task: a pure-Python loop of about 0.2 s by default (the GIL is held the whole time)."""
 
     task_type: ClassVar[str] = "crunch"
     n: int
@@ -114,15 +113,17 @@ def table(title: str, headers: list[str], rows: list[list[object]]) -> None:
     Console().print(t)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--crunch-seconds", type=float, default=0.2, help="CPU time of each CPU-bound task")
+    args = parser.parse_args(argv)
     workdir = Path(tempfile.gettempdir()) / "taskmill-demo"
     shutil.rmtree(workdir, ignore_errors=True)  # fresh database on every run
     workdir.mkdir(parents=True)
     db = workdir / "tasks.db"
 
     workers = max(2, min(4, os.cpu_count() or 2))
-    quick = "--quick" in sys.argv[1:]
-    iterations = calibrate(0.02 if quick else 0.2)
+    iterations = calibrate(args.crunch_seconds)
     scheduler = tm.Scheduler(
         db,
         domains=[demo],
@@ -143,8 +144,7 @@ def main() -> int:
         expected += len(h.submit_batch(tasks, priority=prio).inserted())
 
     # Single submits, showing what dedup keys do.
-    print(f"database: {db}   workers: {workers}   crunch loop: {iterations:,} iterations "
-          f"(~{0.02 if quick else 0.2:g} s)")
+    print(f"database: {db}   workers: {workers}   crunch loop: {iterations:,} iterations (~{args.crunch_seconds} s)")
     print("single submits:")
     once = Crunch(n=-1, iterations=iterations)
     shown = [

@@ -139,6 +139,7 @@ class SchedulerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_worker_memory: PositiveInt | None = None
     hang_timeout: PositiveFloat | None = None
     heartbeat_interval: PositiveFloat = 1.0
+    expiry_sweep_interval: PositiveFloat | Literal["off"] = 30.0
     app_state: list[str] = []
     group_concurrency: dict[str, NonNegInt] = {}
     default_group_concurrency: NonNegInt = 0
@@ -370,6 +371,7 @@ def scheduler_kwargs(cfg: SchedulerConfig) -> dict[str, Any]:
         preempt_grace=cfg.preempt_grace, cancel_hook_timeout=cfg.cancel_hook_timeout, timeout=cfg.timeout,
         max_tasks_per_worker=cfg.max_tasks_per_worker, max_worker_memory=cfg.max_worker_memory,
         hang_timeout=cfg.hang_timeout, heartbeat_interval=cfg.heartbeat_interval,
+        expiry_sweep_interval=None if cfg.expiry_sweep_interval == "off" else cfg.expiry_sweep_interval,
         app_state=[import_object(s, f"app_state[{i}]") for i, s in enumerate(cfg.app_state)],
         **policy_kwargs(cfg),
         metrics_prefix=cfg.metrics_prefix, metrics_labels=cfg.metrics_labels, metrics_disabled=cfg.metrics_disabled,

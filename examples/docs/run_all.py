@@ -1,5 +1,6 @@
 """Check the documentation's examples: every ```python block in README.md and docs/*.md must appear verbatim
-in a file of this directory, and every example here must run to exit code 0 (each in a fresh directory).
+in a file of examples/ (most are in this directory), and every example here must run to exit code 0 (each
+in a fresh directory).
 
     python examples/docs/run_all.py
 """
@@ -19,13 +20,13 @@ MODULES = {"media_tasks.py", "producer.py", "run_all.py"}  # imported or launche
 
 
 def check_blocks() -> list[str]:
-    sources = {p.name: p.read_text() for p in HERE.glob("*.py")}
+    sources = {p: p.read_text() for p in HERE.parent.rglob("*.py")}
     problems = []
     for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         for block in re.findall(r"```python\n(.*?)```", doc.read_text(), re.S):
             if not any(block in src for src in sources.values()):
                 first = block.strip().splitlines()[0] if block.strip() else ""
-                problems.append(f"{doc.relative_to(ROOT)}: block starting {first!r} is not in examples/docs/")
+                problems.append(f"{doc.relative_to(ROOT)}: block starting {first!r} is not in examples/")
     return problems
 
 

@@ -20,7 +20,7 @@ import traceback
 from typing import Any
 
 from ..domain import ExecutorSpec, StateBag
-from ..errors import TaskCancelled
+from ..errors import TaskCancelled, TaskTimeout
 from ..protocol import Cancel, ExecutingSlot, Heartbeat, Reply, Result, Results, Run, Stop, TaskSpec
 from ..submission import Defaults
 from . import attempt
@@ -222,15 +222,18 @@ class WorkerRuntime:
         t0 = time.perf_counter()
         value: Any = None
         error: BaseException | None = None
-        self.current_sync = ctx
         try:
-            self.timer.arm(ctx, attempt.timeout_of(executor, self.default_timeout))
-            value = attempt.entry(executor, spec)(task, ctx)
-        except BaseException as exc:  # the executor's failure is data; TaskCancelled and TaskTimeout included
-            error = exc
-        finally:
-            self.timer.disarm()
-            self.current_sync = None
+            try:
+                self.current_sync = ctx
+                self.timer.arm(ctx, attempt.timeout_of(executor, self.default_timeout))
+                value = attempt.entry(executor, spec)(task, ctx)
+            except BaseException as exc:  # the executor's failure is data; TaskCancelled and TaskTimeout included
+                error = exc
+            finally:
+                self.current_sync = None  # from here on a stop signal finds nothing to stop and is ignored
+                self.timer.disarm()
+        except (TaskCancelled, TaskTimeout) as exc:  # a stop signal that landed as the executor ended
+            error = error or exc
         self.running.pop((spec.id, spec.attempt), None)
         ctx.progress.close()
         result = attempt.outcome(spec, ctx, started, t0, value, error)

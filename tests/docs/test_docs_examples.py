@@ -3,11 +3,7 @@ every such example runs to a clean exit, as a user would run it (a fresh directo
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import msgspec
@@ -15,43 +11,26 @@ import pytest
 
 from taskmill.settings import decode_config
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples" / "docs"
-_spec = importlib.util.spec_from_file_location("docs_run_all", EXAMPLES / "run_all.py")
-assert _spec is not None and _spec.loader is not None
-run_all = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(run_all)
+from .conftest import ROOT, SNIPPETS, Runs, run_all
 
-SCRIPTS = sorted(p for p in EXAMPLES.glob("*.py") if p.name not in run_all.MODULES)
+# The first test to ask for `example_runs` pays for running every example (conftest.py): a minute or more on a
+# loaded machine, beyond the suite's per-test default. Each example has its own timeout there.
+pytestmark = pytest.mark.timeout(600)
 
 
 def test_every_documented_block_is_a_runnable_example() -> None:
     assert run_all.check_blocks() == []
 
 
-@pytest.fixture(scope="module")
-def example_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, subprocess.CompletedProcess[str]]:
-    """Every example, each in a fresh directory and interpreter, three at a time: they mostly wait (start-up,
-    sleeps), so three at a time cut the wall time without crowding two cores."""
-
-    def run(script: Path) -> subprocess.CompletedProcess[str]:
-        cwd = tmp_path_factory.mktemp(script.stem)
-        return subprocess.run([sys.executable, str(script)], cwd=cwd, capture_output=True, text=True, timeout=120)
-
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        return dict(zip([p.name for p in SCRIPTS], pool.map(run, SCRIPTS), strict=True))
-
-
-@pytest.mark.parametrize("script", SCRIPTS, ids=[p.name for p in SCRIPTS])
-def test_example_runs_cleanly(script: Path, example_runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
-    proc = example_runs[script.name]
+@pytest.mark.parametrize("script", SNIPPETS, ids=[p.name for p in SNIPPETS])
+def test_example_runs_cleanly(script: Path, example_runs: Runs) -> None:
+    proc = example_runs[f"docs/{script.name}"]
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stderr.strip() == "", proc.stderr
 
 
-def test_the_readme_demo_runs(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "demo.py"), "--quick"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=180)  # fmt: skip
+def test_the_readme_demo_runs(example_runs: Runs) -> None:
+    proc = example_runs["demo.py"]
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "parallel speed-up" in proc.stdout and "events seen: Completed" in proc.stdout
 
@@ -62,3 +41,13 @@ def test_every_documented_toml_block_is_a_valid_config() -> None:
             raw = msgspec.toml.decode(block.encode())
             raw.setdefault("domains", ["examples.docs.x:domain"])  # a fragment: give it the one required key
             decode_config(raw, f"{doc.name} block")
+
+
+def test_the_readme_links_every_guide_and_example() -> None:
+    readme = (ROOT / "README.md").read_text()
+    guides = [f"docs/{p.name}" for p in sorted((ROOT / "docs").glob("*.md"))]
+    programs = [f"examples/{p.name}" for p in sorted((ROOT / "examples").glob("*.py"))]
+    programs += [
+        f"examples/{p.name}/" for p in sorted((ROOT / "examples").iterdir()) if p.is_dir() and p.name[0] not in "_."
+    ]
+    assert [link for link in guides + programs if f"]({link})" not in readme] == []

@@ -1,26 +1,20 @@
-"""The daemon as a real process: cross-process submissions, idle CPU, signals, reload, exit codes, the example."""
+"""The daemon as a real process: cross-process submissions, idle CPU, signals, reload, exit codes."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
-import shutil
 import signal
 import stat
-import subprocess
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import psutil
 
 from taskmill.supervisor import daemon as dmn
 
-from .daemon import Daemon, free_port, percentile, wait_lines
+from .daemon import Daemon, percentile, wait_lines
 
-ROOT = Path(__file__).resolve().parents[2]
 MakeDaemon = Callable[..., Daemon]
 
 
@@ -140,25 +134,6 @@ def test_http_port_in_use_has_its_exit_code(make_daemon: MakeDaemon, live: Daemo
     d.write_config()
     out = d.run()
     assert out.returncode == dmn.EXIT_HTTP and f"127.0.0.1:{live.port}" in out.stderr
-
-
-def test_the_example_service_runs(tmp_path: Path) -> None:
-    shutil.copy(ROOT / "examples" / "taskmill.toml", tmp_path)
-    shutil.copytree(ROOT / "examples" / "service", tmp_path / "service")
-    config = tmp_path / "taskmill.toml"
-    port = free_port()
-    config.write_text(re.sub(r"127\.0\.0\.1:\d+", f"127.0.0.1:{port}", config.read_text()))
-    d = Daemon.existing(config, port)
-    try:
-        d.start()
-        out = subprocess.run([sys.executable, str(tmp_path / "service" / "submit.py"), str(d.db)], cwd=tmp_path,
-                             capture_output=True, text=True, timeout=60)  # fmt: skip
-        assert out.returncode == 0, out.stdout + out.stderr
-        assert out.stdout.count("completed") == 7
-        assert d.get("/healthz")[0] == 200
-    finally:
-        d.stop()
-    assert d.proc is not None and d.proc.returncode == 0
 
 
 def test_sighup_reloads_scheduling_policy_and_top_shows_it(make_daemon: MakeDaemon) -> None:
