@@ -18,7 +18,7 @@ def export(task: Export, ctx: tm.TaskContext) -> None:
 
 if __name__ == "__main__":
     scheduler = tm.Scheduler("tasks.db", domains=[jobs], workers=1, shutdown=tm.ShutdownMode.graceful(0.5))
-    tid = scheduler.domain(jobs).submit(Export(seconds=3.0)).id
+    tid = scheduler.domain(jobs).submit(Export(seconds=1.5)).id
     scheduler.start()
     while scheduler.running_count() == 0:
         time.sleep(0.01)
