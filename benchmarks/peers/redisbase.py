@@ -105,10 +105,18 @@ def _wait_for_rewrite(client: redis.Redis, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+def _config_get(client: redis.Redis, key: str) -> str | None:
+    """A server setting, or None where ``CONFIG`` is refused."""
+    try:
+        return str(client.config_get(key).get(key, ""))
+    except redis.ResponseError:
+        return None
+
+
 def apply_persistence(client: redis.Redis, durability: str) -> dict[str, str]:
     """Set ``appendonly yes`` and the durability's ``appendfsync``; returns the values to restore afterwards."""
     wanted = {"appendonly": "yes", "appendfsync": PERSISTENCE[durability]}
-    before = {k: str(client.config_get(k).get(k, "")) for k in wanted}
+    before = {k: _config_get(client, k) for k in wanted}
     try:
         for key, value in wanted.items():
             if before[key] != value:
@@ -126,7 +134,7 @@ def apply_persistence(client: redis.Redis, durability: str) -> dict[str, str]:
 
 def persistence_settings(client: redis.Redis) -> dict[str, object]:
     """What the server really runs with: the durability's meaning for this run."""
-    config = {k: str(client.config_get(k).get(k, "?")) for k in ("appendonly", "appendfsync", "save")}
+    config = {k: _config_get(client, k) or "?" for k in ("appendonly", "appendfsync", "save")}
     persistence = client.info("persistence")
     return {
         "redis_server": client.info("server").get("redis_version", "?"),
