@@ -16,6 +16,9 @@ there and the peer is skipped.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +26,7 @@ from types import ModuleType
 
 import rq
 
-from ..adapter import Item
+from ..adapter import Item, pids_with_marker, stop_process_tree
 from ..redisbase import RedisPeer, load_tasks
 
 RQ_DIR = Path(__file__).resolve().parent
@@ -70,3 +73,17 @@ class RQAdapter(RedisPeer):
     def start_workers(self, n: int, env: dict[str, str], log: Path | None = None) -> subprocess.Popen:
         cmd = [sys.executable, "-m", "rq.cli", "worker-pool", "-n", str(n), "-l", "WARNING", "-u", self.url, QUEUE]
         return self.spawn_workers(cmd, env, log)
+
+    def stop_workers(self, proc: subprocess.Popen) -> list[int]:
+        """SIGTERM the work horses together with the group.
+
+        A horse leaves the worker's process group (``os.setpgrp()`` after the fork), so the group's SIGTERM
+        misses one that is still writing its last job's status when the workload ends; it would then be found
+        by the marker after the group is gone and reported as a stray. Only a process that outlives this stop
+        still is.
+        """
+        marker = getattr(proc, "peers_marker", None)
+        for pid in pids_with_marker(marker) if marker else []:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        return stop_process_tree(proc)
