@@ -136,5 +136,9 @@ def bars(
     ax.set_ylabel(ylabel)
     ax.grid(True, axis="y", alpha=0.3)
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    if len(groups) > 4:  # Many series (every peer, both durabilities): keep the legend off the bars.
+        fig.set_size_inches(9.5, 4.5)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    else:
+        ax.legend(fontsize=8)
     return _save(fig, path, note)

@@ -26,6 +26,11 @@ MARKER_VAR = "PEERS_RUN_MARKER"
 Item = tuple[str, tuple]  # (task name, positional args); task is "noop" or "cpu".
 
 
+class PeerUnavailable(Exception):
+    """Raised by a registry factory when the peer's library imports but something it needs (a server) does not
+    answer; the peer is then skipped with this message, like a missing library."""
+
+
 class PeerAdapter(abc.ABC):
     """One task-queue library, driven by the harness as producer, with its own CLI as worker.
 

@@ -6,13 +6,16 @@ With several peers including huey, the ratio columns divide by huey unless ``--b
 
 Peers come from a registry; another peer plugs in with
 ``register_adapter("name", factory)`` where ``factory()`` returns a
-``PeerAdapter`` and raises ``ImportError`` when its library is missing (the peer
-is then skipped with a message). Exit status is 1 when any check failed.
+``PeerAdapter`` and raises ``ImportError`` when its library is missing, or
+``PeerUnavailable`` when its server does not answer (the Redis peers: RQ,
+Dramatiq, Celery at ``REDIS_URL``); the peer is then skipped with a message.
+Exit status is 1 when any check failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -23,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .adapter import PEERS_DIR, PeerAdapter, pids_with_marker
+from .adapter import PEERS_DIR, PeerAdapter, PeerUnavailable, pids_with_marker
 from .workloads import ORDER, Context, Counts, run_selected
 
 TABLE_HIDES = {"elapsed_s", "seconds"}  # Kept in the JSON, left out of the printed table.
@@ -48,8 +51,35 @@ def _taskmill() -> PeerAdapter:
     return TaskmillAdapter()
 
 
+def _rq() -> PeerAdapter:
+    from .redisbase import require_server
+    from .rq_peer.adapter import RQAdapter
+
+    require_server(RQAdapter.db)
+    return RQAdapter()
+
+
+def _dramatiq() -> PeerAdapter:
+    from .dramatiq_peer.adapter import DramatiqAdapter
+    from .redisbase import require_server
+
+    require_server(DramatiqAdapter.db)
+    return DramatiqAdapter()
+
+
+def _celery() -> PeerAdapter:
+    from .celery_peer.adapter import CeleryAdapter
+    from .redisbase import require_server
+
+    require_server(CeleryAdapter.db)
+    return CeleryAdapter()
+
+
 register_adapter("huey", _huey)
 register_adapter("taskmill", _taskmill)
+register_adapter("rq", _rq)
+register_adapter("dramatiq", _dramatiq)
+register_adapter("celery", _celery)
 
 
 def _csv(text: str) -> list[str]:
@@ -77,7 +107,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def load_adapters(names: list[str]) -> dict[str, PeerAdapter]:
-    """Instantiate the requested peers, skipping (with a message) those whose library is missing."""
+    """Instantiate the requested peers, skipping (with one line each) those whose library is missing or whose
+    server does not answer."""
     adapters = {}
     for name in names:
         if name not in REGISTRY:
@@ -86,6 +117,8 @@ def load_adapters(names: list[str]) -> dict[str, PeerAdapter]:
             adapters[name] = REGISTRY[name]()
         except ImportError as exc:
             print(f"skipping peer {name}: its library is not importable ({exc})", file=sys.stderr)
+        except PeerUnavailable as exc:
+            print(f"skipping peer {name}: {exc}", file=sys.stderr)
     return adapters
 
 
@@ -95,7 +128,16 @@ def run_one(
     """One repetition of the selected workloads for one (peer, durability), on a fresh state directory."""
     state_dir = args.state_dir / f"{adapter.name}-{durability}"
     shutil.rmtree(state_dir, ignore_errors=True)
-    adapter.setup(state_dir, durability)
+    try:
+        adapter.setup(state_dir, durability)
+    except Exception as exc:  # e.g. a Redis server that refuses CONFIG SET: this combination fails, the rest runs.
+        with contextlib.suppress(Exception):
+            adapter.close()
+        load = os.getloadavg()[0]
+        problem = f"setup: {type(exc).__name__}: {exc}"
+        failed = {"ok": False, "problems": [problem], "load_start": load, "load_end": load}
+        workloads = {w: dict(failed) for w in ORDER if w in args.workloads}
+        return {"rep": rep, "peer": adapter.name, "durability": durability, "settings": {}, "workloads": workloads}
     try:
         ctx = Context(adapter, state_dir, args.results_dir / "logs", f"{adapter.name}-{durability}-r{rep}")
         settings = adapter.settings()

@@ -1,0 +1,1 @@
+"""Dramatiq (Redis broker) peer: ``tasks.py`` for the worker, ``adapter.py`` for the harness."""

@@ -1,0 +1,1 @@
+"""RQ (Redis broker) peer: ``tasks.py`` for the worker, ``adapter.py`` for the harness."""
