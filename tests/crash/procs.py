@@ -15,24 +15,39 @@ import random
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import apsw
+
+
+def serve_options(db: str, **options: Any) -> dict[str, Any]:
+    """The supervisor's options: ``serve``'s defaults, overridden by ``options``."""
+    args = _parser().parse_args(["serve", db])
+    for k, v in options.items():
+        assert hasattr(args, k), k
+        setattr(args, k, v)
+    return vars(args)
+
+
+def supervise(o: dict[str, Any]) -> None:
+    """Run a supervisor with these options until SIGTERM (graceful stop; a second one is a hard stop)."""
+    import taskmill as tm
+    from tests.crash import faulty
+
+    tm.Scheduler(
+        o["db"], [faulty.fault, faulty.keys], workers=o["workers"], durability=o["durability"],
+        shutdown=tm.ShutdownMode.graceful(o["grace"]), preempt_grace=o["preempt_grace"],
+        retry=tm.RetryPolicy.constant(o["max_retries"], 0.0), hang_timeout=o["hang_timeout"],
+        heartbeat_interval=o["heartbeat"], timeout=o["timeout"], max_tasks_per_worker=o["max_tasks_per_worker"],
+        max_worker_memory=o["max_worker_memory"],
+    ).run()  # fmt: skip
 
 
 def serve(args: argparse.Namespace) -> None:
     checker = getattr(apsw, "fork_checker", None)  # only in apsw builds with the fork checker compiled in
     if checker is not None:
         checker()  # any connection used across a fork raises ForkingViolationError
-    import taskmill as tm
-    from tests.crash import faulty
-
-    tm.Scheduler(
-        args.db, [faulty.fault, faulty.keys], workers=args.workers, durability=args.durability,
-        shutdown=tm.ShutdownMode.graceful(args.grace), preempt_grace=args.preempt_grace,
-        retry=tm.RetryPolicy.constant(args.max_retries, 0.0), hang_timeout=args.hang_timeout,
-        heartbeat_interval=args.heartbeat, timeout=args.timeout, max_tasks_per_worker=args.max_tasks_per_worker,
-        max_worker_memory=args.max_worker_memory,
-    ).run()  # fmt: skip
+    supervise(vars(args))
 
 
 def _percentile(xs: list[float], q: float) -> float:
@@ -122,7 +137,7 @@ def read(args: argparse.Namespace) -> None:
     print(json.dumps({"errors": errors, "loops": loops}))
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tests.crash.procs")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("serve")
@@ -153,7 +168,11 @@ def main() -> None:
     r = sub.add_parser("read")
     r.add_argument("db")
     r.add_argument("stop")
-    args = p.parse_args()
+    return p
+
+
+def main() -> None:
+    args = _parser().parse_args()
     {"serve": serve, "submit": submit, "read": read}[args.cmd](args)
     sys.stdout.flush()
     os._exit(0)  # skip interpreter teardown: nothing left to flush, and it keeps a short-lived helper cheap
