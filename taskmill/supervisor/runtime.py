@@ -57,6 +57,7 @@ class Settings(msgspec.Struct, kw_only=True):
     default_timeout: float | None = None
     max_tasks_per_worker: int | None = None
     max_worker_memory: int | None = None
+    worker_memory_limit: int | None = None  # bytes of address space (RLIMIT_AS) each worker may map
     hang_timeout: float | None = None
     heartbeat_interval: float = 1.0
     default_ttl: float | None = None
@@ -265,7 +266,8 @@ class Supervisor:
         heartbeat = self.settings.heartbeat_interval if self.settings.hang_timeout else 0.0
         return Boot(self.registry.origins(), self.settings.app_state, self.settings.async_concurrency, path,
                     self.registry.retry.max_retries, self.settings.default_timeout, heartbeat,
-                    self.settings.default_ttl, self.settings.max_payload_bytes)  # fmt: skip
+                    self.settings.default_ttl, self.settings.max_payload_bytes,
+                    self.settings.worker_memory_limit or 0)  # fmt: skip
 
     async def serve(self) -> None:
         self.loop = asyncio.get_running_loop()
