@@ -125,6 +125,8 @@ def _retry(fn, budget: float | None = None):  # type: ignore[no-untyped-def]
             delay = min(delay * 2, 0.05)
         except apsw.FullError as exc:
             raise StorageFull(f"disk full: {exc}") from exc
+        except apsw.IOError as exc:
+            raise StoreError(f"disk I/O error: {exc}") from exc
 
 
 @contextlib.contextmanager
@@ -133,10 +135,10 @@ def write_tx(conn: apsw.Connection) -> Iterator[apsw.Connection]:
     _retry(lambda: conn.execute("BEGIN IMMEDIATE"))
     try:
         yield conn
-    except apsw.FullError as exc:  # a statement needed a new page: the same typed error as at COMMIT
+    except (apsw.FullError, apsw.IOError) as exc:  # a statement needed a new page, a write failed: typed
         with contextlib.suppress(apsw.Error):
             conn.execute("ROLLBACK")
-        raise StorageFull(f"disk full: {exc}") from exc
+        raise translate_errors(exc) from exc
     except BaseException:
         with contextlib.suppress(apsw.Error):
             conn.execute("ROLLBACK")
@@ -190,4 +192,6 @@ def translate_errors(exc: apsw.Error) -> StoreError:
         return StorageFull(f"disk full: {exc}")
     if isinstance(exc, apsw.BusyError | apsw.LockedError):
         return StoreBusy(str(exc))
+    if isinstance(exc, apsw.IOError):
+        return StoreError(f"disk I/O error: {exc}")
     return StoreError(str(exc))
