@@ -119,12 +119,17 @@ def submit(args: argparse.Namespace) -> None:
 
 
 def read(args: argparse.Namespace) -> None:
+    print(json.dumps(read_loop(args.db, args.stop)))
+
+
+def read_loop(db: str, stop_file: str) -> dict[str, Any]:
+    """Loop read-only queries until ``stop_file`` exists; errors that reached the caller, and how many loops."""
     import taskmill as tm
 
     errors: list[str] = []
     loops = 0
-    stop = Path(args.stop)
-    with tm.connect(args.db) as client:
+    stop = Path(stop_file)
+    with tm.connect(db) as client:
         while not stop.exists():
             try:
                 client.status_counts()
@@ -134,7 +139,7 @@ def read(args: argparse.Namespace) -> None:
                 errors.append(f"{type(exc).__name__}: {exc}")
             loops += 1
             time.sleep(0.002)
-    print(json.dumps({"errors": errors, "loops": loops}))
+    return {"errors": errors, "loops": loops}
 
 
 def _parser() -> argparse.ArgumentParser:
