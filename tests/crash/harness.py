@@ -182,12 +182,12 @@ class Run:
     def serve(self, *, workers: int = 2, fault: str | None = None, env: dict[str, str] | None = None,
               fork: bool = False, **options: Any) -> Any:  # fmt: skip
         """Start a supervisor process (its own session; its workers each lead their own). ``fork``: forked from
-        this process (no fault point or extra environment then)."""
+        this process (no extra environment then)."""
         if fork:
             from tests.crash.procs import serve_options, supervise
 
-            assert fault is None and not env, "a forked supervisor has this process's fault points and environment"
-            proc = Forked(supervise, serve_options(self.db, workers=workers, **options))
+            assert not env, "a forked supervisor has this process's environment"
+            proc = Forked(supervise, serve_options(self.db, workers=workers, **options), fault)
             self.procs.append(proc)
             return proc
         args = ["serve", self.db, "--workers", str(workers)]
@@ -205,9 +205,8 @@ class Run:
         if fork:
             from tests.crash.procs import submit_range
 
-            assert fault is None, "a forked submitter has this process's fault points"
             start, self.next_n = self.next_n, self.next_n + count
-            proc = Forked(submit_range, self.db, acks, self.ledger, start, count, seed=seed, **options)
+            proc = Forked(submit_range, self.db, acks, self.ledger, start, count, seed=seed, fault=fault, **options)
             self.procs.append(proc)
             self.submitters.append((proc, acks))
             return proc

@@ -29,11 +29,15 @@ def serve_options(db: str, **options: Any) -> dict[str, Any]:
     return vars(args)
 
 
-def supervise(o: dict[str, Any]) -> None:
-    """Run a supervisor with these options until SIGTERM (graceful stop; a second one is a hard stop)."""
+def supervise(o: dict[str, Any], fault: str | None = None) -> None:
+    """Run a supervisor with these options until SIGTERM (graceful stop; a second one is a hard stop).
+    ``fault``: arm that fault point first (a forked process, see taskmill.faults.arm)."""
     import taskmill as tm
+    from taskmill import faults
     from tests.crash import faulty
 
+    if fault:
+        faults.arm(fault)
     tm.Scheduler(
         o["db"], [faulty.fault, faulty.keys], workers=o["workers"], durability=o["durability"],
         shutdown=tm.ShutdownMode.graceful(o["grace"]), preempt_grace=o["preempt_grace"],
@@ -59,12 +63,16 @@ def _percentile(xs: list[float], q: float) -> float:
 
 def submit_range(db: str, acks: str, ledger_path: str, start: int, count: int, *, seed: int = 0,
                  batch_max: int = 20, ms_max: float = 2.0, async_share: float = 0.0, keys: int = 0,
-                 pause_ms: float = 0.0, durability: str = "full") -> dict[str, object]:  # fmt: skip
+                 pause_ms: float = 0.0, durability: str = "full", fault: str | None = None) -> dict[str, object]:  # fmt: skip
     """Submit task numbers ``start .. start+count-1`` in random batches (the same tasks for the same seed),
-    writing ``T`` before and ``A`` after each submit to ``acks``. Returns a summary."""
+    writing ``T`` before and ``A`` after each submit to ``acks``. Returns a summary. ``fault``: arm that
+    fault point first (a forked process)."""
     import taskmill as tm
+    from taskmill import faults
     from tests.crash import faulty, ledger
 
+    if fault:
+        faults.arm(fault)
     rng = random.Random(seed)
     errors: list[str] = []
     latencies: list[float] = []
