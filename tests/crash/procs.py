@@ -96,7 +96,12 @@ def submit_range(db: str, acks: str, ledger_path: str, start: int, count: int, *
             t0 = time.monotonic()
             try:
                 if keys:  # keyed tasks wait an hour: their keys stay taken for the whole test
-                    outcomes = [h.submit(t, run_after=3600) for t in tasks]
+                    outcomes = []
+                    for t in tasks:  # one latency per submit call
+                        outcomes.append(h.submit(t, run_after=3600))
+                        if t is not tasks[-1]:
+                            latencies.append(time.monotonic() - t0)
+                            t0 = time.monotonic()
                 else:
                     outcomes = [h.submit(tasks[0])] if single else list(h.submit_batch(tasks))
             except tm.TaskmillError as exc:
