@@ -38,6 +38,14 @@ FAULTS: bool = bool(_SPEC)
 _passes = 0
 
 
+def arm(spec: str) -> None:
+    """What ``TASKMILL_FAULTPOINT=spec`` does at import, for a process forked from one that has imported this
+    module already (the tests fork supervisors)."""
+    global _POINT, _AT, FAULTS, _passes
+    _POINT, _AT = _parse(spec)
+    FAULTS, _passes = True, 0
+
+
 def hit(name: str) -> None:
     """Count a pass of point ``name``; at the armed pass, die as a power cut or the OOM killer would."""
     global _passes

@@ -65,6 +65,7 @@ class Boot(msgspec.Struct, tag="boot", array_like=True):
     heartbeat_interval: float = 0.0  # > 0: send Heartbeat frames this often (hang detection)
     default_ttl: float | None = None  # the scheduler-wide layer for rows built in the worker (spawns)
     max_payload_bytes: int = 1024 * 1024
+    memory_limit: int = 0  # > 0: RLIMIT_AS in bytes, set once the worker has booted
 
 
 class Run(msgspec.Struct, tag="run", array_like=True):

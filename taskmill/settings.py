@@ -137,6 +137,7 @@ class SchedulerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     timeout: PositiveFloat | None = None
     max_tasks_per_worker: PositiveInt | None = None
     max_worker_memory: PositiveInt | None = None
+    worker_memory_limit: PositiveInt | None = None
     hang_timeout: PositiveFloat | None = None
     heartbeat_interval: PositiveFloat = 1.0
     expiry_sweep_interval: PositiveFloat | Literal["off"] = 30.0
@@ -370,6 +371,7 @@ def scheduler_kwargs(cfg: SchedulerConfig) -> dict[str, Any]:
         preempt_priority=None if cfg.preempt_priority == "off" else cfg.preempt_priority,
         preempt_grace=cfg.preempt_grace, cancel_hook_timeout=cfg.cancel_hook_timeout, timeout=cfg.timeout,
         max_tasks_per_worker=cfg.max_tasks_per_worker, max_worker_memory=cfg.max_worker_memory,
+        worker_memory_limit=cfg.worker_memory_limit,
         hang_timeout=cfg.hang_timeout, heartbeat_interval=cfg.heartbeat_interval,
         expiry_sweep_interval=None if cfg.expiry_sweep_interval == "off" else cfg.expiry_sweep_interval,
         app_state=[import_object(s, f"app_state[{i}]") for i, s in enumerate(cfg.app_state)],

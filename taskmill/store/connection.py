@@ -24,6 +24,7 @@ import apsw
 from .. import faults
 from ..errors import SchemaError, StorageFull, StoreBusy, StoreError
 from .checkpoint import Checkpointer
+from .writers import WriterLine
 
 Durability = Literal["full", "normal"]
 MIN_SQLITE = (3, 51, 3)
@@ -32,6 +33,9 @@ CHECKPOINT_PAGES = 1000  # SQLite's own autocheckpoint threshold
 RESTART_PAGES = 4 * CHECKPOINT_PAGES  # a WAL this long is under sustained load: restart it (below)
 RESTART_WAIT_S = 0.2
 WAL_SIZE_LIMIT = 64 << 20  # bytes a WAL file is truncated back to once restarted
+NAP_S = 0.001  # a waiter's nap for a lock: at first, ...
+NAP_MIN_S = 0.0002  # ... shrinking to this the longer it has waited, and at the head of the writers' line
+NAP_AGE_S = 0.005
 
 
 class Connection(apsw.Connection):
@@ -39,40 +43,65 @@ class Connection(apsw.Connection):
 
     wal_frames = 0
     checkpoint_pages = CHECKPOINT_PAGES
+    checkpoint_at = CHECKPOINT_PAGES  # frames in the WAL that make the next commit checkpoint
     restart_pages = RESTART_PAGES
     checkpointer: Checkpointer | None = None  # None: the committing thread checkpoints itself
+    busy: _BusyWait | None = None
+    line: WriterLine | None = None  # its place among writers waiting for the lock (store/writers.py)
+    line_retry_at = 0.0  # no line yet (no supervisor lock file): when to look for one again
 
     def close(self, force: bool = False) -> None:
         cp, self.checkpointer = self.checkpointer, None
         try:
             super().close(force)
         finally:
+            if self.line is not None:
+                self.line.close()
             if cp is not None:
                 cp.release()
 
 
 class _BusyWait:
     """Wait for another connection's lock in short jittered naps (SQLite's own handler sleeps up to 100 ms
-    at a time, so under contention a writer can nap long after the lock came free), up to the budget."""
+    at a time, so under contention a writer can nap long after the lock came free), up to the budget.
 
-    __slots__ = ("budget", "started")
+    A writer beginning a transaction (``line`` set, see :func:`write_tx`) waits in the writers' line
+    instead, so writers get the lock in about the order they asked for it (store/writers.py). Without a
+    line the naps shrink as the wait grows, from :data:`NAP_S` towards :data:`NAP_MIN_S`, so the writer that
+    has waited longest at least asks most often."""
+
+    __slots__ = ("budget", "line", "started")
 
     def __init__(self, budget: float | None = None) -> None:
         self.budget = budget
         self.started = 0.0
+        self.line: WriterLine | None = None
 
     def __call__(self, count: int) -> bool:
         now = time.monotonic()
-        if count == 0:
+        line = self.line
+        if count == 0 and not (line is not None and line.mark):  # (a writer already in line started earlier)
             self.started = now
+            if line is not None:
+                line.join()
         elif now - self.started >= (BUSY_BUDGET_S if self.budget is None else self.budget):
             return False  # SQLITE_BUSY: _retry turns it into StoreBusy
-        time.sleep((0.0002 if count < 4 else 0.001) * (0.5 + random.random()))
+        if line is not None and line.mark:
+            line.wait_turn(self.started + (BUSY_BUDGET_S if self.budget is None else self.budget))
+            nap = NAP_MIN_S
+        elif count < 4:
+            nap = 0.0002
+        else:
+            nap = max(NAP_MIN_S, NAP_S / (1.0 + (now - self.started) / NAP_AGE_S))
+        time.sleep(nap * (0.5 + random.random()))
         return True
 
 
 def _wal_hook(conn: Connection, name: str, pages: int) -> int:
-    conn.wal_frames = pages  # called after each commit, inside it: checkpoint later (see the module doc)
+    """Called after each commit, inside it: the checkpoint runs later (see the module doc)."""
+    if pages < conn.wal_frames:  # the WAL was started over
+        conn.checkpoint_at = conn.checkpoint_pages
+    conn.wal_frames = pages
     return apsw.SQLITE_OK
 
 
@@ -107,8 +136,10 @@ def open_connection(
         conn = Connection(os.fspath(path), flags=flags | apsw.SQLITE_OPEN_NOMUTEX, vfs=vfs)
     except apsw.CantOpenError as exc:
         raise StoreError(f"cannot open database {path!r}: {exc}") from exc
-    conn.set_busy_handler(_BusyWait())
+    conn.busy = _BusyWait()
+    conn.set_busy_handler(conn.busy)
     if not readonly:
+        conn.line = WriterLine.open(os.fspath(path))
         _retry(lambda: _pragma(conn, "journal_mode", "wal"))
     sync = {"full": ("FULL", 2), "normal": ("NORMAL", 1)}[durability]
     _pragma(conn, "synchronous", sync[0], sync[1])
@@ -140,18 +171,42 @@ def _retry(fn, budget: float | None = None):  # type: ignore[no-untyped-def]
             delay = min(delay * 2, 0.05)
         except apsw.FullError as exc:
             raise StorageFull(f"disk full: {exc}") from exc
+        except apsw.IOError as exc:
+            raise StoreError(f"disk I/O error: {exc}") from exc
+
+
+def _begin(conn: apsw.Connection) -> None:
+    """``BEGIN IMMEDIATE``, in the writers' line: behind those already waiting, even if the lock happens to be
+    free this instant (a writer that has just committed would otherwise always be first again)."""
+    busy, line = getattr(conn, "busy", None), getattr(conn, "line", None)
+    if line is None and busy is not None and time.monotonic() >= conn.line_retry_at:  # type: ignore[attr-defined]
+        conn.line = line = WriterLine.open(conn.filename)  # type: ignore[attr-defined]  # a supervisor has started?
+        conn.line_retry_at = time.monotonic() + 1.0  # type: ignore[attr-defined]
+    if busy is None or line is None:
+        _retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+        return
+    busy.line = line
+    try:
+        if line.waiting():
+            busy.started = time.monotonic()
+            line.join()
+            line.wait_turn(busy.started + (BUSY_BUDGET_S if busy.budget is None else busy.budget))
+        _retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+    finally:
+        busy.line = None
+        line.leave()
 
 
 @contextlib.contextmanager
 def write_tx(conn: apsw.Connection) -> Iterator[apsw.Connection]:
     """``BEGIN IMMEDIATE`` … ``COMMIT``; rolls back explicitly on any error (no reliance on connection drop)."""
-    _retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+    _begin(conn)
     try:
         yield conn
-    except apsw.FullError as exc:  # a statement needed a new page: the same typed error as at COMMIT
+    except (apsw.FullError, apsw.IOError) as exc:  # a statement needed a new page, a write failed: typed
         with contextlib.suppress(apsw.Error):
             conn.execute("ROLLBACK")
-        raise StorageFull(f"disk full: {exc}") from exc
+        raise translate_errors(exc) from exc
     except BaseException:
         with contextlib.suppress(apsw.Error):
             conn.execute("ROLLBACK")
@@ -163,10 +218,10 @@ def write_tx(conn: apsw.Connection) -> Iterator[apsw.Connection]:
             conn.execute("ROLLBACK")
         raise
     frames = getattr(conn, "wal_frames", 0)
-    if frames >= getattr(conn, "checkpoint_pages", CHECKPOINT_PAGES):
+    if frames >= getattr(conn, "checkpoint_at", CHECKPOINT_PAGES):
         cp = getattr(conn, "checkpointer", None)
         if cp is not None and cp.usable:
-            conn.wal_frames = 0
+            conn.checkpoint_at = frames + max(1, conn.checkpoint_pages // 4)  # as checkpoint_passive does
             cp.request(frames)
         else:
             checkpoint_passive(conn)
@@ -179,8 +234,14 @@ def checkpoint_passive(conn: apsw.Connection) -> None:
     Under sustained load (writers back to back, readers in between) a passive checkpoint never catches up,
     the WAL is never started over and grows without bound. Past :data:`RESTART_PAGES` the checkpoint is a
     RESTART instead: it holds new writers back for at most :data:`RESTART_WAIT_S` while readers finish,
-    copies everything, and the next writer starts the WAL over."""
-    frames, conn.wal_frames = conn.wal_frames, 0  # type: ignore[attr-defined]
+    copies everything, and the next writer starts the WAL over.
+
+    Once the WAL is past the threshold, a passive checkpoint usually cannot finish (another connection is
+    reading), so the WAL stays long and every commit would try again, each time paying an fsync of the
+    database file inside a submit's latency. A connection tries again only after the WAL has grown by a
+    quarter of the threshold, or once it was started over."""
+    frames = conn.wal_frames  # type: ignore[attr-defined]
+    conn.checkpoint_at = frames + max(1, conn.checkpoint_pages // 4)  # type: ignore[attr-defined]
     if frames < getattr(conn, "restart_pages", RESTART_PAGES):
         with contextlib.suppress(apsw.Error):
             conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
@@ -192,7 +253,7 @@ def checkpoint_passive(conn: apsw.Connection) -> None:
     except apsw.Error:  # a long reader, a full disk: not again before the WAL has grown some more
         conn.restart_pages = frames + CHECKPOINT_PAGES  # type: ignore[attr-defined]
     finally:
-        conn.set_busy_handler(_BusyWait())
+        conn.set_busy_handler(getattr(conn, "busy", None) or _BusyWait())
 
 
 @contextlib.contextmanager
@@ -211,4 +272,6 @@ def translate_errors(exc: apsw.Error) -> StoreError:
         return StorageFull(f"disk full: {exc}")
     if isinstance(exc, apsw.BusyError | apsw.LockedError):
         return StoreBusy(str(exc))
+    if isinstance(exc, apsw.IOError):
+        return StoreError(f"disk I/O error: {exc}")
     return StoreError(str(exc))

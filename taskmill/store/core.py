@@ -18,7 +18,7 @@ from ..outcome import SubmitOutcome
 from ..task import IoBudget
 from . import control, deps, dispatch, flow, queries, recurring, sql, sql_obs, stats, tags
 from . import sql_flow as q
-from .connection import Durability, open_connection, read_tx, write_tx
+from .connection import Durability, open_connection, read_tx, translate_errors, write_tx
 from .records import Candidate, ChildRecord, Claimed, HistoryRecord, NewTask, TaskRecord, TypeStats, ms_to_s
 from .schema import migrate
 from .submit import submit_many, submit_one
@@ -345,7 +345,11 @@ class Store:
             return dispatch.prune_by_age(self.conn, now_ms() - int(days * 86_400_000))
 
     def checkpoint(self) -> None:
-        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        """Copy the whole WAL into the database and empty it (at shutdown). A failure changes nothing committed."""
+        try:
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except (apsw.FullError, apsw.IOError, apsw.BusyError) as exc:
+            raise translate_errors(exc) from exc
 
     def integrity_check(self) -> list[str]:
         return [str(r[0]) for r in self.conn.execute("PRAGMA integrity_check")]

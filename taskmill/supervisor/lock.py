@@ -4,6 +4,9 @@ The file holds the owner's pid on its first line, then the pid of each live work
 lock when its holder dies, however it dies, so a crashed supervisor never blocks its successor; a live one
 makes the second fail fast with its pid in the message. The successor reads the worker pids its predecessor
 left behind (see :mod:`.leftovers`); a clean stop empties the file.
+
+Writers waiting for the database's write lock also place byte-range locks far beyond its content (the
+writers' line, taskmill/store/writers.py); those are independent of the ``flock`` and of what is written.
 """
 
 from __future__ import annotations

@@ -131,7 +131,7 @@ class WorkerHandle:
             raise WorkerBootError(f"worker {self.pid} failed to start ({exc!r}; exit code {rc})") from exc
         if isinstance(first, BootFailed):
             await self._reap()
-            raise WorkerBootError(f"worker could not import the domain modules:\n{first.error}")
+            raise WorkerBootError(f"worker could not start: {first.error}")
         if not isinstance(first, Ready):
             self.kill()
             raise WorkerBootError(f"worker sent {type(first).__name__} before Ready")

@@ -57,6 +57,7 @@ class Settings(msgspec.Struct, kw_only=True):
     default_timeout: float | None = None
     max_tasks_per_worker: int | None = None
     max_worker_memory: int | None = None
+    worker_memory_limit: int | None = None  # bytes of address space (RLIMIT_AS) each worker may map
     hang_timeout: float | None = None
     heartbeat_interval: float = 1.0
     default_ttl: float | None = None
@@ -91,10 +92,13 @@ class Supervisor:
         self._unadopted: list[WorkerHandle] = []
         self._booting: list[asyncio.Future[None]] = []
         self._still_booting = 0
+        self._boot_t0 = 0.0
         self._stop_requested = False
         self._hard_stop = False
         self._fatal: BaseException | None = None
         self._respawns: set[asyncio.Task[None]] = set()
+        self._standbys: dict[int, asyncio.Task[WorkerHandle | None]] = {}  # slot -> replacement booting early
+        self._standby_handles: set[WorkerHandle] = set()
         self._boot: Boot | None = None
         self._env: dict[str, str] = {}
         self._lock: SupervisorLock | None = None
@@ -233,6 +237,9 @@ class Supervisor:
 
     def _on_exit(self, worker: WorkerHandle, rc: int | None) -> None:
         assert self.dispatcher is not None
+        if worker in self._standby_handles:  # a standby that never took a slot: nothing ran there
+            self._standby_handles.discard(worker)
+            return
         if worker.retiring and worker.idle:
             return
         if rc != 0:  # died or was killed: what its task started dies too, before the task can run again
@@ -253,13 +260,18 @@ class Supervisor:
             self._fatal = WorkerBootError("a worker exited with the boot-error code; not respawning")
             self._wake()
             return
-        handle = WorkerHandle(index, self._on_message, self._on_exit)
-        try:
-            await handle.start(self._boot, self._env)
-        except WorkerBootError as exc:
-            self._fatal = exc
-            self._wake()
-            return
+        standby = self._standbys.pop(index, None)
+        handle = await standby if standby is not None else None
+        if handle is not None and handle.alive:
+            self._standby_handles.discard(handle)  # from now on its death is the slot's
+        else:
+            handle = WorkerHandle(index, self._on_message, self._on_exit)
+            try:
+                await self._boot_worker(handle)
+            except WorkerBootError as exc:
+                self._fatal = exc
+                self._wake()
+                return
         if self._stop_requested:
             await handle.stop(1.0)
             return
@@ -269,6 +281,45 @@ class Supervisor:
         self._record_workers()
         self.dispatcher.queue_maybe_nonempty = True
         self._wake()
+
+    async def _boot_worker(self, handle: WorkerHandle) -> None:
+        assert self.dispatcher is not None and self._boot is not None
+        t0 = time.monotonic()
+        await handle.start(self._boot, self._env)
+        self._booted_in(time.monotonic() - t0)
+
+    def _booted_in(self, seconds: float) -> None:
+        """A worker boot took this long: start standbys about two boots ahead of a kill."""
+        assert self.dispatcher is not None
+        self.dispatcher.control.stopper.standby_lead = min(max(2 * seconds, 0.5), 5.0)
+
+    def _start_standby(self, worker: WorkerHandle) -> None:
+        """A stop order against ``worker`` will probably end in a kill: boot its replacement now."""
+        if self._stop_requested or worker.index in self._standbys or self._boot is None:
+            return
+        self._standbys[worker.index] = asyncio.get_running_loop().create_task(self._standby(worker.index))
+
+    async def _standby(self, index: int) -> WorkerHandle | None:
+        handle = WorkerHandle(index, self._on_message, self._on_exit)
+        self._standby_handles.add(handle)
+        try:
+            await self._boot_worker(handle)
+        except WorkerBootError:
+            self._standby_handles.discard(handle)
+            return None  # the slot boots its own replacement (and reports the error) if it needs one
+        return handle
+
+    def _drop_unused_standbys(self) -> None:
+        """The attempt stopped in time after all (or the slot was refilled otherwise): stop its standby."""
+        assert self.dispatcher is not None
+        stopper = self.dispatcher.control.stopper
+        for index, task in list(self._standbys.items()):
+            w = self.dispatcher.workers[index]
+            if task.done() and w.alive and not w.killed and not stopper.stopping(w):
+                del self._standbys[index]
+                handle = task.result()
+                if handle is not None:
+                    self._start_task(handle.stop(1.0))
 
     def _record_workers(self, handles: list[WorkerHandle] | None = None) -> None:
         """Before a worker gets any task, its pid is in the lock file, for a successor to reap if we crash."""
@@ -284,7 +335,8 @@ class Supervisor:
         heartbeat = self.settings.heartbeat_interval if self.settings.hang_timeout else 0.0
         return Boot(self.registry.origins(), self.settings.app_state, self.settings.async_concurrency, path,
                     self.registry.retry.max_retries, self.settings.default_timeout, heartbeat,
-                    self.settings.default_ttl, self.settings.max_payload_bytes)  # fmt: skip
+                    self.settings.default_ttl, self.settings.max_payload_bytes,
+                    self.settings.worker_memory_limit or 0)  # fmt: skip
 
     async def serve(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -309,6 +361,7 @@ class Supervisor:
                 if self.policy.ticking:
                     self._start_task(self._monitor())
             self.dispatcher.control.start()
+            self.dispatcher.control.stopper.standby = self._start_standby
             self.dispatcher.flow.start(now_ms(), ended)
             listener = WakeupListener(self.settings.store_path)
             if listener.sock is not None:
@@ -350,6 +403,7 @@ class Supervisor:
         self._env["PYTHONPATH"] = os.pathsep.join(self._boot.sys_path)
         handles = [WorkerHandle(i, self._on_message, self._on_exit) for i in range(self.settings.workers)]
         self._unadopted = handles
+        self._boot_t0 = time.monotonic()
         spawned = await asyncio.gather(*(h.spawn(self._boot, self._env) for h in handles), return_exceptions=True)
         self._record_workers(handles)
         for r in spawned:
@@ -388,6 +442,7 @@ class Supervisor:
                 h.kill()
             await asyncio.gather(*booting, return_exceptions=True)
             raise problem
+        self._booted_in(time.monotonic() - self._boot_t0)
         self._still_booting = sum(1 for fut in booting if not fut.done())
         for fut, h in booting.items():
             if fut.done():
@@ -446,6 +501,8 @@ class Supervisor:
                 backoff = min(max(backoff * 2, 0.05), 2.0)
                 log.error("dispatch turn failed (%s); retrying in %.2fs", exc, backoff)
             self._recycle()
+            if self._standbys:
+                self._drop_unused_standbys()
             control_deadline = d.control.tick()
             now = time.monotonic()
             if now >= next_poll:
@@ -518,6 +575,10 @@ class Supervisor:
         d.shutting_down = True
         for t in list(self._respawns):
             t.cancel()
+        for t in self._standbys.values():
+            t.cancel()
+        for h in self._standby_handles:
+            h.kill()
         busy = [w for w in d.workers if w.alive and not w.idle]
         for w in busy:
             w.kill()

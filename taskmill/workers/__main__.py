@@ -11,7 +11,7 @@ import traceback
 
 from ..protocol import Boot, BootFailed, ExecutingSlot, Ready
 from ..submission import Defaults
-from .boot import boot
+from .boot import boot, limit_address_space
 from .channel import Channel
 from .runner import WorkerRuntime
 
@@ -49,8 +49,13 @@ def main() -> int:
     try:
         executors, app_state, domain_state = boot(msg)
     except BaseException:
-        channel.send(BootFailed(traceback.format_exc()))
+        channel.send(BootFailed("it could not import the domain modules:\n" + traceback.format_exc()))
         return EXIT_BOOT_ERROR
+    if msg.memory_limit:
+        problem = limit_address_space(msg.memory_limit)
+        if problem:
+            channel.send(BootFailed(problem))
+            return EXIT_BOOT_ERROR
     try:
         import uvloop
 

@@ -120,6 +120,8 @@ def outcome(spec: TaskSpec, ctx: TaskContext, started: int, t0: float, value: An
     elif isinstance(exc, TaskError):
         r.status, r.error, r.retryable, r.retry_after = "error", exc.message, exc.is_retryable, exc.retry_after
     else:
+        if isinstance(exc, MemoryError):  # free what filled memory (the executor's locals) before formatting
+            traceback.clear_frames(exc.__traceback__)
         r.status, r.error = "error", error_text(exc)
     return r
 

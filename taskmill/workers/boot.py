@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import runpy
 import sys
 import types
@@ -12,6 +13,8 @@ import msgspec
 
 from ..domain import DOMAINS, ExecutorSpec, StateBag
 from ..protocol import Boot, StateRef
+
+MIN_HEADROOM = 32 << 20  # bytes past start-up a worker needs to run anything (thread stacks, frames, results)
 
 
 def _load_main_script(path: str) -> None:
@@ -42,6 +45,35 @@ def load_app_state(refs: list[StateRef]) -> StateBag:
         target = resolve_ref(ref.ref)
         items.append(target if ref.encoded is None else msgspec.msgpack.decode(ref.encoded, type=target))
     return StateBag(items)
+
+
+def _mapped_bytes() -> int | None:
+    """This process's address space (what RLIMIT_AS counts), where /proc tells."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def limit_address_space(limit: int) -> str | None:
+    """``worker_memory_limit``: RLIMIT_AS for this worker and whatever its tasks start, so an allocation past
+    ``limit`` bytes fails (Python raises MemoryError inside the task) before the machine runs short and the OOM
+    killer picks a victim. Set after start-up (the imports are paid for) and as both soft and hard limit, so
+    task code cannot lift it. Returns why it cannot be applied, or None."""
+    import resource
+
+    used = _mapped_bytes()
+    if used is not None and used + MIN_HEADROOM > limit:
+        return (f"worker_memory_limit is {limit} bytes, but a worker already maps {used} bytes once started "
+                f"(RLIMIT_AS counts address space, not RSS); allow at least {used + MIN_HEADROOM}")  # fmt: skip
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    except (ValueError, OSError) as exc:
+        return f"could not apply worker_memory_limit ({limit} bytes): {exc}"
+    return None
 
 
 def boot(msg: Boot) -> tuple[dict[str, ExecutorSpec], StateBag, dict[str, StateBag]]:

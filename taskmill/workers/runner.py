@@ -103,6 +103,8 @@ class WorkerRuntime:
                 elif isinstance(msg, Stop):
                     stop_requested = True
                 self.loop.call_soon_threadsafe(self.on_message, msg)
+        except ConnectionError:
+            pass  # the supervisor died (its end of the socket was reset): handled below, no traceback needed
         except Exception:
             traceback.print_exc()
         if not stop_requested:

@@ -54,6 +54,23 @@ def run_job(task: Job, ctx: tm.TaskContext) -> None:
             time.sleep(ms / 1000)
 
 
+class Bomb(tm.Task, frozen=True):
+    """Allocates 1 MiB after 1 MiB without bound (``mib`` is a backstop, should no memory limit apply), and
+    keeps all of it."""
+
+    task_type: ClassVar[str] = "bomb"
+    ledger: str
+    n: int
+    mib: int = 1 << 16
+
+
+@fault.executor(Bomb)
+def run_bomb(task: Bomb, ctx: tm.TaskContext) -> None:
+    with ledger.execution(task.ledger, task.n, ctx.record.id, ctx.record.attempt):
+        hoard = [bytearray(1 << 20) for _ in range(task.mib)]
+        del hoard
+
+
 class AsyncJob(tm.Task, frozen=True):
     """Async: several share one worker."""
 

@@ -1,6 +1,11 @@
 """Test-side helpers of the reliability suite: one run directory (database, ledger, submitter files), real
 supervisor and submitter processes, kills, integrity checks, the soak switch and the figures file.
 
+Processes are started either by exec (``python -m tests.crash.procs``, the way a deployment starts them) or,
+with ``fork=True``, forked from this process (:class:`Forked`): the child already has taskmill and the test
+task types imported, so a supervisor is up in the time its workers take to boot, and scenarios that restart
+supervisors over and over stay cheap. Workers are exec'd by the supervisor either way.
+
 Sizes: every scenario has a CI size (small, the default) and a full size, chosen by ``TASKMILL_SOAK=1`` or
 ``pytest --soak`` (see docs/reliability.md). With ``TASKMILL_RELIABILITY_REPORT=<file>`` each scenario appends
 its figures there as one JSON line.
@@ -15,6 +20,8 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -84,6 +91,63 @@ def alive(pid: int) -> bool:
         return False
 
 
+class Forked:
+    """``target(*args)`` in a child forked from this process, leading its own session: the parts of
+    :class:`subprocess.Popen` the harness uses. Its return value (JSON) is the child's stdout, read by
+    :meth:`communicate`; an exception makes it exit 1 with the traceback as its stderr."""
+
+    def __init__(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into the test
+            code = 1
+            try:
+                os.setsid()
+                os.close(out_r)
+                os.close(err_r)
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM, signal.SIGCHLD):
+                    signal.signal(sig, signal.SIG_DFL)  # not the test runner's handlers (timeouts, ^C)
+                result = target(*args, **kwargs)
+                os.write(out_w, (json.dumps(result) + "\n").encode())
+                code = 0
+            except BaseException:
+                with contextlib.suppress(BaseException):
+                    os.write(err_w, traceback.format_exc().encode())
+            finally:
+                os._exit(code)
+        os.close(out_w)
+        os.close(err_w)
+        self.pid = pid
+        self.returncode: int | None = None
+        self.stdout = os.fdopen(out_r, "rb")
+        self.stderr = os.fdopen(err_r, "rb")
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"forked {self.pid}", timeout or 0.0)
+            time.sleep(0.002)
+        return self.returncode  # type: ignore[return-value]
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signum)
+
+    def communicate(self, timeout: float | None = None) -> tuple[bytes, bytes]:
+        out = self.stdout.read()  # until the child exits (it may block on a full pipe until then)
+        self.wait(timeout)
+        return out, self.stderr.read()
+
+
 class Run:
     """One scenario's files and processes. Everything it started is killed by :meth:`close`."""
 
@@ -92,12 +156,14 @@ class Run:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.db = str(self.dir / "tasks.db")
         self.ledger = str(self.dir / "ledger")
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.submitters: list[tuple[subprocess.Popen[bytes] | None, str]] = []
+        self.procs: list[subprocess.Popen[bytes] | Forked] = []
+        self.submitters: list[tuple[subprocess.Popen[bytes] | Forked | None, str]] = []
         self.next_n = 1
         self.kills = 0
         self.running_at_kills: set[int] = set()  # task ids left running by a killed supervisor
         self.integrity_checks: list[str] = []
+        self._reader: apsw.Connection | None = None  # kept open: scenarios poll the database often
+        self._ledger_seen = (0, 0)  # (bytes of the ledger read so far, start records in them)
 
     # -- processes ---------------------------------------------------------------------------------------
     def _spawn(self, *args: str, env_extra: dict[str, str] | None = None, capture: bool = False,
@@ -114,8 +180,16 @@ class Run:
         return proc
 
     def serve(self, *, workers: int = 2, fault: str | None = None, env: dict[str, str] | None = None,
-              **options: Any) -> subprocess.Popen[bytes]:  # fmt: skip
-        """Start a supervisor process (its own session; its workers each lead their own)."""
+              fork: bool = False, **options: Any) -> Any:  # fmt: skip
+        """Start a supervisor process (its own session; its workers each lead their own). ``fork``: forked from
+        this process (no extra environment then)."""
+        if fork:
+            from tests.crash.procs import serve_options, supervise
+
+            assert not env, "a forked supervisor has this process's environment"
+            proc = Forked(supervise, serve_options(self.db, workers=workers, **options), fault)
+            self.procs.append(proc)
+            return proc
         args = ["serve", self.db, "--workers", str(workers)]
         for k, v in options.items():
             args += [f"--{k.replace('_', '-')}", str(v)]
@@ -124,9 +198,18 @@ class Run:
             extra["TASKMILL_FAULTPOINT"] = fault
         return self._spawn(*args, env_extra=extra)
 
-    def submit(self, count: int, *, seed: int = 0, fault: str | None = None, **options: Any) -> subprocess.Popen[bytes]:
+    def submit(self, count: int, *, seed: int = 0, fault: str | None = None, fork: bool = False,
+               **options: Any) -> Any:  # fmt: skip
         """Start a submitter for the next ``count`` task numbers; its acknowledgements go to its own file."""
         acks = str(self.dir / f"acks.{len(self.submitters)}")
+        if fork:
+            from tests.crash.procs import submit_range
+
+            start, self.next_n = self.next_n, self.next_n + count
+            proc = Forked(submit_range, self.db, acks, self.ledger, start, count, seed=seed, fault=fault, **options)
+            self.procs.append(proc)
+            self.submitters.append((proc, acks))
+            return proc
         args = ["submit", self.db, acks, self.ledger, "--start", str(self.next_n), "--count", str(count),
                 "--seed", str(seed)]  # fmt: skip
         for k, v in options.items():
@@ -175,7 +258,7 @@ class Run:
                 raise AssertionError(f"submitter exited {proc.returncode}: {stderr.decode()[-2000:]}")
         return out
 
-    def kill(self, proc: subprocess.Popen[bytes]) -> list[int]:
+    def kill(self, proc: Any) -> list[int]:
         """SIGKILL a supervisor (its process group: the supervisor alone; its workers must die by themselves).
         Returns the pids of the workers it had, and records which tasks it left running."""
         workers = worker_pids(proc.pid)
@@ -186,7 +269,7 @@ class Run:
         self.running_at_kills |= self.running_ids()
         return workers
 
-    def stop(self, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
+    def stop(self, proc: Any, timeout: float = 30.0) -> int:
         """SIGTERM (graceful stop) and wait; returns the exit code."""
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -199,6 +282,9 @@ class Run:
         return int(proc.returncode)
 
     def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         for proc in self.procs:
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -211,18 +297,17 @@ class Run:
 
     # -- database ----------------------------------------------------------------------------------------
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        if not os.path.exists(self.db):
-            return []  # killed before anyone created it
-        conn = apsw.Connection(self.db, flags=apsw.SQLITE_OPEN_READONLY)
+        if self._reader is None:
+            if not os.path.exists(self.db):
+                return []  # killed before anyone created it
+            self._reader = apsw.Connection(self.db, flags=apsw.SQLITE_OPEN_READONLY)
+            self._reader.setbusytimeout(30_000)
         try:
-            conn.setbusytimeout(30_000)
-            return list(conn.execute(sql, params))
+            return list(self._reader.execute(sql, params))
         except apsw.SQLError as exc:
             if "no such table" in str(exc):
                 return []  # killed before the schema was created
             raise
-        finally:
-            conn.close()
 
     def running_ids(self) -> set[int]:
         return {int(r[0]) for r in self._query("SELECT id FROM tasks WHERE status = 'running'")}
@@ -241,7 +326,7 @@ class Run:
         self.integrity_checks.append(result)
         assert result == "ok", f"integrity_check: {result}"
 
-    def wait_drained(self, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> float:
+    def wait_drained(self, timeout: float, proc: Any = None) -> float:
         """Until no task is unfinished; returns how long it took."""
         t0 = time.monotonic()
         while self.unfinished():
@@ -255,11 +340,23 @@ class Run:
     def wait_ledger(self, executions: int, timeout: float = 30.0) -> None:
         """Until the ledger holds at least ``executions`` start records."""
         deadline = time.monotonic() + timeout
-        path = Path(self.ledger)
-        while not path.exists() or path.read_bytes().count(b"S ") < executions:
+        while self._started() < executions:
             if time.monotonic() > deadline:
                 raise AssertionError(f"fewer than {executions} executions after {timeout}s")
             time.sleep(0.005)
+
+    def _started(self) -> int:
+        """Start records in the ledger so far (reading only what was appended since the last call)."""
+        pos, count = self._ledger_seen
+        try:
+            with open(self.ledger, "rb") as f:
+                f.seek(pos)
+                new = f.read()
+        except FileNotFoundError:
+            return 0
+        new = new[: new.rfind(b"\n") + 1]  # whole lines only
+        self._ledger_seen = (pos + len(new), count + new.count(b"S "))
+        return self._ledger_seen[1]
 
     # -- checking ----------------------------------------------------------------------------------------
     def acks(self) -> tuple[dict[int, int], set[int]]:

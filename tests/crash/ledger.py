@@ -39,8 +39,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import apsw
-
 _fds: dict[str, int] = {}
 _FLOCK = "hhqqi4x"  # struct flock on Linux (x86_64, aarch64): l_type, l_whence, l_start, l_len, l_pid
 
@@ -192,6 +190,8 @@ class Report:
 
 def _final_statuses(db: str | os.PathLike[str]) -> dict[int, str]:
     """The last status of every task id (history rows and active rows alike)."""
+    import apsw  # here, not at the top: executors import this module, and workers should boot fast
+
     conn = apsw.Connection(os.fspath(db), flags=apsw.SQLITE_OPEN_READONLY)
     try:
         conn.setbusytimeout(10_000)

@@ -15,24 +15,43 @@ import random
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import apsw
+
+
+def serve_options(db: str, **options: Any) -> dict[str, Any]:
+    """The supervisor's options: ``serve``'s defaults, overridden by ``options``."""
+    args = _parser().parse_args(["serve", db])
+    for k, v in options.items():
+        assert hasattr(args, k), k
+        setattr(args, k, v)
+    return vars(args)
+
+
+def supervise(o: dict[str, Any], fault: str | None = None) -> None:
+    """Run a supervisor with these options until SIGTERM (graceful stop; a second one is a hard stop).
+    ``fault``: arm that fault point first (a forked process, see taskmill.faults.arm)."""
+    import taskmill as tm
+    from taskmill import faults
+    from tests.crash import faulty
+
+    if fault:
+        faults.arm(fault)
+    tm.Scheduler(
+        o["db"], [faulty.fault, faulty.keys], workers=o["workers"], durability=o["durability"],
+        shutdown=tm.ShutdownMode.graceful(o["grace"]), preempt_grace=o["preempt_grace"],
+        retry=tm.RetryPolicy.constant(o["max_retries"], 0.0), hang_timeout=o["hang_timeout"],
+        heartbeat_interval=o["heartbeat"], timeout=o["timeout"], max_tasks_per_worker=o["max_tasks_per_worker"],
+        max_worker_memory=o["max_worker_memory"],
+    ).run()  # fmt: skip
 
 
 def serve(args: argparse.Namespace) -> None:
     checker = getattr(apsw, "fork_checker", None)  # only in apsw builds with the fork checker compiled in
     if checker is not None:
         checker()  # any connection used across a fork raises ForkingViolationError
-    import taskmill as tm
-    from tests.crash import faulty
-
-    tm.Scheduler(
-        args.db, [faulty.fault, faulty.keys], workers=args.workers, durability=args.durability,
-        shutdown=tm.ShutdownMode.graceful(args.grace), preempt_grace=args.preempt_grace,
-        retry=tm.RetryPolicy.constant(args.max_retries, 0.0), hang_timeout=args.hang_timeout,
-        heartbeat_interval=args.heartbeat, timeout=args.timeout, max_tasks_per_worker=args.max_tasks_per_worker,
-        max_worker_memory=args.max_worker_memory,
-    ).run()  # fmt: skip
+    supervise(vars(args))
 
 
 def _percentile(xs: list[float], q: float) -> float:
@@ -44,12 +63,16 @@ def _percentile(xs: list[float], q: float) -> float:
 
 def submit_range(db: str, acks: str, ledger_path: str, start: int, count: int, *, seed: int = 0,
                  batch_max: int = 20, ms_max: float = 2.0, async_share: float = 0.0, keys: int = 0,
-                 pause_ms: float = 0.0, durability: str = "full") -> dict[str, object]:  # fmt: skip
+                 pause_ms: float = 0.0, durability: str = "full", fault: str | None = None) -> dict[str, object]:  # fmt: skip
     """Submit task numbers ``start .. start+count-1`` in random batches (the same tasks for the same seed),
-    writing ``T`` before and ``A`` after each submit to ``acks``. Returns a summary."""
+    writing ``T`` before and ``A`` after each submit to ``acks``. Returns a summary. ``fault``: arm that
+    fault point first (a forked process)."""
     import taskmill as tm
+    from taskmill import faults
     from tests.crash import faulty, ledger
 
+    if fault:
+        faults.arm(fault)
     rng = random.Random(seed)
     errors: list[str] = []
     latencies: list[float] = []
@@ -73,7 +96,12 @@ def submit_range(db: str, acks: str, ledger_path: str, start: int, count: int, *
             t0 = time.monotonic()
             try:
                 if keys:  # keyed tasks wait an hour: their keys stay taken for the whole test
-                    outcomes = [h.submit(t, run_after=3600) for t in tasks]
+                    outcomes = []
+                    for t in tasks:  # one latency per submit call
+                        outcomes.append(h.submit(t, run_after=3600))
+                        if t is not tasks[-1]:
+                            latencies.append(time.monotonic() - t0)
+                            t0 = time.monotonic()
                 else:
                     outcomes = [h.submit(tasks[0])] if single else list(h.submit_batch(tasks))
             except tm.TaskmillError as exc:
@@ -104,12 +132,17 @@ def submit(args: argparse.Namespace) -> None:
 
 
 def read(args: argparse.Namespace) -> None:
+    print(json.dumps(read_loop(args.db, args.stop)))
+
+
+def read_loop(db: str, stop_file: str) -> dict[str, Any]:
+    """Loop read-only queries until ``stop_file`` exists; errors that reached the caller, and how many loops."""
     import taskmill as tm
 
     errors: list[str] = []
     loops = 0
-    stop = Path(args.stop)
-    with tm.connect(args.db) as client:
+    stop = Path(stop_file)
+    with tm.connect(db) as client:
         while not stop.exists():
             try:
                 client.status_counts()
@@ -119,10 +152,10 @@ def read(args: argparse.Namespace) -> None:
                 errors.append(f"{type(exc).__name__}: {exc}")
             loops += 1
             time.sleep(0.002)
-    print(json.dumps({"errors": errors, "loops": loops}))
+    return {"errors": errors, "loops": loops}
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tests.crash.procs")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("serve")
@@ -153,7 +186,11 @@ def main() -> None:
     r = sub.add_parser("read")
     r.add_argument("db")
     r.add_argument("stop")
-    args = p.parse_args()
+    return p
+
+
+def main() -> None:
+    args = _parser().parse_args()
     {"serve": serve, "submit": submit, "read": read}[args.cmd](args)
     sys.stdout.flush()
     os._exit(0)  # skip interpreter teardown: nothing left to flush, and it keeps a short-lived helper cheap

@@ -19,7 +19,9 @@ import pytest
 import taskmill as tm
 from taskmill.store import connection
 from tests.crash import faulty
-from tests.crash.harness import Run, publish, size
+from tests.crash.harness import Forked, Run, publish, size
+from tests.crash.procs import read_loop
+from tests.helpers import wait_for
 
 
 def test_eight_submitters_a_reader_and_racing_keys_during_dispatch(tmp_path: Path) -> None:
@@ -28,13 +30,15 @@ def test_eight_submitters_a_reader_and_racing_keys_during_dispatch(tmp_path: Pat
     stop = tmp_path / "stop-reading"
     try:
         sup = run.serve(workers=2)
-        reader = run._spawn("read", run.db, str(stop), capture=True)
-        for i in range(8):
-            run.submit(per, seed=i, batch_max=50, ms_max=1.0, async_share=0.2)
+        wait_for(lambda: os.path.exists(run.db + ".supervisor.lock"), 30, what="the supervisor")
+        reader = Forked(read_loop, run.db, str(stop))
+        run.procs.append(reader)
+        for i in range(8):  # forked from this process: all submitting at once, from the first moment
+            run.submit(per, seed=i, batch_max=50, ms_max=1.0, async_share=0.2, fork=True)
         run.next_n = 1_000_000
-        run.submit(keys, seed=100, batch_max=10, keys=keys)
+        run.submit(keys, seed=100, batch_max=10, keys=keys, fork=True)
         run.next_n = 2_000_000
-        run.submit(keys, seed=200, batch_max=10, keys=keys)
+        run.submit(keys, seed=200, batch_max=10, keys=keys, fork=True)
         wal, biggest = run.db + "-wal", 0
         while any(p is not None and p.poll() is None for p, _ in run.submitters):
             biggest = max(biggest, os.path.getsize(wal) if os.path.exists(wal) else 0)

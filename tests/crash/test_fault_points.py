@@ -55,7 +55,7 @@ def test_a_supervisor_killed_at_each_fault_point_loses_nothing(tmp_path: Path) -
         try:
             run.submit_here(tasks, seed=i, batch_max=50, ms_max=3.0, async_share=0.3)
             for point in rng.sample(SUPERVISOR_POINTS, len(SUPERVISOR_POINTS)):
-                sup = run.serve(workers=2, fault=f"{point}:{rng.randint(1, 3)}")
+                sup = run.serve(workers=2, fault=f"{point}:{rng.randint(1, 3)}", fork=True)
                 rc = _wait_exit(sup, run, 60)
                 if rc is None:  # drained before the point was passed often enough
                     assert run.stop(sup) == 0
@@ -65,7 +65,7 @@ def test_a_supervisor_killed_at_each_fault_point_loses_nothing(tmp_path: Path) -
                 run.kills += 1
                 run.running_at_kills |= run.running_ids()
                 run.check_integrity()
-            sup = run.serve(workers=2)
+            sup = run.serve(workers=2, fork=True)
             run.wait_drained(60, sup)
             assert run.stop(sup) == 0
             run.check_integrity()
@@ -84,7 +84,7 @@ def test_a_submitter_killed_between_commit_and_acknowledgement(tmp_path: Path) -
     run = Run(tmp_path)
     try:
         tasks = size(200, 2000)
-        first = run.submit(tasks, seed=7, batch_max=30, fault="after_submit_commit_before_ack:3")
+        first = run.submit(tasks, seed=7, batch_max=30, fault="after_submit_commit_before_ack:3", fork=True)
         first.wait(60)
         assert first.returncode == -9
         acked_before, unacked = run.acks()
@@ -93,11 +93,11 @@ def test_a_submitter_killed_between_commit_and_acknowledgement(tmp_path: Path) -
         assert rows_before == len(acked_before) + len(unacked)  # the unanswered batch did commit
         # the submitter retries the whole range with the same tasks: the committed ones are duplicates
         run.next_n = 1
-        again = run.submit(tasks, seed=7, batch_max=30)
+        again = run.submit(tasks, seed=7, batch_max=30, fork=True)
         assert again.wait(60) == 0
         rows = run._query("SELECT count(*) FROM tasks")[0][0]
         assert rows == tasks  # one row per task, whatever the submitter saw
-        sup = run.serve(workers=2)
+        sup = run.serve(workers=2, fork=True)
         run.wait_drained(60, sup)
         assert run.stop(sup) == 0
         run.check_integrity()
@@ -116,7 +116,7 @@ def test_a_supervisor_killed_right_after_a_preemption_signal(tmp_path: Path) -> 
             h = c.domain(faulty.fault)
             low = [h.submit(faulty.Deaf(ledger=run.ledger, n=i, seconds=30), priority=tm.Priority.BACKGROUND)
                    for i in (1, 2)]  # fmt: skip
-            sup = run.serve(workers=2, fault="after_preempt_signal:1", preempt_grace=5)
+            sup = run.serve(workers=2, fault="after_preempt_signal:1", preempt_grace=5, fork=True)
             run.wait_ledger(2)
             urgent = h.submit(faulty.Job(ledger=run.ledger, n=3), priority=tm.Priority.REALTIME)
             assert sup.wait(10) == -9
@@ -125,7 +125,7 @@ def test_a_supervisor_killed_right_after_a_preemption_signal(tmp_path: Path) -> 
             run.check_integrity()
             children = [int(x) for x in Path(run.ledger + ".children").read_text().split()]
             assert children and all(alive(p) for p in children)  # the old attempts' grandchildren live on
-            sup = run.serve(workers=2, preempt_grace=5)
+            sup = run.serve(workers=2, preempt_grace=5, fork=True)
             run.wait_ledger(4)
             # the restart killed what the old attempts had started before running them again
             assert not any(alive(p) for p in children)

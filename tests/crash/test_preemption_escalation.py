@@ -81,3 +81,35 @@ def test_a_deaf_executor_is_killed_at_the_grace_period_and_a_polite_one_stops_at
     publish(report, grace_s=grace, trials=trials, kill_after_min_s=round(min(kill_after), 3),
             kill_after_max_s=round(max(kill_after), 3), urgent_start_max_s=round(max(urgent_after), 3),
             polite_stop_s=round(stopped.end / 1e9 - t0, 3))  # type: ignore[operator]  # fmt: skip
+
+
+def test_a_standby_booted_for_a_kill_that_never_comes_is_stopped(make_scheduler: Any, tmp_path: Path) -> None:
+    """A task that ignores the stop signal but ends by itself within the grace period: the replacement booted
+    ahead of the expected kill is not needed. It is stopped; the original worker keeps its slot and runs the
+    urgent task."""
+    run = Run(tmp_path)
+    s = make_scheduler([faulty.fault], workers=1, path=run.db, preempt_grace=3.0, start=True)
+    sup = s._supervisor
+    assert sup is not None and sup.dispatcher is not None
+    sup.dispatcher.control.stopper.standby_lead = 5.0  # as after slow boots: ask for the standby at about 0.11 s
+    h = s.domain(faulty.fault)
+    h.submit(faulty.Deaf(ledger=run.ledger, n=1, seconds=1.0), priority=tm.Priority.BACKGROUND)
+    [slow] = wait_for(lambda: ledger.read(run.ledger).started(1), 10)
+    h.submit(faulty.Job(ledger=run.ledger, n=2), priority=tm.Priority.REALTIME)
+    wait_for(lambda: len(_workers()) == 2, 1.0 + SLACK, what="the standby to boot")
+    assert s.wait_until_idle(20)
+    assert ledger.read(run.ledger).started(2)[0].pid == slow.pid  # no kill: the same worker ran the urgent task
+    wait_for(lambda: len(_workers()) == 1 and not sup._standbys and not sup._standby_handles, 5,
+             what="the unused standby to be stopped")  # fmt: skip
+    assert _workers() == [slow.pid]
+
+
+def _workers() -> list[int]:
+    out = []
+    for p in psutil.Process().children():
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE and "taskmill.workers" in " ".join(p.cmdline()):
+                out.append(p.pid)
+        except psutil.Error:
+            continue
+    return out

@@ -29,7 +29,7 @@ def test_graceful_then_forced_shutdown(tmp_path: Path) -> None:
     try:
         run.add([job(ledger=run.ledger, n=n, first_ms=800) for n in (1, 2)])
         run.add([job(ledger=run.ledger, n=n, ms=1) for n in range(3, 23)])
-        sup = run.serve(workers=2, grace=5)
+        sup = run.serve(workers=2, grace=5, fork=True)
         wait_for(lambda: len(ledger.read(run.ledger).executions) >= 2, 30)
         t_term = time.monotonic()
         sup.send_signal(signal.SIGTERM)
@@ -42,7 +42,7 @@ def test_graceful_then_forced_shutdown(tmp_path: Path) -> None:
 
         # forced: a second SIGTERM while long tasks run
         run.add([job(ledger=run.ledger, n=n, first_ms=30_000) for n in (23, 24)], priority=tm.Priority.HIGH)
-        sup = run.serve(workers=2, grace=30)
+        sup = run.serve(workers=2, grace=30, fork=True)
         wait_for(lambda: {23, 24} <= {e.n for e in ledger.read(run.ledger).executions}, 30)
         running = run.running_ids()
         sup.send_signal(signal.SIGTERM)
@@ -53,7 +53,7 @@ def test_graceful_then_forced_shutdown(tmp_path: Path) -> None:
         forced_s = time.monotonic() - t_second
         assert not run.running_ids()  # the interrupted tasks are back in the queue
         run.running_at_kills |= running
-        sup = run.serve(workers=2)
+        sup = run.serve(workers=2, fork=True)
         run.wait_drained(60, sup)
         assert run.stop(sup) == 0
         run.check_integrity()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 
 import taskmill as tm
 from tests.crash import faulty, ledger
@@ -176,6 +177,54 @@ def test_random_busy_worker_kills_lose_nothing_and_the_pool_refills_within_a_sec
     publish(report, kills=len(refill), interrupted=sum(len(p) for p in killed.values()), refill_max_s=refill[-1],
             refill_p50_s=refill[len(refill) // 2], requeue_max_s=max(requeue, default=0.0))  # fmt: skip
     assert refill[len(refill) // 2] < 1.0  # the pool is back within 1 s (the median; the worst is bounded above)
+
+
+def test_a_memory_bomb_under_worker_memory_limit_fails_its_own_attempts_and_nothing_else(
+    make_scheduler: Any, tmp_path: Path
+) -> None:
+    """F3, memory bomb: with ``worker_memory_limit`` (RLIMIT_AS in each worker) a task allocating without bound
+    gets a MemoryError; each of its attempts fails with it, then it is dead-lettered. Its worker frees the
+    memory and goes on (no worker dies), tasks on both workers complete, the supervisor runs on."""
+    run = Run(tmp_path)
+    s = make_scheduler([faulty.fault], workers=2, path=run.db, worker_memory_limit=256 << 20,
+                       retry=tm.RetryPolicy.constant(1, 0.0))  # fmt: skip
+    sub = s.subscribe()
+    h = s.domain(faulty.fault)
+    acked = {i: h.submit(faulty.Job(ledger=run.ledger, n=i, ms=5)).id for i in range(1, 21)}
+    bomb = h.submit(faulty.Bomb(ledger=run.ledger, n=100)).id
+    acked.update({i: h.submit(faulty.Job(ledger=run.ledger, n=i, ms=5)).id for i in range(21, 41)})
+    s.start()
+    sup = s._supervisor
+    assert sup is not None and sup.dispatcher is not None
+    pids = {w.pid for w in sup.dispatcher.workers}
+    assert s.wait_until_idle(60)
+    [rec] = s.history_of(bomb)
+    assert rec.status == "dead_letter" and rec.retry_count == 2, (rec.status, rec.retry_count, rec.last_error)
+    assert rec.last_error is not None and rec.last_error.rstrip().endswith("MemoryError"), rec.last_error
+    runs = read(run.ledger).started(100)
+    assert [e.attempt for e in runs] == [1, 2] and all(e.how == "I" for e in runs)  # ended by the exception
+    for n, tid in acked.items():
+        assert [r.status for r in s.history_of(tid)] == ["completed"], n
+    assert {w.pid for w in sup.dispatcher.workers if w.alive} == pids  # no worker died or was replaced
+    assert s.is_running
+    time.sleep(0.05)  # events are published just after the commit wait_until_idle saw
+    failed = [e for e in _drain(sub) if isinstance(e, tm.Failed | tm.DeadLettered) and e.header.task_id == bomb]
+    assert len(failed) == 2 and all("MemoryError" in e.error for e in failed)
+    assert not [e for e in _drain(sub) if isinstance(e, tm.WorkerDied)]
+    sub.close()
+    # the workers are usable afterwards: memory was given back
+    more = h.submit_batch([faulty.Job(ledger=run.ledger, n=i, ms=5) for i in range(200, 204)]).inserted()
+    assert s.wait_until_idle(30)
+    assert all(s.history_of(t)[0].status == "completed" for t in more)
+    publish({"scenario": "F3 memory bomb under worker_memory_limit", "limit_bytes": 256 << 20,
+             "bomb_attempts": len(runs), "bomb_status": rec.status, "others_completed": len(acked) + len(more),
+             "workers_died": 0})  # fmt: skip
+
+
+def test_a_worker_memory_limit_below_what_a_worker_needs_is_refused_at_start(make_scheduler: Any) -> None:
+    s = make_scheduler(workers=1, worker_memory_limit=8 << 20)
+    with pytest.raises(tm.WorkerBootError, match="worker_memory_limit is 8388608 bytes, but a worker already maps"):
+        s.start()
 
 
 def test_a_poison_task_among_quick_tasks_of_its_type_is_the_only_one_blamed(make_scheduler: Any, tmp_path: Path) -> None:

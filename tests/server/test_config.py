@@ -30,8 +30,10 @@ def test_defaults_map_one_to_one_onto_scheduler_keywords() -> None:
     assert cfg.http.enabled is False and cfg.http.listen.startswith("127.0.0.1:")
     assert kwargs["preempt_priority"] == 0
     off = scheduler_kwargs(decode_config({"domains": ["tests.integration.domains:main"], "preempt_priority": "off",
-                                          "timeout": 5, "max_tasks_per_worker": 100}))  # fmt: skip
+                                          "timeout": 5, "max_tasks_per_worker": 100,
+                                          "worker_memory_limit": 1 << 30}))  # fmt: skip
     assert (off["preempt_priority"], off["timeout"], off["max_tasks_per_worker"]) == (None, 5.0, 100)
+    assert off["worker_memory_limit"] == 1 << 30
     metrics = scheduler_kwargs(decode_config({"domains": ["tests.integration.domains:main"], "metrics_prefix": "app",
                                               "metrics_labels": {"env": "prod"}, "metrics_disabled": ["batch_size"]}))
     assert (metrics["metrics_prefix"], metrics["metrics_labels"], metrics["metrics_disabled"]) == (
