@@ -39,9 +39,12 @@ def example_runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     jobs = [(f"{name}", EXAMPLES / name, args) for name, args in PROGRAMS.items()]
     jobs += [(f"docs/{p.name}", p, []) for p in SNIPPETS]
 
+    # Directories are made here, not in the pool's threads: mktemp is not safe to call from several threads.
+    cwds = {name: tmp_path_factory.mktemp(script.stem) for name, script, _ in jobs}
+
     def run(job: tuple[str, Path, list[str]]) -> subprocess.CompletedProcess[str]:
-        _, script, args = job
-        cwd = tmp_path_factory.mktemp(script.stem)
+        name, script, args = job
+        cwd = cwds[name]
         env = {**os.environ, "TMPDIR": str(cwd)}  # the demo works in $TMPDIR: keep concurrent sessions apart
         return subprocess.run([sys.executable, str(script), *args], cwd=cwd, env=env, capture_output=True,
                               text=True, timeout=180)  # fmt: skip
