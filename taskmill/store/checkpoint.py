@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .connection import Durability
 
 IDLE_EXIT_S = 30.0  # a thread with nothing to do for this long ends; the next request starts a new one
+JOIN_TIMEOUT_S = 10.0  # a checkpoint waits at most ~0.2 s for readers: this is a safety net, not a wait
 
 
 class Checkpointer:
@@ -59,7 +60,13 @@ class Checkpointer:
                 del self._shared[(self.path, self.durability)]
         with self._lock:
             self._closing = True
+            self._frames = 0  # the last connection to close checkpoints the file itself
             self._wake.notify()
+            thread = self._thread
+        # Once the caller's connection is closed, none of ours may stay open: a caller that deletes or moves
+        # the database files next would pull them from under a connection of the same process (I/O errors).
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(JOIN_TIMEOUT_S)
 
     @property
     def usable(self) -> bool:
@@ -87,7 +94,7 @@ class Checkpointer:
                     if not self._frames and not self._closing:
                         self._wake.wait(IDLE_EXIT_S)
                     frames, self._frames = self._frames, 0
-                    if not frames:  # released, or idle for IDLE_EXIT_S
+                    if not frames or self._closing:  # released, or idle for IDLE_EXIT_S
                         self._thread = None
                         return
                 if conn is None:
