@@ -160,6 +160,13 @@ class RedisPeer(PeerAdapter):
         self._client: redis.Redis | None = None
         self._restore: dict[str, str] = {}
         self._durability = ""
+        self._tasks: ModuleType | None = None  # the peer's tasks module, loaded by ``open_library``
+
+    @property
+    def _mod(self) -> ModuleType:
+        if self._tasks is None:
+            raise RuntimeError("setup() has not been called")
+        return self._tasks
 
     @property
     def client(self) -> redis.Redis:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import celery  # noqa: F401  # Fails here, in the registry factory, when celery is missing.
 
@@ -36,16 +35,6 @@ class CeleryAdapter(RedisPeer):
     db = 3
     library = "celery"
     peer_dir = CELERY_DIR
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._tasks: ModuleType | None = None
-
-    @property
-    def _mod(self) -> ModuleType:
-        if self._tasks is None:
-            raise RuntimeError("setup() has not been called")
-        return self._tasks
 
     def _declare(self) -> None:
         with self._mod.app.connection_for_write() as conn:

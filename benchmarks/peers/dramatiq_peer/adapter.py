@@ -16,7 +16,6 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import dramatiq  # noqa: F401  # Fails here, in the registry factory, when dramatiq is missing.
 
@@ -33,16 +32,6 @@ class DramatiqAdapter(RedisPeer):
     db = 1
     library = "dramatiq"
     peer_dir = DRAMATIQ_DIR
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._tasks: ModuleType | None = None
-
-    @property
-    def _mod(self) -> ModuleType:
-        if self._tasks is None:
-            raise RuntimeError("setup() has not been called")
-        return self._tasks
 
     def open_library(self) -> None:
         self._tasks = load_tasks(DRAMATIQ_DIR / "tasks.py", self.tasks_env())

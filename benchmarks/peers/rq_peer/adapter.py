@@ -22,7 +22,6 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import rq
 
@@ -43,7 +42,6 @@ class RQAdapter(RedisPeer):
 
     def __init__(self) -> None:
         super().__init__()
-        self._tasks: ModuleType | None = None
         self._queue: rq.Queue | None = None
 
     @property
