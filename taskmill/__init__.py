@@ -54,6 +54,7 @@ from .events import (
     Waiting,
     WorkerDied,
 )
+from .lazy import lazy_getattr
 from .outcome import BatchOutcome, SubmitOutcome
 from .policy.aging import AgingConfig
 from .policy.io import ResourceSnapshot
@@ -83,15 +84,7 @@ _LAZY = {
 }  # fmt: skip
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'taskmill' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, globals(), _LAZY)
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
