@@ -1,6 +1,6 @@
-"""Every runnable example, run once per session, three at a time, each in a fresh directory and interpreter.
+"""Every runnable example, run once per session, four at a time, each in a fresh directory and interpreter.
 
-They mostly wait (start-up, sleeps, simulated IO), so three at a time cut the wall time without crowding two
+They mostly wait (start-up, sleeps, simulated IO), so four at a time cut the wall time without crowding two
 cores. The guides' snippets (examples/docs/) run as they are; the programs of examples/ run with small inputs.
 """
 
@@ -49,5 +49,5 @@ def example_runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
         return subprocess.run([sys.executable, str(script), *args], cwd=cwd, env=env, capture_output=True,
                               text=True, timeout=180)  # fmt: skip
 
-    with ThreadPoolExecutor(max_workers=3) as pool:
+    with ThreadPoolExecutor(max_workers=4) as pool:
         return dict(zip([name for name, _, _ in jobs], pool.map(run, jobs), strict=True))
