@@ -12,13 +12,18 @@ the process group (protocol §2.3).
 from __future__ import annotations
 
 import abc
+import importlib.util
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
+from types import ModuleType
 from typing import IO
+
+from . import taskbody
 
 PEERS_DIR = Path(__file__).resolve().parent
 MARKER_VAR = "PEERS_RUN_MARKER"
@@ -174,3 +179,27 @@ def stop_process_tree(proc: subprocess.Popen, grace: float = 10.0) -> list[int]:
         except ProcessLookupError:
             pass
     return strays
+
+
+def load_tasks(path: Path, env: dict[str, str]) -> ModuleType:
+    """Execute a peer's ``tasks.py`` under the module name ``tasks``, as its worker CLI will import it.
+
+    Task names (RQ's function path, Celery's task name) are then the same on both sides. ``env`` is set while
+    the module runs (the worker gets the same values in its environment); the shared ``taskbody`` is aliased
+    so the file's top-level ``import taskbody`` resolves.
+    """
+    sys.modules.setdefault("taskbody", taskbody)
+    spec = importlib.util.spec_from_file_location("tasks", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return module

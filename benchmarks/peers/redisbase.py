@@ -24,7 +24,6 @@ Where ``CONFIG`` is disabled (managed servers) the server's own settings are use
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import subprocess
 import sys
@@ -35,7 +34,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
-from . import taskbody
 from .adapter import PEERS_DIR, PeerAdapter, PeerUnavailable, spawn
 
 DEFAULT_URL = "redis://127.0.0.1:6379"
@@ -67,30 +65,6 @@ def require_server(db: int) -> str:
     except redis.RedisError as exc:
         raise PeerUnavailable(f"no Redis server answers PING at {url} (set REDIS_URL): {exc}") from None
     return url
-
-
-def load_tasks(path: Path, env: dict[str, str]) -> ModuleType:
-    """Execute a peer's ``tasks.py`` under the module name ``tasks``, as its worker CLI will import it.
-
-    Task names (RQ's function path, Celery's task name) are then the same on both sides. ``env`` is set while
-    the module runs (the worker gets the same values in its environment); the shared ``taskbody`` is aliased
-    so the file's top-level ``import taskbody`` resolves.
-    """
-    sys.modules.setdefault("taskbody", taskbody)
-    spec = importlib.util.spec_from_file_location("tasks", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    return module
 
 
 def _wait_for_rewrite(client: redis.Redis, timeout: float = 60.0) -> None:

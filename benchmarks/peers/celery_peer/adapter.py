@@ -22,7 +22,8 @@ from pathlib import Path
 
 import celery  # noqa: F401  # Fails here, in the registry factory, when celery is missing.
 
-from ..redisbase import RedisPeer, load_tasks
+from ..adapter import load_tasks
+from ..redisbase import RedisPeer
 
 CELERY_DIR = Path(__file__).resolve().parent
 QUEUE = "celery"  # Celery's default queue (and routing key).

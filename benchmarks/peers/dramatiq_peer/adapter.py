@@ -19,7 +19,8 @@ from pathlib import Path
 
 import dramatiq  # noqa: F401  # Fails here, in the registry factory, when dramatiq is missing.
 
-from ..redisbase import RedisPeer, load_tasks
+from ..adapter import load_tasks
+from ..redisbase import RedisPeer
 
 DRAMATIQ_DIR = Path(__file__).resolve().parent
 QUEUE = "default"

@@ -11,7 +11,6 @@ raises ImportError there and the peer is skipped.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -20,35 +19,15 @@ from types import ModuleType
 
 import huey
 
-from .. import taskbody
-from ..adapter import PEERS_DIR, PeerAdapter, spawn
+from ..adapter import PEERS_DIR, PeerAdapter, load_tasks, spawn
 
 HUEY_DIR = Path(__file__).resolve().parent
 TASKS_PY = HUEY_DIR / "tasks.py"
 
 
 def _load_tasks(state_dir: Path, durability: str) -> ModuleType:
-    """Execute ``tasks.py`` under the module name ``tasks``, as the consumer will.
-
-    A fresh module per call gives a fresh ``huey`` instance for each durability.
-    The shared ``taskbody`` is aliased so the file's top-level import resolves.
-    """
-    sys.modules.setdefault("taskbody", taskbody)
-    spec = importlib.util.spec_from_file_location("tasks", TASKS_PY)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    saved = {k: os.environ.get(k) for k in ("PEERS_STATE_DIR", "PEERS_DURABILITY")}
-    os.environ["PEERS_STATE_DIR"] = str(state_dir)
-    os.environ["PEERS_DURABILITY"] = durability
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    return module
+    """A fresh module per call: a fresh ``huey`` instance for each durability."""
+    return load_tasks(TASKS_PY, {"PEERS_STATE_DIR": str(state_dir), "PEERS_DURABILITY": durability})
 
 
 class HueyAdapter(PeerAdapter):

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import rq
 
-from ..adapter import Item, pids_with_marker, stop_process_tree
-from ..redisbase import RedisPeer, load_tasks
+from ..adapter import Item, load_tasks, pids_with_marker, stop_process_tree
+from ..redisbase import RedisPeer
 
 RQ_DIR = Path(__file__).resolve().parent
 QUEUE = "default"
