@@ -27,7 +27,8 @@ class ShutdownMode(msgspec.Struct, frozen=True):
 
 
 class RetentionPolicy(msgspec.Struct, frozen=True):
-    """How much history to keep; pruned every 1,000 finished tasks. ``None`` fields mean no limit.
+    """How much history to keep; pruned every ``keep_count / 10`` finished tasks
+    (at least 1,000 apart; see :mod:`taskmill.policy.retention`). ``None`` fields mean no limit.
 
     Build with ``RetentionPolicy.max_count(n)``, ``RetentionPolicy.max_age_days(d)`` or ``keep_all()``.
     """

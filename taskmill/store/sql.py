@@ -142,19 +142,20 @@ RELEASE = (
 )
 # After a crash, a run that was being stopped lands where its requests say; the rest go back to pending.
 # (cancel_requested: 1 cancel, 2 supersede, 3 fail — a parent whose child failed under fail_fast.)
+# Both recovery statements seek their partial index: a full scan costs ~2 µs per row of the table at start-up.
 RECOVER_RUNNING = """
-UPDATE tasks SET
+UPDATE tasks INDEXED BY idx_active SET
     status = CASE WHEN cancel_requested = 1 THEN 'cancelled' WHEN cancel_requested = 2 THEN 'superseded'
                   WHEN cancel_requested = 3 THEN 'failed' WHEN pause_reasons <> 0 THEN 'paused' ELSE 'pending' END,
     finished_at = CASE WHEN cancel_requested <> 0 THEN ?1 END,
     paused_at_ms = CASE WHEN cancel_requested = 0 AND pause_reasons <> 0 THEN ?1 END,
     started_at = CASE WHEN cancel_requested <> 0 THEN started_at END
-WHERE status = 'running' AND finished_at IS NULL
+WHERE status = 'running' AND finished_at IS NULL AND status <> 'pending'
 RETURNING id, finished_at, status, task_type
 """
 RECOVER_PAUSED = """
-UPDATE tasks SET pause_duration_ms = pause_duration_ms + (?1 - paused_at_ms), paused_at_ms = ?1
-WHERE paused_at_ms IS NOT NULL AND finished_at IS NULL
+UPDATE tasks INDEXED BY idx_paused SET pause_duration_ms = pause_duration_ms + (?1 - paused_at_ms), paused_at_ms = ?1
+WHERE status = 'paused' AND paused_at_ms IS NOT NULL AND finished_at IS NULL
 """
 PRUNE_IDS_BY_COUNT = """
 SELECT id FROM tasks INDEXED BY idx_finished WHERE finished_at IS NOT NULL

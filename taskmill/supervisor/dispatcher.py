@@ -19,6 +19,7 @@ from .. import faults
 from ..metrics import Metrics
 from ..policy.dispatch import DurationTracker
 from ..policy.preempt import should_recycle
+from ..policy.retention import prune_interval
 from ..policy.retry import RetryPolicy, decide_failure
 from ..protocol import ExecutingSlot, Result, Run
 from ..registry import Registry
@@ -31,7 +32,6 @@ from .pool import WorkerHandle
 from .workflow import Workflow
 
 log = logging.getLogger("taskmill.supervisor")
-PRUNE_EVERY = 1000
 TERMINAL = ("completed", "failed", "dead_letter", "cancelled")
 
 
@@ -62,6 +62,8 @@ class Dispatcher(Claiming):
         self.claiming = True
         self.shutting_down = False
         self.since_prune = 0
+        retention = settings.retention
+        self.prune_every = prune_interval(None if retention is None else retention.keep_count)
         self.metrics = metrics if metrics is not None else Metrics()
         self.untag: list[int] = []  # tasks with tags that this turn finishes (their tags leave the index)
         self._types: dict[str, bool] = {}
@@ -269,7 +271,7 @@ class Dispatcher(Claiming):
                 claimed = self._claim_and_assign(now, sends)
             if changed or fresh or claimed:
                 control.preempt(claimed, changed or fresh)
-            if self.since_prune >= PRUNE_EVERY:
+            if self.since_prune >= self.prune_every:
                 self._prune(now)
             if finishing:
                 faults.hit("before_terminal_commit")

@@ -1,4 +1,4 @@
-"""Pure policy functions: backoff delays and the failure decision (no I/O, no processes)."""
+"""Pure policy functions: backoff delays, the failure decision, how often history is pruned (no I/O)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import random
 import pytest
 
 from taskmill import RetryPolicy
+from taskmill.policy.retention import prune_interval
 from taskmill.policy.retry import backoff_delay, decide_failure
 
 
@@ -112,3 +113,10 @@ def test_jitter_in_decide_failure_uses_the_given_rng() -> None:
 def test_invalid_policies_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         RetryPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_history_is_pruned_a_tenth_of_keep_count_apart_but_never_more_often_than_every_thousand() -> None:
+    assert prune_interval(100_000) == 10_000  # the default retention: the O(keep) cut-off search every 10k tasks
+    assert prune_interval(5_000) == 1000
+    assert prune_interval(0) == 1000
+    assert prune_interval(None) == 1000  # age-only retention: a range delete, cheap every time
