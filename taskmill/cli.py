@@ -13,13 +13,13 @@ import msgspec
 import typer
 
 from . import cli_views as v
+from .cli_daemon import supervisor_app  # noqa: F401  (the daemon's command, kept importable from here)
 
 app = typer.Typer(help="Inspect and manage a taskmill database.", no_args_is_help=True, add_completion=False)
 dead_letter_app = typer.Typer(help="Tasks that ran out of retries.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(dead_letter_app, name="dead-letter")
 app.add_typer(db_app, name="db")
-supervisor_app = typer.Typer(help="Run the taskmill supervisor daemon.", add_completion=False)
 
 Db = Annotated[str | None, typer.Option("--db", envvar="TASKMILL_DB", help="Task database [default: tasks.db].")]
 Config = Annotated[str | None, typer.Option("--config", "-c", envvar="TASKMILL_CONFIG",
@@ -322,31 +322,3 @@ def version() -> None:
     from . import __version__
 
     typer.echo(f"taskmill {__version__} (SQLite {apsw.sqlite_lib_version()}, apsw {apsw.apsw_version()})")
-
-
-@supervisor_app.command()
-def serve(
-    config: Annotated[str, typer.Option("--config", "-c", help="Path to taskmill.toml.")],
-    check: Annotated[bool, typer.Option("--check", help="Validate, print the effective config, exit.")] = False,
-    output: Annotated[str, typer.Option("--format", help="--check output: toml or json.")] = "toml",
-    workers: Annotated[int | None, typer.Option("--workers", help="Override `workers`.")] = None,
-    max_concurrency: Annotated[int | None, typer.Option("--max-concurrency", help="Override `max_concurrency`.")
-                               ] = None,
-    db: Annotated[str | None, typer.Option("--db", help="Override `store` (the database path).")] = None,
-    durability: Annotated[str | None, typer.Option("--durability", help="Override `durability` (full, normal).")
-                          ] = None,
-    log_level: Annotated[str | None, typer.Option("--log-level", help="Override `logging.level`.")] = None,
-    log_format: Annotated[str | None, typer.Option("--log-format", help="Override `logging.format` (human, json).")
-                          ] = None,
-    allow_root: Annotated[bool, typer.Option("--allow-root", help="Run even as root (not recommended).")] = False,
-) -> None:  # fmt: skip
-    """Run the supervisor daemon for the database named in the config file (exit codes: docs/server.md)."""
-    from .supervisor import daemon
-
-    if output not in ("toml", "json"):
-        raise v.fail("--format must be toml or json", 2)
-    overrides = {"workers": workers, "max_concurrency": max_concurrency, "store": db, "durability": durability,
-                 "logging.level": log_level, "logging.format": log_format}  # fmt: skip
-    if check:
-        raise typer.Exit(daemon.check_only(config, overrides, output))
-    raise typer.Exit(daemon.main(config, overrides, allow_root=allow_root))

@@ -66,6 +66,7 @@ class Boot(msgspec.Struct, tag="boot", array_like=True):
     default_ttl: float | None = None  # the scheduler-wide layer for rows built in the worker (spawns)
     max_payload_bytes: int = 1024 * 1024
     memory_limit: int = 0  # > 0: RLIMIT_AS in bytes, set once the worker has booted
+    umask: int = -1  # >= 0: the supervisor's umask, which a worker exec'd before the daemon set it must adopt
 
 
 class Run(msgspec.Struct, tag="run", array_like=True):

@@ -1,5 +1,5 @@
 """``python -m taskmill.supervisor --config taskmill.toml``: the daemon, without the console script."""
 
-from ..cli import supervisor_app
+from .entry import main
 
-supervisor_app(prog_name="taskmill-supervisor")
+main()

@@ -35,6 +35,7 @@ from ..protocol import (
     frame,
 )
 from ..store.records import Claimed
+from .prespawn import AdoptedProcess, Prespawned
 
 log = logging.getLogger("taskmill.supervisor")
 BOOT_TIMEOUT_S = 120.0
@@ -120,6 +121,14 @@ class WorkerHandle:
                 os.close(int(slot_args[1]))
         self.pid = self.proc.pid
         self.reader, self.writer = await asyncio.open_unix_connection(sock=ours, limit=1 << 20)
+        self.send(boot)
+
+    async def adopt(self, pre: Prespawned, boot: Boot) -> None:
+        """Take over a worker exec'd before the pool existed (see :mod:`.prespawn`) and send it its boot."""
+        self.proc = AdoptedProcess(pre.popen)  # type: ignore[assignment]  # the Process subset the pool uses
+        self.pid = pre.popen.pid
+        self.slot = pre.slot
+        self.reader, self.writer = await asyncio.open_unix_connection(sock=pre.sock, limit=1 << 20)
         self.send(boot)
 
     async def ready(self) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import WorkerBootError
 from ..policy.preempt import should_recycle, task_limit
 from ..protocol import Boot
-from . import leftovers
+from . import leftovers, prespawn
 from .pool import EXIT_BOOT_ERROR, WorkerHandle, describe_exit
 
 if TYPE_CHECKING:
@@ -29,6 +29,19 @@ if TYPE_CHECKING:
     from .lock import SupervisorLock
 
 log = logging.getLogger("taskmill.supervisor")
+
+
+def current_umask() -> int:
+    """This process's umask, read without changing it (setting it to read it back races other threads'
+    file creation); -1 where /proc does not tell."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return -1
 
 
 class Staffing:
@@ -151,7 +164,7 @@ class Staffing:
         return Boot(self.registry.origins(), self.settings.app_state, self.settings.async_concurrency, path,
                     self.registry.retry.max_retries, self.settings.default_timeout, heartbeat,
                     self.settings.default_ttl, self.settings.max_payload_bytes,
-                    self.settings.worker_memory_limit or 0)  # fmt: skip
+                    self.settings.worker_memory_limit or 0, current_umask())  # fmt: skip
 
     async def _begin_spawn(self) -> dict[asyncio.Future[None], WorkerHandle]:
         """Exec every worker now, so they import while the store opens; they take no work before
@@ -162,7 +175,12 @@ class Staffing:
         handles = [WorkerHandle(i, self._on_message, self._on_exit) for i in range(self.settings.workers)]
         self._unadopted = handles
         self._boot_t0 = time.monotonic()
-        spawned = await asyncio.gather(*(h.spawn(self._boot, self._env) for h in handles), return_exceptions=True)
+        early = prespawn.take(len(handles), self._env)  # exec'd by the daemon before it imported all this
+        if early:
+            log.debug("adopting %d worker(s) exec'd at start-up: pids %s", len(early), [p.popen.pid for p in early])
+        starts = [h.adopt(p, self._boot) for h, p in zip(handles, early, strict=False)]
+        starts += [h.spawn(self._boot, self._env) for h in handles[len(early):]]
+        spawned = await asyncio.gather(*starts, return_exceptions=True)
         self._record_workers(handles)
         for r in spawned:
             if isinstance(r, BaseException):

@@ -46,6 +46,8 @@ def main() -> int:
     msg = channel.recv()
     if not isinstance(msg, Boot):
         return EXIT_BOOT_ERROR
+    if msg.umask >= 0:
+        os.umask(msg.umask)
     try:
         executors, app_state, domain_state = boot(msg)
     except BaseException:

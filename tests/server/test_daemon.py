@@ -170,3 +170,16 @@ def test_sighup_reloads_scheduling_policy_and_top_shows_it(make_daemon: MakeDaem
     console.print(pressure_table(d.snapshot()["policy"]))
     text = console.export_text()
     assert "pressure 0.00" in text and "rate type:srv::mark" in text and "/2 tokens" in text
+
+
+def test_workers_are_execd_before_the_daemon_imports_and_still_run_with_its_umask(make_daemon: MakeDaemon) -> None:
+    d = make_daemon(http=False)
+    d.start("--log-level", "debug")
+    pids = {p.pid for p in psutil.Process(d.pid).children()}
+    adopted = d.wait_for_log("adopting 2 worker(s) exec'd at start-up")
+    assert all(str(pid) in adopted for pid in pids), (pids, adopted)  # the pool is the early processes
+    ledger = d.root / "made-by-a-task.txt"
+    d.submit_many(("srv::mark", {"i": 1, "ledger": str(ledger)}))
+    wait_lines(str(ledger), 1)
+    # the workers were exec'd before the daemon set its umask (027): the file a task creates still follows it
+    assert stat.S_IMODE(os.stat(ledger).st_mode) == 0o640

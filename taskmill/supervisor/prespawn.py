@@ -1,0 +1,145 @@
+"""Workers exec'd before the daemon has imported its own side, so the two start-ups overlap.
+
+A worker imports taskmill's worker side and then waits for its ``Boot`` message before it imports any domain
+module, so it can be exec'd as soon as the worker count is known. ``taskmill-supervisor`` does that first
+thing (the daemon then spends ~0.3 s importing typer, the configuration, the store and the domains); the pool
+adopts these processes instead of exec'ing new ones. Nothing here imports more than the standard library and
+the wire protocol. A pre-spawned worker that is never adopted exits by itself: its socket closes with this
+process, and the kernel kills it if this process dies first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+
+from ..protocol import ExecutingSlot
+
+
+class Prespawned:
+    """A worker process exec'd ahead of the pool: its process, our end of its socket, its executing slot."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        made = ExecutingSlot.create()
+        self.slot: ExecutingSlot | None = None
+        slot_args: list[str] = []
+        if made is not None:
+            self.slot, slot_fd = made
+            slot_args = ["--slot-fd", str(slot_fd)]
+        fds = (theirs.fileno(), *([int(slot_args[1])] if slot_args else []))
+        try:
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "taskmill.workers", "--fd", str(theirs.fileno()),
+                 "--parent-pid", str(os.getpid()), *slot_args],
+                pass_fds=fds, start_new_session=True, env=env, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        except BaseException:
+            ours.close()
+            if self.slot is not None:
+                self.slot.close()
+            raise
+        finally:
+            theirs.close()
+            if slot_args:
+                os.close(int(slot_args[1]))
+        self.sock = ours
+        self.env = env
+
+    def discard(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.sock.close()
+        if self.slot is not None:
+            self.slot.close()
+        with contextlib.suppress(Exception):
+            self.popen.wait(5.0)
+
+
+class AdoptedProcess:
+    """The part of ``asyncio.subprocess.Process`` the pool uses, over a process asyncio did not start.
+
+    Its exit is awaited through a pidfd on the event loop (a thread blocked in ``wait()`` where pidfds are
+    unavailable); every caller of :meth:`wait` shares the one result.
+    """
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+        self.returncode: int | None = None
+        self._exited: asyncio.Future[int] | None = None
+
+    async def wait(self) -> int:
+        if self.returncode is not None:
+            return self.returncode
+        if self._exited is None:
+            loop = asyncio.get_running_loop()
+            self._exited = loop.create_future()
+            try:
+                fd = os.pidfd_open(self.pid)
+            except (AttributeError, OSError):
+                threading.Thread(target=self._wait_blocking, args=(loop,), name="taskmill-reap", daemon=True).start()
+            else:
+                loop.add_reader(fd, self._pidfd_ready, loop, fd)
+        return await asyncio.shield(self._exited)
+
+    def _pidfd_ready(self, loop: asyncio.AbstractEventLoop, fd: int) -> None:
+        loop.remove_reader(fd)
+        os.close(fd)
+        self._exit(self.popen.wait())
+
+    def _wait_blocking(self, loop: asyncio.AbstractEventLoop) -> None:
+        rc = self.popen.wait()
+        with contextlib.suppress(RuntimeError):  # the loop closed first: nobody waits any more
+            loop.call_soon_threadsafe(self._exit, rc)
+
+    def _exit(self, rc: int) -> None:
+        self.returncode = rc
+        if self._exited is not None and not self._exited.done():
+            self._exited.set_result(rc)
+
+
+_ready: list[Prespawned] = []
+
+
+def worker_env() -> dict[str, str]:
+    """The environment workers are exec'd with: ours, with our ``sys.path`` so they import the same taskmill."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p or os.getcwd() for p in sys.path)
+    return env
+
+
+def start(n: int) -> None:
+    """Exec ``n`` workers now, for the pool of the supervisor this process is about to run."""
+    env = worker_env()
+    for _ in range(n):
+        _ready.append(Prespawned(env))
+
+
+def _same(a: dict[str, str], b: dict[str, str]) -> bool:
+    """The environments match but for PYTHONPATH: the config's ``python_path`` joins ``sys.path`` after the
+    workers were exec'd, and reaches them in their Boot message instead."""
+    return {k: v for k, v in a.items() if k != "PYTHONPATH"} == {k: v for k, v in b.items() if k != "PYTHONPATH"}
+
+
+def take(n: int, env: dict[str, str]) -> list[Prespawned]:
+    """Up to ``n`` pre-spawned workers exec'd with ``env`` (any others are discarded: the pool is settled)."""
+    taken = [p for p in _ready if _same(p.env, env) and p.popen.poll() is None][:n]
+    for p in _ready:
+        if p not in taken:
+            p.discard()
+    _ready.clear()
+    return taken
+
+
+def discard() -> None:
+    """Start-up failed before the pool adopted them: stop every pre-spawned worker."""
+    for p in _ready:
+        p.discard()
+    _ready.clear()
