@@ -102,6 +102,28 @@ def next_run_after(conn: apsw.Connection) -> int | None:
     return None if row is None or row[0] is None else int(row[0])
 
 
+# A completed run: (id, finished_ms, started_ms, read, write, rx, tx, attempt) — the parameters of sql.COMPLETE.
+CompleteRow = tuple
+
+
+def complete(conn: apsw.Connection, rows: Sequence[CompleteRow]) -> int:
+    """Mark completed runs (fenced on the attempt). Returns how many were requeued instead: a task resubmitted
+    while it ran keeps this run as a finished copy and goes back to pending."""
+    before = conn.total_changes()
+    conn.executemany(sql.COMPLETE, rows)
+    if conn.total_changes() - before == len(rows):
+        return 0
+    return _requeue(conn, _json([[r[0], r[2], r[1], r[3], r[4], r[5], r[6], r[7]] for r in rows]).decode())
+
+
+def _requeue(conn: apsw.Connection, leftovers: str) -> int:
+    conn.execute(sql.REQUEUE_COPY, (leftovers,))
+    requeued = conn.changes()
+    if requeued:
+        conn.execute(sql.REQUEUE_RESET, (leftovers,))
+    return requeued
+
+
 def finish(conn: apsw.Connection, rows: Sequence[FinishRow]) -> int:
     """Mark finished runs in place (fenced on the attempt). Returns how many completed runs were requeued.
 
@@ -112,12 +134,7 @@ def finish(conn: apsw.Connection, rows: Sequence[FinishRow]) -> int:
     conn.executemany(sql.FINISH, rows)
     if conn.total_changes() - before == len(rows) or rows[0][0] != "completed":
         return 0
-    leftovers = _json([[r[10], r[2], r[1], r[4], r[5], r[6], r[7], r[11]] for r in rows]).decode()
-    conn.execute(sql.REQUEUE_COPY, (leftovers,))
-    requeued = conn.changes()
-    if requeued:
-        conn.execute(sql.REQUEUE_RESET, (leftovers,))
-    return requeued
+    return _requeue(conn, _json([[r[10], r[2], r[1], r[4], r[5], r[6], r[7], r[11]] for r in rows]).decode())
 
 
 def drop_finished_tags(conn: apsw.Connection, ids: Sequence[int]) -> None:

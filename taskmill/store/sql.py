@@ -109,6 +109,15 @@ UPDATE tasks NOT INDEXED SET status = ?1, finished_at = ?2,
     retry_count = retry_count + ?9, last_error = COALESCE(?10, last_error), requeue = 0
 WHERE id = +?11 AND attempt = +?12 AND status = 'running' AND (requeue = 0 OR +?1 <> 'completed')
 """
+# The common case of FINISH, narrower: a completed run (no error, no retry) of a task nobody resubmitted meanwhile.
+# Parameters: id, finished_ms, started_ms, read, write, rx, tx, attempt (~25% cheaper per row than FINISH).
+COMPLETE = """
+UPDATE tasks NOT INDEXED SET status = 'completed', finished_at = ?2,
+    started_at = CASE WHEN ?3 > 0 THEN ?3 ELSE started_at END,
+    duration_ms = ?2 - CASE WHEN ?3 > 0 THEN ?3 ELSE started_at END,
+    actual_read_bytes = ?4, actual_write_bytes = ?5, actual_net_rx_bytes = ?6, actual_net_tx_bytes = ?7
+WHERE id = +?1 AND attempt = +?8 AND status = 'running' AND requeue = 0
+"""
 # Requeue statements take a JSON array of [id, started_ms, finished_ms, read, write, rx, tx, attempt].
 _FENCE = "tasks.id = j.value ->> 0 AND tasks.attempt = j.value ->> 7 AND tasks.status = 'running'"
 # A completed task that was resubmitted while running: keep this run as a finished copy, run it again.

@@ -50,6 +50,7 @@ class Dispatcher(Claiming):
         self.bus = bus
         self.settings = settings  # max_concurrency, async_concurrency, prefetch, retention
         self.workers: list[WorkerHandle] = []
+        # Rows for dispatch.complete ("completed") and dispatch.finish (the other outcomes).
         self.finished: dict[str, list[tuple[Any, ...]]] = {s: [] for s in TERMINAL}
         self.retry_later: list[tuple[str, int | None, int, int]] = []
         self.inline: list[tuple[WorkerHandle | None, Claimed, str]] = []
@@ -97,7 +98,10 @@ class Dispatcher(Claiming):
             if r.status == "ok":
                 self.control.preempting.discard((c.id, c.attempt))
                 if not (c.flags and self.flow.took(c, r)):  # took: a parent leaving execute, the turn decides
-                    done.append(self._row("completed", r, c, None))
+                    if c.tags:
+                        self.untag.append(c.id)  # its tags leave the index with the finished row
+                    done.append((c.id, r.finished_ms, r.started_ms, r.read_bytes, r.write_bytes, r.net_rx_bytes,
+                                 r.net_tx_bytes, c.attempt))  # fmt: skip
                     ok.append(c)
                     ok_us.append(r.elapsed_us)
                     if publish:
@@ -122,7 +126,7 @@ class Dispatcher(Claiming):
         if c.tags:
             self.untag.append(c.id)  # its tags leave the index with the finished row
         return (status, r.finished_ms, r.started_ms, r.finished_ms - r.started_ms, r.read_bytes, r.write_bytes,
-                r.net_rx_bytes, r.net_tx_bytes, 0 if status == "completed" else 1, error, c.id, c.attempt)  # fmt: skip
+                r.net_rx_bytes, r.net_tx_bytes, 1, error, c.id, c.attempt)  # fmt: skip
 
     @staticmethod
     def _pop_out_of_order(worker: WorkerHandle, r: Result) -> Claimed | None:
@@ -304,7 +308,9 @@ class Dispatcher(Claiming):
         conn = self.store.conn
         for status, rows in self.finished.items():
             if rows:
-                if dispatch.finish(conn, rows) and status == "completed":
+                if status != "completed":
+                    dispatch.finish(conn, rows)
+                elif dispatch.complete(conn, rows):
                     self.queue_maybe_nonempty = True  # a requeued task is pending again
                 self.since_prune += len(rows)
         if self.untag:
