@@ -90,15 +90,38 @@ def batch_submit(root: Path, durability: Durability, n: int) -> Result:
     return {"tasks_per_s": n / seconds, "seconds": seconds, "problems": problems}
 
 
-def drain(root: Path, durability: Durability, n: int, workers: int = 2) -> Result:
+def fill_history(db: str, n: int) -> None:
+    """``n`` finished rows, as a long-running scheduler's history holds them (benchmark set-up only: one SQL
+    statement through the store's connection instead of running ``n`` tasks)."""
+    from taskmill.store import Store
+
+    store = Store(db, "normal")
+    try:
+        with store.write():
+            store.conn.execute(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1) "
+                "INSERT INTO tasks (task_type, domain, key, label, priority, payload, status, created_at, started_at, "
+                "finished_at, duration_ms, attempt) "
+                "SELECT 'bench::noop', 'bench', 'old-' || i, 'noop', 2, x'91cd0001', 'completed', i, i, i, 0, 1 FROM n",
+                (n,),
+            )
+    finally:
+        store.close()
+
+
+def drain(root: Path, durability: Durability, n: int, workers: int = 2, history: int = 0) -> Result:
     """Queue ``n`` no-ops, then start ``Scheduler(workers=2)`` and time the drain.
 
     ``wall`` runs from just before ``start()`` (worker spawn and boot included) to the last executor's end
     timestamp; ``steady`` is first to last completion as recorded by the executors; ``committed`` is when
-    ``wait_until_idle`` (called only once the log shows every completion) saw an empty queue.
+    ``wait_until_idle`` (called only once the log shows every completion) saw an empty queue. ``history``:
+    finished rows already in the database (at the default retention of 100,000, every finished task then
+    also costs its share of pruning, as in a scheduler that has run for a while).
     """
     with scratch_dir(root, "drain") as d:
         done = DoneLog(d / "done.txt")
+        if history:
+            fill_history(_db(d), history)
         sched = tm.Scheduler(_db(d), [bench], workers=workers, durability=durability)
         try:
             sched.domain(bench).submit_batch([Noop(i=i) for i in range(n)])

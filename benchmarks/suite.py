@@ -25,6 +25,8 @@ class Counts:
     batch: int = 1000
     tags: int = 500
     drain: int = 10_000
+    drain_aged: int = 30_000
+    aged_history: int = 100_000
     dispatch: int = 1000
     policy: int = 4000
     latency: int = 300
@@ -68,6 +70,8 @@ SMOKE = Counts(
     dedup=100,
     batch=200,
     drain=500,
+    drain_aged=1000,
+    aged_history=2000,
     dispatch=200,
     policy=200,
     latency=20,
@@ -133,6 +137,12 @@ WORKLOADS = [
         True,
         lambda r, d, c: measure.drain(r, d, c.drain),
         "N queued no-ops, Scheduler(workers=2) started, until all ran (spawn included)",
+    ),
+    Workload(
+        "drain_aged",
+        False,
+        lambda r, d, c: measure.drain(r, d, c.drain_aged, history=c.aged_history),
+        "drain with the history already at the default retention (100k rows): pruning as in a long run",
     ),
     Workload(
         "dispatch",
