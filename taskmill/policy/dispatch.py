@@ -42,7 +42,11 @@ class DurationTracker:
     def observe(self, task_type: str, elapsed_us: int) -> None:
         prev = self._avg.get(task_type)
         sample = elapsed_us / 1000.0
-        self._avg[task_type] = sample if prev is None else prev + 0.3 * (sample - prev)
+        if prev is None:
+            self._avg[task_type] = sample
+            self._checked = float("-inf")  # a type just became known: size prefetch now, not up to 50 ms later
+        else:
+            self._avg[task_type] = prev + 0.3 * (sample - prev)
         self._seen[task_type] = self.clock()
 
     def known(self, task_type: str) -> bool:

@@ -7,6 +7,7 @@ import random
 import pytest
 
 from taskmill import RetryPolicy
+from taskmill.policy.dispatch import MAX_PREFETCH, DurationTracker, prefetch_depth
 from taskmill.policy.retention import prune_interval
 from taskmill.policy.retry import backoff_delay, decide_failure
 
@@ -120,3 +121,18 @@ def test_history_is_pruned_a_tenth_of_keep_count_apart_but_never_more_often_than
     assert prune_interval(5_000) == 1000
     assert prune_interval(0) == 1000
     assert prune_interval(None) == 1000  # age-only retention: a range delete, cheap every time
+
+
+def test_prefetch_depth_grows_as_soon_as_a_fast_type_is_first_seen_and_a_slow_type_turns_it_off() -> None:
+    now = [100.0]
+    t = DurationTracker(window=10.0, clock=lambda: now[0])
+    assert t.depth() == 1  # nothing seen: one task at a time
+    t.observe("fast", 5)  # 5 µs
+    assert t.depth() == MAX_PREFETCH  # within the same 50 ms as the first look: no warm-up at depth 1
+    now[0] += 1.0
+    t.observe("slow", 40_000)  # 40 ms
+    assert t.depth() == 1  # a slow type in play: never queue tasks behind it
+    now[0] += 11.0
+    t.observe("fast", 5)
+    assert t.depth() == MAX_PREFETCH  # the slow type left the window
+    assert prefetch_depth(0.5) == 4 and prefetch_depth(None) == 1
