@@ -49,6 +49,19 @@ class DurationTracker:
             self._avg[task_type] = prev + 0.3 * (sample - prev)
         self._seen[task_type] = self.clock()
 
+    def observe_many(self, samples: list[tuple[str, int]]) -> None:
+        """``observe`` for one results message: ``(task_type, elapsed_us)`` in the order they ran."""
+        avg = self._avg
+        for task_type, elapsed_us in samples:
+            prev = avg.get(task_type)
+            if prev is None:
+                self.observe(task_type, elapsed_us)
+            else:
+                avg[task_type] = prev + 0.3 * (elapsed_us / 1000.0 - prev)
+        now = self.clock()
+        for task_type in {t for t, _ in samples}:
+            self._seen[task_type] = now
+
     def known(self, task_type: str) -> bool:
         return task_type in self._avg
 

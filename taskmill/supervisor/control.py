@@ -115,19 +115,19 @@ class Controller:
         pp = self.settings.preempt_priority
         if pp is None:
             return
-        now_claimed = {(c.id, c.attempt) for c in claimed}
-        live = self.inflight()
-        running = [(k, c.priority) for k, (_, c) in live.items() if k not in self.stopper and k not in now_claimed]
         conn = self.d.store.conn
         fresh = None
         if changed:
             fresh, self.seen_id = store_control.new_urgent(conn, self.seen_id, pp)
-        if not running:
+        if not any(w.sync or w.asyncs for w in self.d.workers):
             return  # nothing to preempt (an idle pool)
         head = store_control.ready_head_priority(conn)
         urgent = urgent_priority([fresh, head, *(c.priority for c in claimed)], pp)
         if urgent is None:
-            return
+            return  # the usual turn: nothing urgent anywhere, so no need to look at what runs
+        now_claimed = {(c.id, c.attempt) for c in claimed}
+        live = self.inflight()
+        running = [(k, c.priority) for k, (_, c) in live.items() if k not in self.stopper and k not in now_claimed]
         victims = preemption_victims(urgent, running)
         if not victims:
             return

@@ -83,6 +83,8 @@ class Dispatcher(Claiming):
         pp = -1 if self.settings.preempt_priority is None else self.settings.preempt_priority
         ok: list[Claimed] = []
         ok_us: list[int] = []
+        timed: list[tuple[str, int]] = []
+        preempting = self.control.preempting
         for r in results:
             if sync and sync[0].id == r.id and sync[0].attempt == r.attempt:
                 c = sync.popleft()  # the common case: results arrive in the order the worker ran them
@@ -94,9 +96,10 @@ class Dispatcher(Claiming):
                 c = found
             order = orders.pop((r.id, r.attempt), None) if orders else None
             if r.elapsed_us:
-                self.durations.observe(c.task_type, r.elapsed_us)  # failures too: they size prefetch as well
+                timed.append((c.task_type, r.elapsed_us))  # failures too: they size prefetch as well
             if r.status == "ok":
-                self.control.preempting.discard((c.id, c.attempt))
+                if preempting:
+                    preempting.discard((c.id, c.attempt))
                 if not (c.flags and self.flow.took(c, r)):  # took: a parent leaving execute, the turn decides
                     if c.tags:
                         self.untag.append(c.id)  # its tags leave the index with the finished row
@@ -112,6 +115,8 @@ class Dispatcher(Claiming):
                 self.classify_failure(c, r, worker if worker.alive else None)
             if c.priority <= pp:
                 self.control.urgent_finished = True
+        if timed:
+            self.durations.observe_many(timed)
         if ok:
             self.metrics.completed_many(ok, ok_us)
         worker.tasks_done += len(results)

@@ -136,3 +136,12 @@ def test_prefetch_depth_grows_as_soon_as_a_fast_type_is_first_seen_and_a_slow_ty
     t.observe("fast", 5)
     assert t.depth() == MAX_PREFETCH  # the slow type left the window
     assert prefetch_depth(0.5) == 4 and prefetch_depth(None) == 1
+
+
+def test_observing_a_results_message_at_once_averages_as_one_at_a_time() -> None:
+    samples = [("a", 100), ("b", 3000), ("a", 300), ("a", 50)]
+    one, many = DurationTracker(clock=lambda: 5.0), DurationTracker(clock=lambda: 5.0)
+    for t, us in samples:
+        one.observe(t, us)
+    many.observe_many(samples)
+    assert many._avg == pytest.approx(one._avg) and many._seen == one._seen and many.depth() == one.depth()
