@@ -77,7 +77,8 @@ def now_ms() -> int:
 
 def dedup_key(qualified_type: str, explicit: str | None, payload: bytes) -> str:
     """SHA-256 of ``type:`` then the explicit key (UTF-8) or the payload bytes, hex."""
-    return _sha256((qualified_type + ":").encode() + (explicit.encode() if explicit is not None else payload)).hexdigest()
+    tail = explicit.encode() if explicit is not None else payload
+    return _sha256((qualified_type + ":").encode() + tail).hexdigest()  # type: ignore[no-any-return]
 
 
 def check_tags(tags: Mapping[str, str]) -> dict[str, str]:
@@ -148,8 +149,8 @@ class Template:
     """
 
     __slots__ = (
-        "base", "explicit_key", "label", "prefix", "proto", "spec", "tags", "task_key", "task_tags",
-        "task_tags_fn", "timeless", "ttl_ms", "_checked",
+        "_checked", "base", "explicit_key", "label", "prefix", "proto", "spec", "tags", "task_key", "task_tags",
+        "task_tags_fn", "timeless", "ttl_ms",
     )  # fmt: skip
 
     def __init__(

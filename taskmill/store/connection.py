@@ -234,7 +234,7 @@ def _commit(conn: apsw.Connection) -> None:
             checkpoint_passive(conn)
 
 
-class write_tx:  # noqa: N801  (used as a function: ``with write_tx(conn):``)
+class write_tx:  # lower case: used as the function it replaced, ``with write_tx(conn):``
     """``BEGIN IMMEDIATE`` … ``COMMIT``; rolls back explicitly on any error (no reliance on connection drop).
 
     A class rather than a generator-based context manager: it runs around every submit and dispatch turn."""
