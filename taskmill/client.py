@@ -172,9 +172,10 @@ class Client(ClientQueries):
         return self._submit_one(self._build_untyped(sub))
 
     def submit_batch(self, subs: Iterable[submission.TaskSubmission]) -> BatchOutcome:
-        return BatchOutcome(self._submit_rows([self._build_untyped(s) for s in subs], batch=True))
+        now = submission.now_ms()  # one submission time: rows alike but for their payload are inserted together
+        return BatchOutcome(self._submit_rows([self._build_untyped(s, now) for s in subs], batch=True))
 
-    def _build_untyped(self, sub: submission.TaskSubmission) -> NewTask:
+    def _build_untyped(self, sub: submission.TaskSubmission, now: int | None = None) -> NewTask:
         domain, spec, payload = submission.resolve_untyped(
             self._known_domains(), sub, self._defaults.max_payload_bytes
         )
@@ -183,7 +184,7 @@ class Client(ClientQueries):
             label=sub.label, group=sub.group, tags=sub.tags, run_after=sub.run_after, run_at=sub.run_at,
             ttl=sub.ttl, max_retries=sub.max_retries, on_duplicate=sub.on_duplicate, ttl_from=sub.ttl_from,
             depends_on=sub.depends_on, on_dependency_failure=sub.on_dependency_failure, fail_fast=sub.fail_fast,
-            recurring=sub.recurring, expected_io=sub.expected_io,
+            recurring=sub.recurring, expected_io=sub.expected_io, now_ms=now,
         )  # fmt: skip
 
     # -- queries ----------------------------------------------------------------------------------------
