@@ -235,6 +235,10 @@ if _FIELDS[:20] != [c.strip() for c in sql.INSERT_TASK.split("(")[1].split(")")[
     _FIELDS[20], _FIELDS[23]) != ("tags", "flags"):  # fmt: skip
     raise ImportError("NewTask's fields no longer match INSERT_TASK's columns (see _shape)")
 BULK_MIN = 8  # a run at least this long is inserted by INSERT_TASKS_JSON, shorter ones by executemany
+# One statement's share of a batch: the JSON text carries payloads in hex and must stay far below SQLite's
+# string limit (1e9 bytes); a payload larger than this goes alone, bound as a blob.
+BULK_MAX_ROWS = 4096
+BULK_MAX_BYTES = 1 << 20
 
 
 def _insert_plain(
@@ -250,8 +254,11 @@ def _insert_plain(
     tag_rows: list[tuple[int, str, str]] = []
     start, n = 0, len(rows)
     while start < n:
-        end = start + 1
-        while end < n and shapes[end] == shapes[start]:
+        end, size = start + 1, len(rows[start].payload)
+        while end < n and end - start < BULK_MAX_ROWS and shapes[end] == shapes[start]:
+            size += len(rows[end].payload)
+            if size > BULK_MAX_BYTES:
+                break
             end += 1
         reasons = scopes.reasons(rows[start])  # domain and group are part of the shape
         if end - start >= BULK_MIN:

@@ -392,3 +392,14 @@ def test_a_changed_domain_default_applies_to_the_next_submit(client: tm.Client, 
     assert stored_priority(client, first.id) == tm.Priority.NORMAL
     assert stored_priority(client, second.id) == tm.Priority.HIGH
     assert stored_priority(client, h.submit(D.Note(log=log, tag="restored")).id) == tm.Priority.NORMAL
+
+
+def test_a_batch_of_large_payloads_is_stored_intact_and_in_order(client: tm.Client) -> None:
+    """Several statements share such a batch (a statement carries at most ~1 MiB of payloads)."""
+    blobs = [D.Blob(data=f"{i:04d}" + "x" * 60_000) for i in range(40)]
+    out = client.domain(D.payloads).submit_batch(blobs)
+    ids = out.inserted()
+    assert len(ids) == 40 and ids == sorted(ids)
+    for tid, blob in zip(ids, blobs, strict=True):
+        rec = client.task(tid)
+        assert rec is not None and rec.payload == msgspec.msgpack.encode(blob)
