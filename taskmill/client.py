@@ -95,14 +95,14 @@ class Client(ClientQueries):
         self._sender.ping(submitted)
 
     def _template(self, domain: Domain, spec: ExecutorSpec) -> submission.Template:
-        """The template of calls without overrides, made once per type (and again if the domain's defaults
-        were changed since)."""
-        made = (domain.default_priority, domain.default_ttl, domain.default_group, domain.default_tags)
+        """The template of calls without overrides, made once per type (and again if the domain's or the
+        client's defaults were changed since)."""
+        made = (self._defaults, domain.default_priority, domain.default_ttl, domain.default_group, domain.default_tags)
         hit = self._templates.get(spec)
         if hit is not None and hit[0] == made:
             return hit[1]
         template = submission.Template(domain, spec, self._defaults)
-        self._templates[spec] = ((*made[:3], dict(domain.default_tags)), template)
+        self._templates[spec] = ((*made[:4], dict(domain.default_tags)), template)
         return template
 
     def _submit_one(self, row: NewTask) -> SubmitOutcome:
