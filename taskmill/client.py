@@ -19,7 +19,7 @@ import msgspec
 from . import events as ev
 from . import snapshot, submission
 from .client_queries import ClientQueries
-from .domain import DOMAINS, Domain
+from .domain import DOMAINS, Domain, ExecutorSpec
 from .events import Event, EventBus
 from .handle import DomainHandle
 from .outcome import BatchOutcome, SubmitOutcome
@@ -30,6 +30,18 @@ from .supervisor.wakeup import WakeupSender
 
 if TYPE_CHECKING:
     from .supervisor.progress import LiveView
+
+
+_forks = 0  # forks of this process so far: a connection opened before a fork is never used after it
+
+
+def _forked() -> None:
+    global _forks
+    _forks += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
 
 
 class TaskLookup(msgspec.Struct, frozen=True):
@@ -59,14 +71,17 @@ class Client(ClientQueries):
         self._sender: WakeupSender | None = None
         self._closed = False
         self._durations = snapshot.Durations()  # recent average duration per task type (estimated progress)
+        # Per executor: the domain's defaults it was made with, and the submission template of plain calls.
+        self._templates: dict[ExecutorSpec, tuple[tuple[object, ...], submission.Template]] = {}
         self._store()  # open (and migrate) now so a bad path fails here, not at first submit
 
     # -- plumbing ---------------------------------------------------------------------------------------
     def _store(self) -> Store:
         store: Store | None = getattr(self._local, "store", None)
-        if store is None or store.pid != os.getpid():
+        if store is None or store.forks != _forks:  # type: ignore[attr-defined]
             store = Store(self.path, self.durability)
             store.pid = os.getpid()  # type: ignore[attr-defined]
+            store.forks = _forks  # type: ignore[attr-defined]
             self._local.store = store
             with self._stores_lock:
                 self._stores.append(store)
@@ -78,6 +93,31 @@ class Client(ClientQueries):
         if self._sender is None:
             self._sender = WakeupSender(self.path)
         self._sender.ping(submitted)
+
+    def _template(self, domain: Domain, spec: ExecutorSpec) -> submission.Template:
+        """The template of calls without overrides, made once per type (and again if the domain's or the
+        client's defaults were changed since)."""
+        made = (self._defaults, domain.default_priority, domain.default_ttl, domain.default_group, domain.default_tags)
+        hit = self._templates.get(spec)
+        if hit is not None and hit[0] == made:
+            return hit[1]
+        template = submission.Template(domain, spec, self._defaults)
+        self._templates[spec] = ((*made[:4], dict(domain.default_tags)), template)
+        return template
+
+    def _submit_one(self, row: NewTask) -> SubmitOutcome:
+        """``_submit_rows([row])[0]`` without the list work: the path of every single submit."""
+        store = self._store()
+        bus = self._bus()
+        fx = flow.Effects() if bus is not None and bus.active else None  # events only if someone listens
+        outcome = store.submit(row, fx)
+        kind = outcome.kind
+        if kind != "duplicate" and kind != "rejected":
+            self._notify(submitted=kind == "inserted" and row.run_after is None)
+        if fx is not None and bus is not None:
+            for e in fx.events:
+                bus.publish(e)
+        return outcome
 
     def _submit_rows(self, rows: Sequence[NewTask], batch: bool = False) -> list[SubmitOutcome]:
         store = self._store()
@@ -129,12 +169,13 @@ class Client(ClientQueries):
 
     def submit(self, sub: submission.TaskSubmission) -> SubmitOutcome:
         """Untyped submission of a qualified ``task_type`` ("domain::type"), validated against its class."""
-        return self._submit_rows([self._build_untyped(sub)])[0]
+        return self._submit_one(self._build_untyped(sub))
 
     def submit_batch(self, subs: Iterable[submission.TaskSubmission]) -> BatchOutcome:
-        return BatchOutcome(self._submit_rows([self._build_untyped(s) for s in subs], batch=True))
+        now = submission.now_ms()  # one submission time: rows alike but for their payload are inserted together
+        return BatchOutcome(self._submit_rows([self._build_untyped(s, now) for s in subs], batch=True))
 
-    def _build_untyped(self, sub: submission.TaskSubmission) -> NewTask:
+    def _build_untyped(self, sub: submission.TaskSubmission, now: int | None = None) -> NewTask:
         domain, spec, payload = submission.resolve_untyped(
             self._known_domains(), sub, self._defaults.max_payload_bytes
         )
@@ -143,7 +184,7 @@ class Client(ClientQueries):
             label=sub.label, group=sub.group, tags=sub.tags, run_after=sub.run_after, run_at=sub.run_at,
             ttl=sub.ttl, max_retries=sub.max_retries, on_duplicate=sub.on_duplicate, ttl_from=sub.ttl_from,
             depends_on=sub.depends_on, on_dependency_failure=sub.on_dependency_failure, fail_fast=sub.fail_fast,
-            recurring=sub.recurring, expected_io=sub.expected_io,
+            recurring=sub.recurring, expected_io=sub.expected_io, now_ms=now,
         )  # fmt: skip
 
     # -- queries ----------------------------------------------------------------------------------------

@@ -69,14 +69,27 @@ class DomainHandle:
         ``on_dependency_failure``), ``fail_fast`` (for a parent: a failed child fails it), ``recurring`` (a
         :class:`RecurringSchedule`, or an interval in seconds), ``ttl_from`` ("submission" or "first_attempt").
         """
-        row = submission.build(
-            self.domain, self._spec(task), task, self._client._defaults, priority=priority, key=key, label=label,
-            group=group, tags=tags, run_after=run_after, run_at=run_at, ttl=ttl, max_retries=max_retries,
-            on_duplicate=on_duplicate, ttl_from=ttl_from, depends_on=depends_on,
-            on_dependency_failure=on_dependency_failure, fail_fast=fail_fast, recurring=recurring,
-            expected_io=expected_io,
-        )  # fmt: skip
-        return self._client._submit_rows([row])[0]
+        client = self._client
+        spec = self._spec(task)
+        if (
+            priority is None and key is None and label is None and group is None and run_after is None
+            and run_at is None and ttl is None and max_retries is None and on_duplicate is None and ttl_from is None
+            and depends_on is None and on_dependency_failure is None and fail_fast is None and recurring is None
+            and expected_io is None
+        ):  # fmt: skip
+            # The common call: the type's defaults alone (and per-call tags), from a template kept per type.
+            template = client._template(self.domain, spec)
+            payload = submission.encode_payload(spec, task, client._defaults.max_payload_bytes)
+            row = template.row(task, payload, submission.now_ms(), tags)
+        else:
+            row = submission.build(
+                self.domain, spec, task, client._defaults, priority=priority, key=key, label=label,
+                group=group, tags=tags, run_after=run_after, run_at=run_at, ttl=ttl, max_retries=max_retries,
+                on_duplicate=on_duplicate, ttl_from=ttl_from, depends_on=depends_on,
+                on_dependency_failure=on_dependency_failure, fail_fast=fail_fast, recurring=recurring,
+                expected_io=expected_io,
+            )  # fmt: skip
+        return client._submit_one(row)
 
     def submit_batch(
         self, tasks: Iterable[Task], *, priority: int | None = None, depends_on: Iterable[int] | None = None,
@@ -84,20 +97,26 @@ class DomainHandle:
     ) -> BatchOutcome:  # fmt: skip
         """Queue many tasks in one transaction (all or nothing); within the batch the last duplicate wins.
         ``depends_on`` and ``group`` apply to every task of the batch."""
-        defaults = self._client._defaults
+        client = self._client
+        defaults = client._defaults
         limit = defaults.max_payload_bytes
+        plain = priority is None and depends_on is None and on_dependency_failure is None and group is None
         templates: dict[type, submission.Template] = {}
         deps = None if depends_on is None else list(depends_on)
+        now = submission.now_ms()
+        encode = submission.encode_payload
         rows = []
+        append = rows.append
         for t in tasks:
             template = templates.get(type(t))
             if template is None:
-                template = templates[type(t)] = submission.Template(
-                    self.domain, self._spec(t), defaults, priority=priority, depends_on=deps,
-                    on_dependency_failure=on_dependency_failure, group=group,
-                )
-            rows.append(template.row(t, submission.encode_payload(template.spec, t, limit)))
-        return BatchOutcome(self._client._submit_rows(rows, batch=True))
+                spec = self._spec(t)
+                template = templates[type(t)] = client._template(self.domain, spec) if plain else submission.Template(
+                    self.domain, spec, defaults, priority=priority, depends_on=deps,
+                    on_dependency_failure=on_dependency_failure, group=group, now_ms=now,
+                )  # fmt: skip
+            append(template.row(t, encode(template.spec, t, limit), now))
+        return BatchOutcome(client._submit_rows(rows, batch=True))
 
     # -- queries ----------------------------------------------------------------------------------------
     def lookup(self, task: Task) -> TaskLookup:

@@ -26,6 +26,16 @@ MAX_TAG_VALUE = 256
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
 
 _encoder = msgspec.msgpack.Encoder()
+_replace = msgspec.structs.replace
+
+
+def _sha256(data: bytes) -> Any:
+    """``hashlib.sha256``, imported on first use: worker processes import this module and never hash."""
+    global _sha256
+    import hashlib
+
+    _sha256 = hashlib.sha256
+    return _sha256(data)
 
 
 class TaskSubmission(msgspec.Struct, kw_only=True):
@@ -61,13 +71,14 @@ class Defaults(msgspec.Struct, frozen=True, kw_only=True):
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD
 
 
-def dedup_key(qualified_type: str, explicit: str | None, payload: bytes) -> str:
-    import hashlib  # here, not at the top: worker processes import this module and never hash
+def now_ms() -> int:
+    return int(time.time() * 1000)
 
-    h = hashlib.sha256(qualified_type.encode())
-    h.update(b":")
-    h.update(explicit.encode() if explicit is not None else payload)
-    return h.hexdigest()
+
+def dedup_key(qualified_type: str, explicit: str | None, payload: bytes) -> str:
+    """SHA-256 of ``type:`` then the explicit key (UTF-8) or the payload bytes, hex."""
+    tail = explicit.encode() if explicit is not None else payload
+    return _sha256((qualified_type + ":").encode() + tail).hexdigest()  # type: ignore[no-any-return]
 
 
 def check_tags(tags: Mapping[str, str]) -> dict[str, str]:
@@ -84,10 +95,11 @@ def check_tags(tags: Mapping[str, str]) -> dict[str, str]:
             raise SubmitError(f"tag keys and values must be strings, got {k!r}: {v!r}")
         if not k:
             raise SubmitError(f"tag keys must not be empty (the value was {v[:40]!r})")
-        size = len(k.encode())
+        # A character is at most 4 bytes in UTF-8: short strings need no encoding to be measured.
+        size = len(k) if len(k) * 4 <= MAX_TAG_KEY else len(k.encode())
         if size > MAX_TAG_KEY:
             raise SubmitError(f"tag key {k[:40]!r}... is {size} bytes, over the {MAX_TAG_KEY}-byte limit")
-        size = len(v.encode())
+        size = len(v) if len(v) * 4 <= MAX_TAG_VALUE else len(v.encode())
         if size > MAX_TAG_VALUE:
             raise SubmitError(f"tag {k!r}: value is {size} bytes, over the {MAX_TAG_VALUE}-byte limit")
         out[k] = v
@@ -132,10 +144,14 @@ class Template:
     """Everything about a submission that does not depend on the payload, resolved once.
 
     ``submit_batch`` builds one template per task class, so the per-task cost is encoding, validating and
-    hashing the payload.
+    hashing the payload; a client keeps one per task type for plain ``submit`` calls (``Client._template``).
+    Rows are copies of a prototype row with the per-task fields replaced.
     """
 
-    __slots__ = ("base", "explicit_key", "label", "spec", "tags", "task_key", "task_tags")
+    __slots__ = (
+        "_checked", "base", "explicit_key", "label", "prefix", "proto", "spec", "tags", "task_key", "task_tags",
+        "task_tags_fn", "timeless", "ttl_ms",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -220,6 +236,14 @@ class Template:
             self._recurring(recurring, now, run_after is not None or run_at is not None)
         if flags:
             self.base["flags"] = flags
+        self.prefix = (spec.qualified_type + ":").encode()
+        self.task_tags_fn = spec.task_cls.tags is not Task.tags
+        # Without a delay or a schedule only created_at and expires_at depend on the time: ``row(now=...)``
+        # restamps them, so one template serves many calls.
+        self.timeless = run_after is None and run_at is None and recurring is None
+        self.ttl_ms = None if self.base["expires_at"] is None else int(ttl_s * 1000)  # type: ignore[operator]
+        self._checked: dict[str, str] | None = None
+        self.proto = NewTask(key="", label="", payload=b"", **self.base)
 
     def _recurring(self, recurring: RecurringSchedule | float | timedelta, now: int, delayed: bool) -> None:
         sched = recurring if isinstance(recurring, RecurringSchedule) else RecurringSchedule(recurring)
@@ -233,24 +257,38 @@ class Template:
             recurring_max=sched.max_occurrences,
         )  # fmt: skip
 
-    def row(self, task: Task | None, payload: bytes) -> NewTask:
-        """The row for one task (``task`` None: an untyped submission whose payload is already validated)."""
+    def row(
+        self, task: Task | None, payload: bytes, now: int | None = None, tags: Mapping[str, str] | None = None
+    ) -> NewTask:
+        """The row for one task (``task`` None: an untyped submission whose payload is already validated).
+
+        ``now`` (ms): the submission time, for a template kept across calls; ``tags``: per-call tags, applied
+        over the template's and the task's own."""
         key = self.explicit_key
-        if key is None and task is not None and self.task_key:
+        if key is None and self.task_key and task is not None:
             key = task.key()
-        tags = self.tags
-        if task is not None and self.spec.task_cls.tags is not Task.tags:
-            tags = {**tags, **task.tags()}
+        merged = self.tags
+        if self.task_tags_fn and task is not None:
+            merged = {**merged, **task.tags()}
         if self.task_tags:
-            tags = {**tags, **self.task_tags}
-        qualified = self.spec.qualified_type
-        return NewTask(
-            key=dedup_key(qualified, key, payload),
-            label=self.label or key or qualified,
-            payload=payload,
-            tags=check_tags(tags) if tags else {},
-            **self.base,
-        )
+            merged = {**merged, **self.task_tags}
+        if tags:
+            merged = {**merged, **tags}
+        if merged is self.tags:  # the template's own tags: checked once
+            checked = self._checked
+            if checked is None:
+                checked = self._checked = check_tags(merged) if merged else {}
+        else:
+            checked = check_tags(merged) if merged else {}
+        digest = _sha256(self.prefix + (payload if key is None else key.encode())).hexdigest()
+        label = self.label or key or self.spec.qualified_type
+        if now is None or not self.timeless:
+            return _replace(self.proto, key=digest, label=label, payload=payload, tags=checked)
+        ttl_ms = self.ttl_ms
+        if ttl_ms is None:
+            return _replace(self.proto, key=digest, label=label, payload=payload, tags=checked, created_at=now)
+        return _replace(self.proto, key=digest, label=label, payload=payload, tags=checked, created_at=now,
+                        expires_at=now + ttl_ms)  # fmt: skip
 
 
 def build(

@@ -175,6 +175,21 @@ def _retry(fn, budget: float | None = None):  # type: ignore[no-untyped-def]
             raise StoreError(f"disk I/O error: {exc}") from exc
 
 
+def _execute(conn: apsw.Connection, statement: str) -> None:
+    """Run a statement that returns no rows, retried as :func:`_retry` does (tried once first: no closure on
+    the path of every transaction)."""
+    try:
+        conn.execute(statement)
+        return
+    except (apsw.BusyError, apsw.LockedError):
+        pass
+    except apsw.FullError as exc:
+        raise StorageFull(f"disk full: {exc}") from exc
+    except apsw.IOError as exc:
+        raise StoreError(f"disk I/O error: {exc}") from exc
+    _retry(lambda: conn.execute(statement))
+
+
 def _begin(conn: apsw.Connection) -> None:
     """``BEGIN IMMEDIATE``, in the writers' line: behind those already waiting, even if the lock happens to be
     free this instant (a writer that has just committed would otherwise always be first again)."""
@@ -183,7 +198,7 @@ def _begin(conn: apsw.Connection) -> None:
         conn.line = line = WriterLine.open(conn.filename)  # type: ignore[attr-defined]  # a supervisor has started?
         conn.line_retry_at = time.monotonic() + 1.0  # type: ignore[attr-defined]
     if busy is None or line is None:
-        _retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+        _execute(conn, "BEGIN IMMEDIATE")
         return
     busy.line = line
     try:
@@ -191,31 +206,23 @@ def _begin(conn: apsw.Connection) -> None:
             busy.started = time.monotonic()
             line.join()
             line.wait_turn(busy.started + (BUSY_BUDGET_S if busy.budget is None else busy.budget))
-        _retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+        _execute(conn, "BEGIN IMMEDIATE")
     finally:
         busy.line = None
         line.leave()
 
 
-@contextlib.contextmanager
-def write_tx(conn: apsw.Connection) -> Iterator[apsw.Connection]:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``; rolls back explicitly on any error (no reliance on connection drop)."""
-    _begin(conn)
+def _rollback(conn: apsw.Connection) -> None:
+    with contextlib.suppress(apsw.Error):
+        conn.execute("ROLLBACK")
+
+
+def _commit(conn: apsw.Connection) -> None:
+    """``COMMIT`` (rolled back if it fails), then hand a checkpoint over if the WAL has grown past the mark."""
     try:
-        yield conn
-    except (apsw.FullError, apsw.IOError) as exc:  # a statement needed a new page, a write failed: typed
-        with contextlib.suppress(apsw.Error):
-            conn.execute("ROLLBACK")
-        raise translate_errors(exc) from exc
+        _execute(conn, "COMMIT")
     except BaseException:
-        with contextlib.suppress(apsw.Error):
-            conn.execute("ROLLBACK")
-        raise
-    try:
-        _retry(lambda: conn.execute("COMMIT"))
-    except BaseException:
-        with contextlib.suppress(apsw.Error):
-            conn.execute("ROLLBACK")
+        _rollback(conn)
         raise
     frames = getattr(conn, "wal_frames", 0)
     if frames >= getattr(conn, "checkpoint_at", CHECKPOINT_PAGES):
@@ -225,6 +232,29 @@ def write_tx(conn: apsw.Connection) -> Iterator[apsw.Connection]:
             cp.request(frames)
         else:
             checkpoint_passive(conn)
+
+
+class write_tx:  # lower case: used as the function it replaced, ``with write_tx(conn):``
+    """``BEGIN IMMEDIATE`` … ``COMMIT``; rolls back explicitly on any error (no reliance on connection drop).
+
+    A class rather than a generator-based context manager: it runs around every submit and dispatch turn."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: apsw.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> apsw.Connection:
+        _begin(self.conn)
+        return self.conn
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if kind is None:
+            _commit(self.conn)
+            return
+        _rollback(self.conn)
+        if isinstance(exc, apsw.FullError | apsw.IOError):  # a statement needed a new page, a write failed: typed
+            raise translate_errors(exc) from exc
 
 
 def checkpoint_passive(conn: apsw.Connection) -> None:

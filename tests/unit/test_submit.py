@@ -5,6 +5,7 @@ Real SQLite files, no processes: a Client (or a Scheduler that is never started)
 
 from __future__ import annotations
 
+import hashlib
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -331,3 +332,74 @@ def test_delay_arguments_are_validated(client: tm.Client, log: str) -> None:
     out = h.submit(D.Note(log=log, tag="at"), run_at=datetime.now(UTC) + timedelta(seconds=60))
     rec = client.task(out.id)  # type: ignore[arg-type]
     assert rec is not None and rec.run_after is not None and rec.run_after > time.time() + 55
+
+
+def test_a_mixed_batch_keeps_its_order_and_stores_every_row_as_submitted(client: tm.Client, log: str) -> None:
+    """Runs of one task type go in one statement, short runs row by row: ids still follow the batch's order,
+    and each row keeps its own key, label, payload and tags."""
+
+    def note(i: int, **kw: Any) -> tm.TaskSubmission:
+        return tm.TaskSubmission(task_type="tm_main::note", payload={"log": log, "tag": f"n{i}"}, **kw)
+
+    subs = [note(i, tags={"u": f"v{i}", "é": "ü" * i}) for i in range(12)]
+    subs += [tm.TaskSubmission(task_type="tm_main::keyed", payload={"log": log, "k": "k"}, key=f"k{i}") for i in range(2)]
+    subs += [note(100 + i, label=f"label {i}", priority=tm.Priority.HIGH) for i in range(12)]
+    out = client.submit_batch(subs)
+    ids = [o.id for o in out]
+    assert [o.kind for o in out] == ["inserted"] * len(subs) and ids == sorted(ids) and len(set(ids)) == len(ids)
+    for i, tid in enumerate(ids):
+        rec = client.task(tid)
+        assert rec is not None and rec.status == "pending" and rec.payload is not None
+        payload = msgspec.msgpack.decode(rec.payload)
+        if i < 12:
+            assert payload["tag"] == f"n{i}" and rec.tags == {"u": f"v{i}", "é": "ü" * i}
+            assert client.task_ids_by_tags({"u": f"v{i}"}) == [tid]
+            hashed = b"tm_main::note:" + rec.payload
+        elif i < 14:
+            assert payload["k"] == "k" and rec.label == f"k{i - 12}" and rec.tags == {}
+            hashed = f"tm_main::keyed:k{i - 12}".encode()
+        else:
+            assert rec.label == f"label {i - 14}" and rec.priority == tm.Priority.HIGH and rec.tags == {}
+            assert payload["tag"] == f"n{100 + i - 14}"
+            hashed = b"tm_main::note:" + rec.payload
+        assert rec.key == hashlib.sha256(hashed).hexdigest() and client.task_by_key(rec.key) == rec
+    again = client.submit_batch(subs[:3] + subs[12:13])
+    assert [o.kind for o in again] == ["duplicate"] * 4
+
+
+def test_a_batch_into_a_paused_domain_is_stored_paused(client: tm.Client, log: str) -> None:
+    h = client.domain(D.main)
+    h.pause()
+    out = h.submit_batch([D.Note(log=log, tag=f"p{i}") for i in range(20)])
+    assert all(o.kind == "inserted" and o.paused for o in out)
+    assert h.paused_count() == 20 and h.pending_count() == 0
+    assert h.submit(D.Note(log=log, tag="single")).paused
+    h.resume()
+    out = h.submit_batch([D.Note(log=log, tag=f"r{i}") for i in range(20)])
+    assert not any(o.paused for o in out) and h.pending_count() == 41
+
+
+def test_a_changed_domain_default_applies_to_the_next_submit(client: tm.Client, log: str) -> None:
+    """Plain submits reuse one template per type; it is made again when the domain's defaults change."""
+    h = client.domain(D.main)
+    first = h.submit(D.Note(log=log, tag="before"))
+    old = D.main.default_priority
+    D.main.default_priority = tm.Priority.HIGH
+    try:
+        second = h.submit(D.Note(log=log, tag="after"))
+    finally:
+        D.main.default_priority = old
+    assert stored_priority(client, first.id) == tm.Priority.NORMAL
+    assert stored_priority(client, second.id) == tm.Priority.HIGH
+    assert stored_priority(client, h.submit(D.Note(log=log, tag="restored")).id) == tm.Priority.NORMAL
+
+
+def test_a_batch_of_large_payloads_is_stored_intact_and_in_order(client: tm.Client) -> None:
+    """Several statements share such a batch (a statement carries at most ~1 MiB of payloads)."""
+    blobs = [D.Blob(data=f"{i:04d}" + "x" * 60_000) for i in range(40)]
+    out = client.domain(D.payloads).submit_batch(blobs)
+    ids = out.inserted()
+    assert len(ids) == 40 and ids == sorted(ids)
+    for tid, blob in zip(ids, blobs, strict=True):
+        rec = client.task(tid)
+        assert rec is not None and rec.payload == msgspec.msgpack.encode(blob)
