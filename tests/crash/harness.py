@@ -270,7 +270,15 @@ class Run:
         return workers
 
     def stop(self, proc: Any, timeout: float = 30.0) -> int:
-        """SIGTERM (graceful stop) and wait; returns the exit code."""
+        """SIGTERM (graceful stop) and wait; returns the exit code. A supervisor that has just been started may
+        not have installed its handler yet (SIGTERM would kill it outright): wait until it holds the lock, which
+        it takes after installing the handler."""
+        from taskmill.supervisor.lock import SupervisorLock
+
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None and SupervisorLock(self.db).holder() != proc.pid:
+            assert time.monotonic() < deadline, f"supervisor {proc.pid} never took the lock"
+            time.sleep(0.005)
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:

@@ -65,3 +65,30 @@ def test_a_second_supervisor_is_refused_and_workers_hold_no_database_handle(tmp_
         publish(report, second_refused_after_s=round(refused_after, 3), worker_db_fds=0)
     finally:
         run.close()
+
+
+def test_looking_up_the_running_supervisor_never_makes_one_that_is_starting_fail(tmp_path: Path) -> None:
+    """``taskmill status`` and health checks find the holder by taking the lock for an instant; a supervisor
+    starting in that instant must not take the probe for another supervisor."""
+    import threading
+
+    from taskmill.supervisor.lock import SupervisorLock
+
+    db = str(tmp_path / "tasks.db")
+    stop = threading.Event()
+
+    def probe() -> None:
+        while not stop.is_set():
+            SupervisorLock(db).holder()
+
+    prober = threading.Thread(target=probe, daemon=True)
+    prober.start()
+    try:
+        for _ in range(200):
+            lock = SupervisorLock(db)
+            lock.acquire()  # raised SupervisorRunning(None) when it met a probe
+            assert SupervisorLock(db).holder() == os.getpid()
+            lock.release()
+    finally:
+        stop.set()
+        prober.join()
