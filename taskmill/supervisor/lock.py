@@ -18,7 +18,6 @@ import time
 
 from ..errors import SupervisorRunning
 
-
 # holder() finds out by taking the lock for an instant; a supervisor starting in that instant tries again
 # for this long before it concludes another one runs.
 PROBE_GRACE_S = 0.1
