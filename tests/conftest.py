@@ -8,6 +8,7 @@ init, and never anyone else's.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import time
@@ -38,6 +39,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "soak: the long reliability tier, run with --soak or TASKMILL_SOAK=1")
+    config.addinivalue_line("markers", "alone: no test of another pytest process runs meanwhile (it needs the cores)")
     if config.getoption("--soak"):
         os.environ[SOAK] = "1"  # subprocesses and tests/crash/harness.py read it from the environment
 
@@ -144,6 +146,28 @@ def kill_all(procs: list[psutil.Process]) -> None:
         with contextlib.suppress(psutil.Error, OSError):
             p.kill()
     psutil.wait_procs(procs, timeout=5)
+
+
+@pytest.fixture(autouse=True)
+def cores_to_itself(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """With several pytest processes (pytest-xdist), a test marked ``alone`` waits for the others' running tests
+    to end, and they start no new one until it is done: a read-write lock over files the processes share.
+    A waiting ``alone`` test closes the turnstile, so new tests queue behind it instead of starving it."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        yield
+        return
+    shared = tmp_path_factory.getbasetemp().parent  # pytest-N/, above each process's popen-gwK/
+    alone = request.node.get_closest_marker("alone") is not None
+    with open(shared / "cores.turnstile", "a") as turnstile, open(shared / "cores.lock", "a") as lock:
+        fcntl.flock(turnstile, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        if not alone:
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
 
 
 @pytest.fixture(autouse=True)
