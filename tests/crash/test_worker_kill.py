@@ -20,6 +20,11 @@ from tests.helpers import entries, wait_for
 from tests.integration import domains as D
 
 
+def _running(ledger_path: str) -> list[Any]:
+    """Executions started and not ended, in a worker that is still alive."""
+    return [e for e in read(ledger_path).executions if e.end is None and not _gone(e.pid)]
+
+
 def _gone(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
@@ -147,9 +152,13 @@ def test_random_busy_worker_kills_lose_nothing_and_the_pool_refills_within_a_sec
     requeue: list[float] = []
     for _ in range(kills):
         time.sleep(rng.uniform(0.05, size(0.25, 1.0)))
-        busy = [e for e in read(run.ledger).executions if e.end is None and not _gone(e.pid)]
+        busy = _running(run.ledger)
+        gap_ends = time.monotonic() + 2.0  # between two tasks, or a worker still booting (a loaded machine)
+        while not busy and time.monotonic() < gap_ends:
+            time.sleep(0.005)
+            busy = _running(run.ledger)
         if not busy:
-            break
+            break  # all done
         pid = rng.choice(busy).pid
         t_kill = time.monotonic()
         os.kill(pid, signal.SIGKILL)

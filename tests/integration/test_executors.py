@@ -174,6 +174,7 @@ def _control_parallelism(iterations: int) -> float:
     return sum(r["cpu"] for r in runs) / (max(r["end"] for r in runs) - min(r["start"] for r in runs))
 
 
+@pytest.mark.alone  # the other pytest process's tests would take the second core
 def test_cpu_bound_tasks_run_in_parallel_in_two_workers(make_scheduler: Any, log: str) -> None:
     """Two pure-Python CPU loops on workers=2 take clearly less than running them one after the other.
 
