@@ -21,9 +21,10 @@ from ..policy.dispatch import DurationTracker
 from ..policy.preempt import should_recycle
 from ..policy.retention import prune_interval
 from ..policy.retry import RetryPolicy, decide_failure
-from ..protocol import ExecutingSlot, Result, Run
+from ..protocol import Result, Run
 from ..registry import Registry
 from ..scheduling import SchedulingPolicy
+from ..slot import ExecutingSlot
 from ..store import Store, dispatch, now_ms
 from ..store.records import Claimed
 from .claiming import Claiming

@@ -13,7 +13,9 @@ import logging
 import os
 import signal
 import socket
+import subprocess
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -25,7 +27,6 @@ from ..protocol import (
     HEADER,
     Boot,
     BootFailed,
-    ExecutingSlot,
     ProtocolError,
     Ready,
     Stop,
@@ -34,8 +35,9 @@ from ..protocol import (
     decode_for_supervisor,
     frame,
 )
+from ..slot import ExecutingSlot
 from ..store.records import Claimed
-from .prespawn import AdoptedProcess, Prespawned
+from .prespawn import Prespawned
 
 log = logging.getLogger("taskmill.supervisor")
 BOOT_TIMEOUT_S = 120.0
@@ -51,6 +53,49 @@ def describe_exit(returncode: int | None, killed_by_us: bool = False) -> str:
         hint = " (killed: perhaps out of memory?)" if sig == signal.SIGKILL and not killed_by_us else ""
         return f"worker died (signal {sig}, {name}){hint}"
     return f"worker exited with code {returncode}"
+
+
+class AdoptedProcess:
+    """The part of ``asyncio.subprocess.Process`` the pool uses, over a process asyncio did not start.
+
+    Its exit is awaited through a pidfd on the event loop (a thread blocked in ``wait()`` where pidfds are
+    unavailable); every caller of :meth:`wait` shares the one result.
+    """
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+        self.returncode: int | None = None
+        self._exited: asyncio.Future[int] | None = None
+
+    async def wait(self) -> int:
+        if self.returncode is not None:
+            return self.returncode
+        if self._exited is None:
+            loop = asyncio.get_running_loop()
+            self._exited = loop.create_future()
+            try:
+                fd = os.pidfd_open(self.pid)
+            except (AttributeError, OSError):
+                threading.Thread(target=self._wait_blocking, args=(loop,), name="taskmill-reap", daemon=True).start()
+            else:
+                loop.add_reader(fd, self._pidfd_ready, loop, fd)
+        return await asyncio.shield(self._exited)
+
+    def _pidfd_ready(self, loop: asyncio.AbstractEventLoop, fd: int) -> None:
+        loop.remove_reader(fd)
+        os.close(fd)
+        self._exit(self.popen.wait())
+
+    def _wait_blocking(self, loop: asyncio.AbstractEventLoop) -> None:
+        rc = self.popen.wait()
+        with contextlib.suppress(RuntimeError):  # the loop closed first: nobody waits any more
+            loop.call_soon_threadsafe(self._exit, rc)
+
+    def _exit(self, rc: int) -> None:
+        self.returncode = rc
+        if self._exited is not None and not self._exited.done():
+            self._exited.set_result(rc)
 
 
 class WorkerHandle:

@@ -3,23 +3,21 @@
 A worker imports taskmill's worker side and then waits for its ``Boot`` message before it imports any domain
 module, so it can be exec'd as soon as the worker count is known. ``taskmill-supervisor`` does that first
 thing (the daemon then spends ~0.3 s importing typer, the configuration, the store and the domains); the pool
-adopts these processes instead of exec'ing new ones. Nothing here imports more than the standard library and
-the wire protocol. A pre-spawned worker that is never adopted exits by itself: its socket closes with this
-process, and the kernel kills it if this process dies first.
+adopts these processes instead of exec'ing new ones. Nothing here imports more than the standard library (and
+``taskmill`` itself imports nothing until a name is used). A pre-spawned worker that is never adopted exits by
+itself: its socket closes with this process, and the kernel kills it if this process dies first.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 
-from ..protocol import ExecutingSlot
+from ..slot import ExecutingSlot
 
 
 class Prespawned:
@@ -60,49 +58,6 @@ class Prespawned:
             self.slot.close()
         with contextlib.suppress(Exception):
             self.popen.wait(5.0)
-
-
-class AdoptedProcess:
-    """The part of ``asyncio.subprocess.Process`` the pool uses, over a process asyncio did not start.
-
-    Its exit is awaited through a pidfd on the event loop (a thread blocked in ``wait()`` where pidfds are
-    unavailable); every caller of :meth:`wait` shares the one result.
-    """
-
-    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
-        self.popen = popen
-        self.pid = popen.pid
-        self.returncode: int | None = None
-        self._exited: asyncio.Future[int] | None = None
-
-    async def wait(self) -> int:
-        if self.returncode is not None:
-            return self.returncode
-        if self._exited is None:
-            loop = asyncio.get_running_loop()
-            self._exited = loop.create_future()
-            try:
-                fd = os.pidfd_open(self.pid)
-            except (AttributeError, OSError):
-                threading.Thread(target=self._wait_blocking, args=(loop,), name="taskmill-reap", daemon=True).start()
-            else:
-                loop.add_reader(fd, self._pidfd_ready, loop, fd)
-        return await asyncio.shield(self._exited)
-
-    def _pidfd_ready(self, loop: asyncio.AbstractEventLoop, fd: int) -> None:
-        loop.remove_reader(fd)
-        os.close(fd)
-        self._exit(self.popen.wait())
-
-    def _wait_blocking(self, loop: asyncio.AbstractEventLoop) -> None:
-        rc = self.popen.wait()
-        with contextlib.suppress(RuntimeError):  # the loop closed first: nobody waits any more
-            loop.call_soon_threadsafe(self._exit, rc)
-
-    def _exit(self, rc: int) -> None:
-        self.returncode = rc
-        if self._exited is not None and not self._exited.done():
-            self._exited.set_result(rc)
 
 
 _ready: list[Prespawned] = []

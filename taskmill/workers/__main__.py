@@ -9,7 +9,8 @@ import socket
 import sys
 import traceback
 
-from ..protocol import Boot, BootFailed, ExecutingSlot, Ready
+from ..protocol import Boot, BootFailed, Ready
+from ..slot import ExecutingSlot
 from ..submission import Defaults
 from .boot import boot, limit_address_space
 from .channel import Channel

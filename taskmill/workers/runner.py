@@ -21,7 +21,8 @@ from typing import Any
 
 from ..domain import ExecutorSpec, StateBag
 from ..errors import TaskCancelled, TaskTimeout
-from ..protocol import Cancel, ExecutingSlot, Heartbeat, Reply, Result, Results, Run, Stop, TaskSpec
+from ..protocol import Cancel, Heartbeat, Reply, Result, Results, Run, Stop, TaskSpec
+from ..slot import ExecutingSlot
 from ..submission import Defaults
 from . import attempt
 from .channel import Channel
