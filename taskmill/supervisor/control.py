@@ -98,6 +98,13 @@ class Controller:
         self.globally_paused = store_control.is_paused(conn)
         self.next_group_resume_ms = store_control.next_group_resume(conn)
 
+    def paused_now(self) -> bool:
+        """The global pause as this turn's transaction sees it. A turn can run before the wake-up that reported
+        a pause has been handled, yet see tasks submitted after that pause; a global pause leaves queued tasks
+        pending, so only reading it here keeps them from being claimed (one primary-key read per turn)."""
+        self.globally_paused = store_control.is_paused(self.d.store.conn)
+        return self.globally_paused
+
     def resume_due_groups(self, now_ms: int) -> None:
         if self.next_group_resume_ms is None or now_ms < self.next_group_resume_ms:
             return

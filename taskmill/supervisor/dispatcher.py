@@ -277,7 +277,7 @@ class Dispatcher(Claiming):
                 self.check_due = False
             fresh, self.check_submits = self.check_submits, False
             claimed: list[Claimed] = []
-            if self.claiming and not control.globally_paused:
+            if self.claiming and self.queue_maybe_nonempty and not control.paused_now():
                 claimed = self._claim_and_assign(now, sends)
             if changed or fresh or claimed:
                 control.preempt(claimed, changed or fresh)

@@ -179,6 +179,41 @@ def test_global_pause_holds_everything_until_resumed(make_scheduler: Any, log: s
     assert s.wait_until_idle(10) and entries(log, "end", "held")
 
 
+def test_a_task_submitted_after_a_global_pause_is_held_even_by_a_turn_ahead_of_the_pause_wake_up(
+    make_scheduler: Any, log: str
+) -> None:
+    """The pause's wake-up is a callback on the supervisor's loop, but a turn can run before it (a turn with
+    writes left over follows the last one at once): that turn sees the task committed after the pause, so it
+    must see the pause too."""
+    import threading
+
+    s = make_scheduler([C.ctl], workers=1, start=True)
+    h = s.domain(C.ctl)
+    sup = s._supervisor
+    assert sup is not None and sup.loop is not None and sup.dispatcher is not None
+    d = sup.dispatcher
+    held, go, claimed = threading.Event(), threading.Event(), []
+
+    def early_turn() -> None:  # runs on the loop, ahead of the callbacks the pause and the submit queue
+        held.set()
+        go.wait(10)
+        d.queue_maybe_nonempty = True
+        d.turn()
+        claimed.append(d.inflight_count())
+
+    sup.loop.call_soon_threadsafe(early_turn)
+    assert held.wait(10)
+    s.pause_all()
+    task = h.submit(C.Quick(log=log, tag="held")).id
+    go.set()
+    wait_for(lambda: claimed, 10, what="the early turn")
+    assert claimed == [0]
+    time.sleep(0.2)
+    assert not entries(log, "start", "held") and s.task(task).status == "pending"  # type: ignore[union-attr]
+    s.resume_all()
+    assert s.wait_until_idle(10) and entries(log, "end", "held")
+
+
 def test_supersede_stops_the_running_task_and_runs_the_new_one(make_scheduler: Any, log: str) -> None:
     s = make_scheduler([C.ctl], workers=1, start=True)
     h = s.domain(C.ctl)
