@@ -63,6 +63,7 @@ class Controller:
             preempted = key in self.preempting
             if status == "paused" and preempted:
                 self.preempted_outstanding += 1
+                self.urgent_finished = True  # the urgent task may have ended already: look at resuming now
             if status is not None:
                 self.d.metrics.stopped(c, status, preempted)
             if c.flags and status in ("cancelled", "superseded", "failed") and c.id not in self.d.flow.ended:

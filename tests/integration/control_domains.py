@@ -206,3 +206,23 @@ def nap(task: Nap, ctx: tm.TaskContext) -> None:
     write_log(task.log, ev="start", tag="nap", attempt=ctx.record.attempt)
     time.sleep(task.seconds)
     write_log(task.log, ev="end", tag="nap", attempt=ctx.record.attempt)
+
+
+class SlowToStop(tm.Task):
+    """First attempt: runs until asked to stop, then takes ``cleanup`` seconds before it gives up (cancelled)."""
+
+    task_type: ClassVar[str] = "slow_to_stop"
+    log: str
+    cleanup: float = 0.4
+
+
+@ctl.executor(SlowToStop)
+def slow_to_stop(task: SlowToStop, ctx: tm.TaskContext) -> None:
+    write_log(task.log, ev="start", tag="slow", attempt=ctx.record.attempt)
+    end = time.monotonic() + (30 if ctx.record.attempt == 1 else 0)
+    while time.monotonic() < end:
+        if ctx.cancelled:
+            time.sleep(task.cleanup)
+            raise tm.TaskCancelled("stopped after cleaning up")
+        time.sleep(0.001)
+    write_log(task.log, ev="end", tag="slow", attempt=ctx.record.attempt)

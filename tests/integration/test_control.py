@@ -214,6 +214,20 @@ def test_a_task_submitted_after_a_global_pause_is_held_even_by_a_turn_ahead_of_t
     assert s.wait_until_idle(10) and entries(log, "end", "held")
 
 
+def test_a_preempted_task_resumes_even_when_the_urgent_one_ended_before_it_stopped(
+    make_scheduler: Any, log: str
+) -> None:
+    s = make_scheduler([C.ctl], workers=2, preempt_grace=5.0, start=True)
+    h = s.domain(C.ctl)
+    victim = h.submit(C.SlowToStop(log=log)).id
+    wait_for(lambda: entries(log, "start", "slow"), 15, what="victim start")
+    urgent = h.submit(C.Quick(log=log, tag="urgent"), priority=tm.Priority.REALTIME).id  # on the idle worker
+    assert s.wait_until_idle(15), s.status_counts()  # the victim was paused after the urgent task had ended
+    assert history_status(s, urgent) == "completed" and history_status(s, victim) == "completed"
+    assert [e["attempt"] for e in entries(log, "start", "slow")] == [1, 2]
+    assert entries(log, "end", "urgent")[0]["t"] < entries(log, "start", "slow")[1]["t"]
+
+
 def test_supersede_stops_the_running_task_and_runs_the_new_one(make_scheduler: Any, log: str) -> None:
     s = make_scheduler([C.ctl], workers=1, start=True)
     h = s.domain(C.ctl)
