@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
@@ -42,6 +43,12 @@ class Controller:
         self.preempted_outstanding = store_control.preempted_count(conn)
         self.seen_id = store_control.max_id(conn)
         self.next_group_resume_ms = store_control.next_group_resume(conn)
+
+    def _inflight_keys(self) -> Iterator[tuple[int, int]]:
+        for w in self.d.workers:
+            for c in w.sync:
+                yield (c.id, c.attempt)
+            yield from w.asyncs
 
     def inflight(self) -> dict[tuple[int, int], tuple[WorkerHandle, Claimed]]:
         out: dict[tuple[int, int], tuple[WorkerHandle, Claimed]] = {}
@@ -127,13 +134,13 @@ class Controller:
         fresh = None
         if changed:
             fresh, self.seen_id = store_control.new_urgent(conn, self.seen_id, pp)
-        if not any(w.sync or w.asyncs for w in self.d.workers):
-            return  # nothing to preempt (an idle pool)
+        now_claimed = {(c.id, c.attempt) for c in claimed}
+        if not any(key not in now_claimed for key in self._inflight_keys()):
+            return  # nothing else runs: nothing to preempt (stops at the first other task, the oldest)
         head = store_control.ready_head_priority(conn)
         urgent = urgent_priority([fresh, head, *(c.priority for c in claimed)], pp)
         if urgent is None:
             return  # the usual turn: nothing urgent anywhere, so no need to look at what runs
-        now_claimed = {(c.id, c.attempt) for c in claimed}
         live = self.inflight()
         running = [(k, c.priority) for k, (_, c) in live.items() if k not in self.stopper and k not in now_claimed]
         victims = preemption_victims(urgent, running)
