@@ -172,7 +172,7 @@ def test_sighup_reloads_scheduling_policy_and_top_shows_it(make_daemon: MakeDaem
     assert "pressure 0.00" in text and "rate type:srv::mark" in text and "/2 tokens" in text
 
 
-def test_workers_are_execd_before_the_daemon_imports_and_still_run_with_its_umask(make_daemon: MakeDaemon) -> None:
+def test_workers_are_execd_before_the_daemon_imports_run_with_its_umask_and_are_replaced(make_daemon: MakeDaemon) -> None:
     d = make_daemon(http=False)
     d.start("--log-level", "debug")
     pids = {p.pid for p in psutil.Process(d.pid).children()}
@@ -183,3 +183,12 @@ def test_workers_are_execd_before_the_daemon_imports_and_still_run_with_its_umas
     wait_lines(str(ledger), 1)
     # the workers were exec'd before the daemon set its umask (027): the file a task creates still follows it
     assert stat.S_IMODE(os.stat(ledger).st_mode) == 0o640
+    victim = min(pids)  # an adopted worker's death is noticed (asyncio did not start it) and it is replaced
+    os.kill(victim, signal.SIGKILL)
+    d.wait_for_log(f"worker {victim}: worker died")
+    deadline = time.monotonic() + 10
+    while len({p.pid for p in psutil.Process(d.pid).children()} - {victim}) < 2:
+        assert time.monotonic() < deadline, "no replacement worker"
+        time.sleep(0.02)
+    d.submit_many(("srv::mark", {"i": 2, "ledger": str(ledger)}))
+    wait_lines(str(ledger), 2)
