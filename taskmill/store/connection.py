@@ -297,6 +297,19 @@ def read_tx(conn: apsw.Connection) -> Iterator[apsw.Connection]:
             conn.execute("COMMIT")
 
 
+@contextlib.contextmanager
+def savepoint(conn: apsw.Connection, name: str) -> Iterator[apsw.Connection]:
+    """A nested part of the caller's transaction that an error undoes alone (then re-raised)."""
+    conn.execute(f"SAVEPOINT {name}")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute(f"ROLLBACK TO {name}")
+        conn.execute(f"RELEASE {name}")
+        raise
+    conn.execute(f"RELEASE {name}")
+
+
 def translate_errors(exc: apsw.Error) -> StoreError:
     if isinstance(exc, apsw.FullError):
         return StorageFull(f"disk full: {exc}")

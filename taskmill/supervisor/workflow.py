@@ -21,6 +21,7 @@ from ..errors import InvalidState, StoreError, SubmitError, TaskmillError
 from ..protocol import ChildrenQuery, Reply, Result, Spawn
 from ..store import deps, flow
 from ..store import sql_flow as q
+from ..store.connection import savepoint
 from ..store.records import F_CHILDREN, F_FINALIZE, F_PARENT, F_TTL, F_TTL_FIRST, Claimed, NewTask
 from ..store.submit import submit_many
 from ..submission import check_tags
@@ -85,7 +86,7 @@ class Workflow:
     def refresh(self) -> None:
         """Pick up dependents that other processes added to tasks we are running (see the module doc)."""
         conn = self.d.store.conn
-        version = int(next(iter(conn.execute("PRAGMA data_version")))[0])
+        version = self.d.store.data_version()
         if version == self._data_version and not self.refresh_now:
             return
         self._data_version = version
@@ -198,17 +199,14 @@ class Workflow:
             rows = [self._inherit(r, parent_id, parent, now_ms) for r in msg.rows]
         except TaskmillError as exc:
             return _error(msg, exc)
-        conn.execute("SAVEPOINT spawn")  # a refused spawn must not undo the rest of the turn
+        fx = flow.Effects()
         try:
-            fx = flow.Effects()
-            outcomes = submit_many(conn, rows, now_ms, fx)
+            with savepoint(conn, "spawn"):  # a refused spawn must not undo the rest of the turn
+                outcomes = submit_many(conn, rows, now_ms, fx)
         except Exception as exc:
-            conn.execute("ROLLBACK TO spawn")
-            conn.execute("RELEASE spawn")
             if not isinstance(exc, SubmitError | StoreError):
                 log.exception("spawn request from task %s refused", msg.task_id)
             return _error(msg, exc)
-        conn.execute("RELEASE spawn")
         self._apply(fx)
         if any(o.kind == "superseded" for o in outcomes):
             self.d.check_control = True  # a superseded running task must be stopped: this turn sends it
