@@ -1,8 +1,9 @@
 """Worker processes as the supervisor sees them: spawn by exec, framed socket, exit watcher, two-stage kill.
 
 Each worker runs ``python -m taskmill.workers`` in its own session (so ``killpg`` also reaches anything it
-spawned), talks over one end of a socketpair passed as an inherited fd, and is awaited with ``proc.wait()``
-(uvloop owns SIGCHLD, so there is no SIGCHLD handler here).
+spawned), talks over one end of a socketpair passed as an inherited fd, and is watched through a pidfd on the
+event loop (uvloop refuses a SIGCHLD handler; a pidfd also serves workers the daemon exec'd before its loop
+existed).
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -37,7 +36,7 @@ from ..protocol import (
 )
 from ..slot import ExecutingSlot
 from ..store.records import Claimed
-from .prespawn import Prespawned
+from .prespawn import ExecdWorker
 
 log = logging.getLogger("taskmill.supervisor")
 BOOT_TIMEOUT_S = 120.0
@@ -55,31 +54,31 @@ def describe_exit(returncode: int | None, killed_by_us: bool = False) -> str:
     return f"worker exited with code {returncode}"
 
 
-class AdoptedProcess:
-    """The part of ``asyncio.subprocess.Process`` the pool uses, over a process asyncio did not start.
+class WorkerProcess:
+    """The part of ``asyncio.subprocess.Process`` the pool uses, over a ``Popen`` (so a worker the daemon exec'd
+    before its event loop existed is watched like any other).
 
-    Its exit is awaited through a pidfd on the event loop (a thread blocked in ``wait()`` where pidfds are
-    unavailable); every caller of :meth:`wait` shares the one result.
+    Its exit is watched from the start, through a pidfd on the event loop (a thread blocked in ``wait()`` where
+    pidfds are unavailable), so it is reaped even if nobody awaits it; every caller of :meth:`wait` shares the
+    one result. Construct it on the loop.
     """
 
     def __init__(self, popen: subprocess.Popen[bytes]) -> None:
         self.popen = popen
         self.pid = popen.pid
         self.returncode: int | None = None
-        self._exited: asyncio.Future[int] | None = None
+        loop = asyncio.get_running_loop()
+        self._exited: asyncio.Future[int] = loop.create_future()
+        try:
+            fd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            threading.Thread(target=self._wait_blocking, args=(loop,), name="taskmill-reap", daemon=True).start()
+        else:
+            loop.add_reader(fd, self._pidfd_ready, loop, fd)
 
     async def wait(self) -> int:
         if self.returncode is not None:
             return self.returncode
-        if self._exited is None:
-            loop = asyncio.get_running_loop()
-            self._exited = loop.create_future()
-            try:
-                fd = os.pidfd_open(self.pid)
-            except (AttributeError, OSError):
-                threading.Thread(target=self._wait_blocking, args=(loop,), name="taskmill-reap", daemon=True).start()
-            else:
-                loop.add_reader(fd, self._pidfd_ready, loop, fd)
         return await asyncio.shield(self._exited)
 
     def _pidfd_ready(self, loop: asyncio.AbstractEventLoop, fd: int) -> None:
@@ -94,7 +93,7 @@ class AdoptedProcess:
 
     def _exit(self, rc: int) -> None:
         self.returncode = rc
-        if self._exited is not None and not self._exited.done():
+        if not self._exited.done():
             self._exited.set_result(rc)
 
 
@@ -112,7 +111,7 @@ class WorkerHandle:
         self.task_types: dict[str, bool] = {}
         self.sync: deque[Claimed] = deque()  # in the order the worker runs them
         self.asyncs: dict[tuple[int, int], Claimed] = {}
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: WorkerProcess | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.reader: asyncio.StreamReader | None = None
         self.alive = False
@@ -147,33 +146,15 @@ class WorkerHandle:
 
     async def spawn(self, boot: Boot, env: dict[str, str]) -> None:
         """Exec the worker process and send it its boot message (it imports the domain modules next)."""
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        made = ExecutingSlot.create()
-        slot_args: list[str] = []
-        if made is not None:
-            self.slot, slot_fd = made
-            slot_args = ["--slot-fd", str(slot_fd)]
-        fds = (theirs.fileno(), *([int(slot_args[1])] if slot_args else []))
-        try:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "taskmill.workers",
-                "--fd", str(theirs.fileno()), "--parent-pid", str(os.getpid()), *slot_args,
-                pass_fds=fds, start_new_session=True, env=env, stdin=asyncio.subprocess.DEVNULL,
-            )  # fmt: skip
-        finally:
-            theirs.close()
-            if slot_args:
-                os.close(int(slot_args[1]))
-        self.pid = self.proc.pid
-        self.reader, self.writer = await asyncio.open_unix_connection(sock=ours, limit=1 << 20)
-        self.send(boot)
+        await self.adopt(ExecdWorker(env), boot)
 
-    async def adopt(self, pre: Prespawned, boot: Boot) -> None:
-        """Take over a worker exec'd before the pool existed (see :mod:`.prespawn`) and send it its boot."""
-        self.proc = AdoptedProcess(pre.popen)  # type: ignore[assignment]  # the Process subset the pool uses
-        self.pid = pre.popen.pid
-        self.slot = pre.slot
-        self.reader, self.writer = await asyncio.open_unix_connection(sock=pre.sock, limit=1 << 20)
+    async def adopt(self, execd: ExecdWorker, boot: Boot) -> None:
+        """Take over a worker process (exec'd just now, or by the daemon before the pool existed: see
+        :mod:`.prespawn`) and send it its boot."""
+        self.proc = WorkerProcess(execd.popen)
+        self.pid = execd.popen.pid
+        self.slot = execd.slot
+        self.reader, self.writer = await asyncio.open_unix_connection(sock=execd.sock, limit=1 << 20)
         self.send(boot)
 
     async def ready(self) -> None:

@@ -20,8 +20,9 @@ import sys
 from ..slot import ExecutingSlot
 
 
-class Prespawned:
-    """A worker process exec'd ahead of the pool: its process, our end of its socket, its executing slot."""
+class ExecdWorker:
+    """A worker process just exec'd, not yet a pool member: its process, our end of its socket, its executing
+    slot. The pool execs every worker this way; here some are exec'd before the pool exists."""
 
     def __init__(self, env: dict[str, str]) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -60,7 +61,7 @@ class Prespawned:
             self.popen.wait(5.0)
 
 
-_ready: list[Prespawned] = []
+_ready: list[ExecdWorker] = []
 
 
 def worker_env() -> dict[str, str]:
@@ -74,7 +75,7 @@ def start(n: int) -> None:
     """Exec ``n`` workers now, for the pool of the supervisor this process is about to run."""
     env = worker_env()
     for _ in range(n):
-        _ready.append(Prespawned(env))
+        _ready.append(ExecdWorker(env))
 
 
 def _same(a: dict[str, str], b: dict[str, str]) -> bool:
@@ -83,7 +84,7 @@ def _same(a: dict[str, str], b: dict[str, str]) -> bool:
     return {k: v for k, v in a.items() if k != "PYTHONPATH"} == {k: v for k, v in b.items() if k != "PYTHONPATH"}
 
 
-def take(n: int, env: dict[str, str]) -> list[Prespawned]:
+def take(n: int, env: dict[str, str]) -> list[ExecdWorker]:
     """Up to ``n`` pre-spawned workers exec'd with ``env`` (any others are discarded: the pool is settled)."""
     taken = [p for p in _ready if _same(p.env, env) and p.popen.poll() is None][:n]
     for p in _ready:

@@ -373,7 +373,8 @@ class Supervisor(Staffing):
         busy = [w for w in d.workers if w.alive and not w.idle]
         for w in busy:
             w.kill()
-        await asyncio.gather(*(w.stop(2.0) for w in d.workers), return_exceptions=True)
+        stopping = [*d.workers, *self._standby_handles]  # standbys too: their exits are reaped on this loop
+        await asyncio.gather(*(w.stop(2.0) for w in stopping), return_exceptions=True)
         for w in d.workers:  # exit callbacks may not have run for workers we killed
             if w.sync or w.asyncs:
                 d.on_worker_exit(w, "supervisor shutting down")
