@@ -34,7 +34,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
-from .adapter import PEERS_DIR, PeerAdapter, PeerUnavailable, spawn
+from .adapter import PEERS_DIR, PeerAdapter, PeerUnavailable, load_tasks, spawn
 
 DEFAULT_URL = "redis://127.0.0.1:6379"
 URL_VAR = "PEERS_REDIS_URL"  # The full URL, db included, handed to a peer's tasks module in the workers.
@@ -120,8 +120,9 @@ def persistence_settings(client: redis.Redis) -> dict[str, object]:
 class RedisPeer(PeerAdapter):
     """Shared lifecycle of the Redis peers: one db, persistence per durability, ``FLUSHDB`` as reset.
 
-    A subclass sets ``name``, ``db``, ``library`` (the module whose version is recorded) and ``peer_dir``, and
-    implements ``open_library`` / ``close_library`` and the enqueue/queue-depth/worker methods.
+    A subclass sets ``name``, ``db``, ``library`` (the module whose version is recorded) and ``peer_dir`` (whose
+    ``tasks.py`` the base loads as ``_mod``), and implements ``open_library`` / ``close_library`` and the
+    enqueue/queue-depth/worker methods.
     """
 
     db: int = 0
@@ -156,14 +157,15 @@ class RedisPeer(PeerAdapter):
         self._durability = durability
         self._client = connect(self.url)
         self._restore = apply_persistence(self._client, durability)
+        self._tasks = load_tasks(self.peer_dir / "tasks.py", self.tasks_env())
         self.open_library()
 
     def open_library(self) -> None:
-        """Create and connect the library's producer-side client (before any timing)."""
+        """Create and connect the library's producer-side client from ``self._mod`` (before any timing)."""
         raise NotImplementedError
 
     def close_library(self) -> None:  # An optional hook, not abstract.
-        """Release what ``open_library`` made."""
+        """Release what ``open_library`` made (the tasks module is still loaded)."""
 
     def reset(self) -> None:
         self.client.flushdb()
@@ -187,7 +189,9 @@ class RedisPeer(PeerAdapter):
         return {self.library: str(version), "redis_db": self.db, **persistence_settings(self.client)}
 
     def close(self) -> None:
-        self.close_library()
+        if self._tasks is not None:
+            self.close_library()
+            self._tasks = None
         if self._client is not None:
             with contextlib.suppress(redis.RedisError):
                 for key, value in self._restore.items():

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import celery  # noqa: F401  # Fails here, in the registry factory, when celery is missing.
 
-from ..adapter import load_tasks
 from ..redisbase import RedisPeer
 
 CELERY_DIR = Path(__file__).resolve().parent
@@ -42,15 +41,12 @@ class CeleryAdapter(RedisPeer):
             self._mod.app.amqp.queues[QUEUE](conn.default_channel).declare()
 
     def open_library(self) -> None:
-        self._tasks = load_tasks(CELERY_DIR / "tasks.py", self.tasks_env())
         self._declare()
         self._mod.noop.delay(-1, 0.0, "w")  # The producer's pooled connection exists before any timing.
         self.reset()
 
     def close_library(self) -> None:
-        if self._tasks is not None:
-            self._tasks.app.close()
-            self._tasks = None
+        self._mod.app.close()
 
     def reset(self) -> None:
         super().reset()

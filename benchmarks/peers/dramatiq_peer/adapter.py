@@ -19,7 +19,6 @@ from pathlib import Path
 
 import dramatiq  # noqa: F401  # Fails here, in the registry factory, when dramatiq is missing.
 
-from ..adapter import load_tasks
 from ..redisbase import RedisPeer
 
 DRAMATIQ_DIR = Path(__file__).resolve().parent
@@ -35,13 +34,10 @@ class DramatiqAdapter(RedisPeer):
     peer_dir = DRAMATIQ_DIR
 
     def open_library(self) -> None:
-        self._tasks = load_tasks(DRAMATIQ_DIR / "tasks.py", self.tasks_env())
         self._mod.broker.client.ping()  # Connect before any timing.
 
     def close_library(self) -> None:
-        if self._tasks is not None:
-            self._tasks.broker.client.close()
-            self._tasks = None
+        self._mod.broker.client.close()
 
     def enqueue(self, task: str, args: tuple) -> None:
         getattr(self._mod, task).send(*args)

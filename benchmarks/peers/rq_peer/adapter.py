@@ -25,7 +25,7 @@ from pathlib import Path
 
 import rq
 
-from ..adapter import Item, load_tasks, pids_with_marker, stop_process_tree
+from ..adapter import Item, pids_with_marker, stop_process_tree
 from ..redisbase import RedisPeer
 
 RQ_DIR = Path(__file__).resolve().parent
@@ -51,18 +51,17 @@ class RQAdapter(RedisPeer):
         return self._queue
 
     def open_library(self) -> None:
-        self._tasks = load_tasks(RQ_DIR / "tasks.py", self.tasks_env())
         self._queue = rq.Queue(QUEUE, connection=self.client)
         self._queue.count  # noqa: B018  # A first command, so the connection exists before any timing.
 
     def close_library(self) -> None:
-        self._tasks = self._queue = None
+        self._queue = None
 
     def enqueue(self, task: str, args: tuple) -> None:
-        self._q.enqueue(getattr(self._tasks, task), *args)
+        self._q.enqueue(getattr(self._mod, task), *args)
 
     def enqueue_batch(self, items: list[Item]) -> None:
-        funcs = {name: getattr(self._tasks, name) for name in ("noop", "cpu")}
+        funcs = {name: getattr(self._mod, name) for name in ("noop", "cpu")}
         self._q.enqueue_many([rq.Queue.prepare_data(funcs[task], args) for task, args in items])
 
     def queue_depth(self) -> int:
