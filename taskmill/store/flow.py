@@ -29,7 +29,7 @@ import apsw
 import msgspec
 
 from .. import events as ev
-from . import recurring, sql, stats
+from . import recurring, sql, sql_control, stats
 from . import sql_flow as q
 from .records import F_CHILDREN, F_DEPENDENTS, F_DEPENDS, F_HAS_FINALIZE, F_PARENT, F_RECURRING
 
@@ -145,7 +145,7 @@ class _Settler:
         if c is None or c.finished_at is not None:
             return
         if c.status == "running":
-            self.conn.execute(sql.REQUEST_STOP, (child_id, 1))  # a cancel request (control.CANCEL)
+            self.conn.execute(sql_control.REQUEST_STOP, (child_id, 1))  # a cancel request (control.CANCEL)
             self.fx.stop.append(child_id)
         elif end_queued(self.conn, c, status, why, self.now):
             e: ev.Event = ev.TaskExpired(header(c), (self.now - c.created_at) / 1000.0) if status == "expired" \
@@ -220,7 +220,7 @@ def leave_execute(
     """A parent's ``execute`` returned: wait for its children, or (none left) finalize or end it now."""
     conn.execute(q.TO_WAITING, (task_id, attempt, memo, F_HAS_FINALIZE if has_finalize else 0))
     if not conn.changes():  # a stop was asked for meanwhile (cancel, supersede, a child failed): it wins
-        landed = next(iter(conn.execute(sql.STOP_APPLIED, (now_ms, task_id, attempt))), None)
+        landed = next(iter(conn.execute(sql_control.STOP_APPLIED, (now_ms, task_id, attempt))), None)
         r = flow_row(conn, task_id)
         if landed is not None and r is not None and r.finished_at is not None:
             stats.ended(conn, r.id, r.status, r.task_type)

@@ -7,7 +7,8 @@ only for rows whose ``flags`` are set.
 
 from __future__ import annotations
 
-from .sql import _CLEAR, _COPY
+from .sql import _COPY
+from .sql_control import _CLEAR
 
 # Pause reasons a row gets when it becomes runnable again (unblocked, finalize, next occurrence): the scopes
 # paused right now, plus a paused schedule's own bit. Blocked and waiting rows do not carry scope bits (a

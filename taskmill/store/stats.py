@@ -10,7 +10,7 @@ from __future__ import annotations
 import apsw
 
 from ..task import IoBudget
-from . import sql, sql_obs, tags
+from . import sql_control, sql_obs, tags
 from .records import TypeStats
 
 # status a task ends with -> the counter that counts it
@@ -55,7 +55,7 @@ def new_rows(conn: apsw.Connection, after_id: int) -> tuple[list[tuple[str, str 
 
 
 def max_id(conn: apsw.Connection) -> int:
-    row = next(iter(conn.execute(sql.MAX_ID)))
+    row = next(iter(conn.execute(sql_control.MAX_ID)))
     return 0 if row[0] is None else int(row[0])
 
 

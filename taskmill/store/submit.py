@@ -18,7 +18,7 @@ import msgspec
 
 from .. import events as ev
 from ..outcome import SubmitOutcome
-from . import deps, flow, recurring, sql, stats
+from . import deps, flow, recurring, sql, sql_control, stats
 from . import sql_flow as q
 from .records import F_DEPENDS, NewTask
 
@@ -128,7 +128,7 @@ def _on_conflict(
             return SubmitOutcome("superseded", tid, tid, blocked=bool(waits))
         # Running (or waiting on children): ask the supervisor to stop it; its run will be recorded as
         # superseded. The new submission takes the key at once.
-        conn.execute(sql.REQUEST_STOP, (tid, 2))
+        conn.execute(sql_control.REQUEST_STOP, (tid, 2))
         conn.execute(sql.SUPERSEDE_WAITING, (tid, now_ms))
         ended = flow.flow_row(conn, tid) if conn.changes() else None
         if ended is not None:
