@@ -31,7 +31,6 @@ class Controller:
         self.stopper = Stopper(settings.preempt_grace, settings.cancel_hook_timeout)
         self.stopped: list[tuple[Claimed, str]] = []  # runs that stopped on request: (task, how)
         self.preempting: set[tuple[int, int]] = set()
-        self.globally_paused = False
         self.preempted_outstanding = 0
         self.next_group_resume_ms: int | None = None
         self.urgent_finished = False
@@ -39,7 +38,6 @@ class Controller:
 
     def start(self) -> None:
         conn = self.d.store.conn
-        self.globally_paused = store_control.is_paused(conn)
         self.preempted_outstanding = store_control.preempted_count(conn)
         self.seen_id = store_control.max_id(conn)
         self.next_group_resume_ms = store_control.next_group_resume(conn)
@@ -94,7 +92,7 @@ class Controller:
         self.stopped.clear()
 
     def on_change(self, now_ms: int) -> None:
-        """Someone changed the database: pick up stop requests, the global pause and timed group pauses."""
+        """Someone changed the database: pick up stop requests and timed group pauses."""
         conn = self.d.store.conn
         requests = store_control.stop_requests(conn)
         if requests:
@@ -103,15 +101,13 @@ class Controller:
                 found = live.get((tid, attempt))
                 if found is not None:
                     self.stopper.stop(found[0], found[1], "request", hook=cancel_req != 0)
-        self.globally_paused = store_control.is_paused(conn)
         self.next_group_resume_ms = store_control.next_group_resume(conn)
 
     def paused_now(self) -> bool:
         """The global pause as this turn's transaction sees it. A turn can run before the wake-up that reported
         a pause has been handled, yet see tasks submitted after that pause; a global pause leaves queued tasks
         pending, so only reading it here keeps them from being claimed (one primary-key read per turn)."""
-        self.globally_paused = store_control.is_paused(self.d.store.conn)
-        return self.globally_paused
+        return store_control.is_paused(self.d.store.conn)
 
     def resume_due_groups(self, now_ms: int) -> None:
         if self.next_group_resume_ms is None or now_ms < self.next_group_resume_ms:

@@ -64,11 +64,14 @@ class ExecdWorker:
 _ready: list[ExecdWorker] = []
 
 
+def search_path() -> list[str]:
+    """Our ``sys.path`` with the current directory spelled out: workers import the same modules from it."""
+    return [p or os.getcwd() for p in sys.path]
+
+
 def worker_env() -> dict[str, str]:
     """The environment workers are exec'd with: ours, with our ``sys.path`` so they import the same taskmill."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p or os.getcwd() for p in sys.path)
-    return env
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(search_path())}
 
 
 def start(n: int) -> None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import sys
 import threading
 import time
 from collections.abc import Coroutine
@@ -159,7 +157,7 @@ class Staffing:
         self._lock.record_workers([w.pid for w in handles if w.pid])
 
     def _boot_message(self) -> Boot:
-        path = [p or os.getcwd() for p in sys.path]
+        path = prespawn.search_path()
         heartbeat = self.settings.heartbeat_interval if self.settings.hang_timeout else 0.0
         return Boot(self.registry.origins(), self.settings.app_state, self.settings.async_concurrency, path,
                     self.registry.retry.max_retries, self.settings.default_timeout, heartbeat,
@@ -170,8 +168,7 @@ class Staffing:
         """Exec every worker now, so they import while the store opens; they take no work before
         :meth:`_spawn_all` adds them to the pool. Killed again if the start fails before that."""
         self._boot = self._boot_message()
-        self._env = dict(os.environ)
-        self._env["PYTHONPATH"] = os.pathsep.join(self._boot.sys_path)
+        self._env = prespawn.worker_env()
         handles = [WorkerHandle(i, self._on_message, self._on_exit) for i in range(self.settings.workers)]
         self._unadopted = handles
         self._boot_t0 = time.monotonic()
