@@ -77,8 +77,12 @@ def now_ms() -> int:
 
 def dedup_key(qualified_type: str, explicit: str | None, payload: bytes) -> str:
     """SHA-256 of ``type:`` then the explicit key (UTF-8) or the payload bytes, hex."""
-    tail = explicit.encode() if explicit is not None else payload
-    return _sha256((qualified_type + ":").encode() + tail).hexdigest()  # type: ignore[no-any-return]
+    return _digest((qualified_type + ":").encode(), explicit, payload)
+
+
+def _digest(prefix: bytes, explicit: str | None, payload: bytes) -> str:
+    """:func:`dedup_key` with its ``type:`` prefix already encoded (a template keeps it)."""
+    return _sha256(prefix + (payload if explicit is None else explicit.encode())).hexdigest()  # type: ignore[no-any-return]
 
 
 def check_tags(tags: Mapping[str, str]) -> dict[str, str]:
@@ -280,7 +284,7 @@ class Template:
                 checked = self._checked = check_tags(merged) if merged else {}
         else:
             checked = check_tags(merged) if merged else {}
-        digest = _sha256(self.prefix + (payload if key is None else key.encode())).hexdigest()
+        digest = _digest(self.prefix, key, payload)
         label = self.label or key or self.spec.qualified_type
         if now is None or not self.timeless:
             return _replace(self.proto, key=digest, label=label, payload=payload, tags=checked)
