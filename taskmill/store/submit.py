@@ -258,11 +258,7 @@ def _insert_plain(
 
     def flush() -> None:
         if loose:
-            conn.executemany(sql.INSERT_TASK, [
-                (*tuples[k][:20], _json(rows[k].tags).decode() if rows[k].tags else None,
-                 "paused" if reasons[k] else "pending", reasons[k], now_ms if reasons[k] else None, tuples[k][23])
-                for k in loose
-            ])  # fmt: skip
+            conn.executemany(sql.INSERT_TASK, [_row_params(rows[k], reasons[k], now_ms) for k in loose])
             last = conn.last_insert_rowid()  # inside BEGIN IMMEDIATE AUTOINCREMENT hands out consecutive ids
             ids.extend(range(last - len(loose) + 1, last + 1))
             loose.clear()
