@@ -156,14 +156,15 @@ def open_connection(
     return conn
 
 
-def _retry(fn, budget: float | None = None):  # type: ignore[no-untyped-def]
-    """Run ``fn`` again on SQLITE_BUSY/LOCKED with jittered backoff until ``budget`` seconds have passed."""
+def _retry(fn, *args, budget: float | None = None):  # type: ignore[no-untyped-def]
+    """``fn(*args)``, again on SQLITE_BUSY/LOCKED with jittered backoff until ``budget`` seconds have passed
+    (arguments rather than a closure: it wraps the BEGIN and COMMIT of every transaction)."""
     budget = BUSY_BUDGET_S if budget is None else budget
     deadline = time.monotonic() + budget
     delay = 0.001
     while True:
         try:
-            return fn()
+            return fn(*args)
         except (apsw.BusyError, apsw.LockedError) as exc:
             if time.monotonic() >= deadline:
                 raise StoreBusy(f"database write lock held for more than {budget:.0f}s") from exc
@@ -175,21 +176,6 @@ def _retry(fn, budget: float | None = None):  # type: ignore[no-untyped-def]
             raise StoreError(f"disk I/O error: {exc}") from exc
 
 
-def _execute(conn: apsw.Connection, statement: str) -> None:
-    """Run a statement that returns no rows, retried as :func:`_retry` does (tried once first: no closure on
-    the path of every transaction)."""
-    try:
-        conn.execute(statement)
-        return
-    except (apsw.BusyError, apsw.LockedError):
-        pass
-    except apsw.FullError as exc:
-        raise StorageFull(f"disk full: {exc}") from exc
-    except apsw.IOError as exc:
-        raise StoreError(f"disk I/O error: {exc}") from exc
-    _retry(lambda: conn.execute(statement))
-
-
 def _begin(conn: apsw.Connection) -> None:
     """``BEGIN IMMEDIATE``, in the writers' line: behind those already waiting, even if the lock happens to be
     free this instant (a writer that has just committed would otherwise always be first again)."""
@@ -198,7 +184,7 @@ def _begin(conn: apsw.Connection) -> None:
         conn.line = line = WriterLine.open(conn.filename)  # type: ignore[attr-defined]  # a supervisor has started?
         conn.line_retry_at = time.monotonic() + 1.0  # type: ignore[attr-defined]
     if busy is None or line is None:
-        _execute(conn, "BEGIN IMMEDIATE")
+        _retry(conn.execute, "BEGIN IMMEDIATE")
         return
     busy.line = line
     try:
@@ -206,7 +192,7 @@ def _begin(conn: apsw.Connection) -> None:
             busy.started = time.monotonic()
             line.join()
             line.wait_turn(busy.started + (BUSY_BUDGET_S if busy.budget is None else busy.budget))
-        _execute(conn, "BEGIN IMMEDIATE")
+        _retry(conn.execute, "BEGIN IMMEDIATE")
     finally:
         busy.line = None
         line.leave()
@@ -220,7 +206,7 @@ def _rollback(conn: apsw.Connection) -> None:
 def _commit(conn: apsw.Connection) -> None:
     """``COMMIT`` (rolled back if it fails), then hand a checkpoint over if the WAL has grown past the mark."""
     try:
-        _execute(conn, "COMMIT")
+        _retry(conn.execute, "COMMIT")
     except BaseException:
         _rollback(conn)
         raise
@@ -289,7 +275,7 @@ def checkpoint_passive(conn: apsw.Connection) -> None:
 @contextlib.contextmanager
 def read_tx(conn: apsw.Connection) -> Iterator[apsw.Connection]:
     """A deferred read transaction: one consistent snapshot across several SELECTs."""
-    _retry(lambda: conn.execute("BEGIN"))
+    _retry(conn.execute, "BEGIN")
     try:
         yield conn
     finally:
