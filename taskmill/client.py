@@ -80,7 +80,6 @@ class Client(ClientQueries):
         store: Store | None = getattr(self._local, "store", None)
         if store is None or store.forks != _forks:  # type: ignore[attr-defined]
             store = Store(self.path, self.durability)
-            store.pid = os.getpid()  # type: ignore[attr-defined]
             store.forks = _forks  # type: ignore[attr-defined]
             self._local.store = store
             with self._stores_lock:
@@ -106,7 +105,7 @@ class Client(ClientQueries):
         return template
 
     def _submit_one(self, row: NewTask) -> SubmitOutcome:
-        """``_submit_rows([row])[0]`` without the list work: the path of every single submit."""
+        """One row in its own transaction: the path of every single submit."""
         store = self._store()
         bus = self._bus()
         fx = flow.Effects() if bus is not None and bus.active else None  # events only if someone listens
@@ -119,20 +118,20 @@ class Client(ClientQueries):
                 bus.publish(e)
         return outcome
 
-    def _submit_rows(self, rows: Sequence[NewTask], batch: bool = False) -> list[SubmitOutcome]:
+    def _submit_batch(self, rows: Sequence[NewTask]) -> list[SubmitOutcome]:
+        """One transaction for all ``rows`` (see :meth:`_submit_one` for a single row)."""
         store = self._store()
         bus = self._bus()
         fx = flow.Effects() if bus is not None and bus.active else None  # events only if someone listens
-        outcomes = [store.submit(rows[0], fx)] if len(rows) == 1 and not batch else store.submit_batch(rows, fx)
+        outcomes = store.submit_batch(rows, fx)
         kinds = {o.kind for o in outcomes} - {"duplicate", "rejected"}
         if kinds:
             self._notify(submitted=kinds == {"inserted"} and all(r.run_after is None for r in rows))
         if fx is not None and bus is not None:
             for e in fx.events:
                 bus.publish(e)
-            if batch:
-                ids = [o.id for o in outcomes if o.kind == "inserted" and o.id is not None]
-                bus.publish(ev.BatchSubmitted(None, len(rows), ids, sorted({r.domain for r in rows})))
+            ids = [o.id for o in outcomes if o.kind == "inserted" and o.id is not None]
+            bus.publish(ev.BatchSubmitted(None, len(rows), ids, sorted({r.domain for r in rows})))
         return outcomes
 
     def _known_domains(self) -> dict[str, Domain]:
@@ -149,7 +148,7 @@ class Client(ClientQueries):
     def close(self) -> None:
         with self._stores_lock:
             for store in self._stores:
-                if getattr(store, "pid", None) == os.getpid():
+                if getattr(store, "forks", None) == _forks:  # opened in this process, not inherited by a fork
                     store.close()
             self._stores.clear()
         self._local = threading.local()
@@ -173,7 +172,7 @@ class Client(ClientQueries):
 
     def submit_batch(self, subs: Iterable[submission.TaskSubmission]) -> BatchOutcome:
         now = submission.now_ms()  # one submission time: rows alike but for their payload are inserted together
-        return BatchOutcome(self._submit_rows([self._build_untyped(s, now) for s in subs], batch=True))
+        return BatchOutcome(self._submit_batch([self._build_untyped(s, now) for s in subs]))
 
     def _build_untyped(self, sub: submission.TaskSubmission, now: int | None = None) -> NewTask:
         domain, spec, payload = submission.resolve_untyped(

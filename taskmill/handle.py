@@ -116,7 +116,7 @@ class DomainHandle:
                     on_dependency_failure=on_dependency_failure, group=group, now_ms=now,
                 )  # fmt: skip
             append(template.row(t, encode(template.spec, t, limit), now))
-        return BatchOutcome(client._submit_rows(rows, batch=True))
+        return BatchOutcome(client._submit_batch(rows))
 
     # -- queries ----------------------------------------------------------------------------------------
     def lookup(self, task: Task) -> TaskLookup:
