@@ -13,7 +13,6 @@ differently (see docs/benchmarks.md), so the sync workloads never see ``naps``.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import ClassVar
 
@@ -82,6 +81,8 @@ def run_spin(task: Spin, ctx: tm.TaskContext) -> None:
 
 @naps.executor(Nap)
 async def run_nap(task: Nap, ctx: tm.TaskContext) -> None:
+    import asyncio  # here, not at the top: the workers of the sync workloads never import asyncio
+
     t_start = time.time()
     await asyncio.sleep(task.ms / 1000.0)
     taskbody.mark(task.kind, task.i, 0.0, t_start)
@@ -89,6 +90,8 @@ async def run_nap(task: Nap, ctx: tm.TaskContext) -> None:
 
 @naps.executor(Stream)
 async def run_stream(task: Stream, ctx: tm.TaskContext) -> None:
+    import asyncio
+
     deadline = time.monotonic() + task.seconds
     ctx.set_bytes_total(int(task.seconds * 1000 / task.every_ms) * task.chunk)
     while time.monotonic() < deadline:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import socket
 import sys
@@ -14,7 +13,7 @@ from ..slot import ExecutingSlot
 from ..submission import Defaults
 from .boot import boot, limit_address_space
 from .channel import Channel
-from .runner import WorkerRuntime
+from .runner import WorkerRuntime, needs_event_loop, new_event_loop
 
 EXIT_OK = 0
 EXIT_BOOT_ERROR = 3  # user modules failed to import: the supervisor halts instead of respawning
@@ -59,14 +58,8 @@ def main() -> int:
         if problem:
             channel.send(BootFailed(problem))
             return EXIT_BOOT_ERROR
-    try:
-        import uvloop
-
-        loop = uvloop.new_event_loop()
-    except ImportError:  # pragma: no cover - uvloop is a dependency; plain asyncio still works
-        loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    runtime = WorkerRuntime(channel, executors, app_state, domain_state)
+    loop = new_event_loop() if needs_event_loop(executors) else None
+    runtime = WorkerRuntime(channel, executors, app_state, domain_state, loop)
     if args.slot_fd >= 0:
         runtime.slot = ExecutingSlot(args.slot_fd)
         os.close(args.slot_fd)
@@ -79,7 +72,7 @@ def main() -> int:
         channel.send(Ready(os.getpid(), {t: s.is_async for t, s in executors.items()}))
     except OSError:  # the supervisor stopped while we booted
         return EXIT_ORPHANED
-    loop.run_until_complete(runtime.serve())
+    runtime.run()
     sys.stdout.flush()
     return EXIT_OK
 

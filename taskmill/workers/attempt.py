@@ -3,10 +3,10 @@ ended into a Result, and run ``on_cancel`` when the supervisor asked for it."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import signal
+import sys
 import time
 import traceback
 import typing
@@ -115,7 +115,7 @@ def outcome(spec: TaskSpec, ctx: TaskContext, started: int, t0: float, value: An
                 r.error = f"executor returned a {size}-byte memo, over the {MAX_MEMO}-byte limit"
     elif isinstance(exc, TaskTimeout):
         r.status, r.error = "error", f"TaskTimeout: {exc}"
-    elif isinstance(exc, TaskCancelled | asyncio.CancelledError) or (ctx.cancelled and not isinstance(exc, TaskError)):
+    elif _is_cancellation(exc) or (ctx.cancelled and not isinstance(exc, TaskError)):
         r.status, r.error = "cancelled", "cancelled"
     elif isinstance(exc, TaskError):
         r.status, r.error, r.retryable, r.retry_after = "error", exc.message, exc.is_retryable, exc.retry_after
@@ -124,6 +124,16 @@ def outcome(spec: TaskSpec, ctx: TaskContext, started: int, t0: float, value: An
             traceback.clear_frames(exc.__traceback__)
         r.status, r.error = "error", error_text(exc)
     return r
+
+
+_HOOK_TASKS: set[Any] = set()
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    if isinstance(exc, TaskCancelled):
+        return True
+    aio = sys.modules.get("asyncio")  # never imported by a worker whose executors are all sync
+    return aio is not None and isinstance(exc, aio.CancelledError)
 
 
 class SyncTimer:
@@ -160,7 +170,16 @@ def run_cancel_hook_sync(executor: ExecutorSpec, task: Any, ctx: TaskContext) ->
     try:
         result = hook(task, ctx)
         if inspect.isawaitable(result):
-            asyncio.get_event_loop().create_task(result)  # an async hook of a sync executor runs alongside
+            import asyncio
+
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # a worker without a loop (it saw no async hook at boot): run the hook through
+                asyncio.run(result)  # type: ignore[arg-type]
+            else:
+                task = loop.create_task(result)  # type: ignore[arg-type]  # runs alongside, on the worker's loop
+                _HOOK_TASKS.add(task)  # held until done: the loop keeps only a weak reference
+                task.add_done_callback(_HOOK_TASKS.discard)
     except BaseException:
         traceback.print_exc()
 

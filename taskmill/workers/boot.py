@@ -93,7 +93,9 @@ def boot(msg: Boot) -> tuple[dict[str, ExecutorSpec], StateBag, dict[str, StateB
             importlib.import_module(target)
     executors: dict[str, ExecutorSpec] = {}
     domain_state: dict[str, StateBag] = {}
+    hosted = set(msg.domains)
     for name, domain in DOMAINS.items():
-        executors.update(domain.executors)
+        if not hosted or name in hosted:  # other domains' tasks never come here (nor make this worker run a loop)
+            executors.update(domain.executors)
         domain_state[name] = StateBag(domain.state_items)
     return executors, load_app_state(msg.app_state), domain_state

@@ -11,11 +11,10 @@ running the executor); an async one awaits a future the reader thread resolves t
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -25,6 +24,9 @@ from ..protocol import Reply
 from ..store.records import NewTask
 from ..submission import Defaults, Template, encode_payload
 from ..task import Task
+
+if TYPE_CHECKING:
+    import asyncio
 
 REPLY_TIMEOUT_S = 60.0
 ALLOWED = frozenset({
@@ -85,6 +87,8 @@ class Requests:
         return _checked(p.reply)
 
     async def acall(self, request_id: int, msg: msgspec.Struct) -> Reply:
+        import asyncio  # only async executors get here, in a worker that runs a loop
+
         p = _Pending(asyncio.get_running_loop())
         assert p.future is not None
         with self._lock:

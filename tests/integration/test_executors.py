@@ -209,3 +209,28 @@ def test_cpu_bound_tasks_run_in_parallel_in_two_workers(make_scheduler: Any, log
     if max(control) < 1.0 / 0.75 or max(control) - max(ours) < 0.3:
         pytest.skip(f"machine too busy to measure parallelism: plain processes got {max(control):.2f}x")
     raise AssertionError(f"no parallel speed-up: {'; '.join(seen)}; plain processes got {max(control):.2f}x")
+
+
+def test_workers_of_sync_only_domains_run_without_an_event_loop(make_scheduler: Any, log: str) -> None:
+    """No asyncio or uvloop import (most of a worker's start-up), and a sync executor may use asyncio.run."""
+    from tests.integration import loopless_domains as L
+
+    s = make_scheduler([L.loopless])  # the module also defines `looped`, an async domain this scheduler lacks
+    s.domain(L.loopless).submit(L.Probe(log=log))
+    s.start()
+    assert s.wait_until_idle(10)
+    [probe] = entries(log, "probe")
+    assert probe["asyncio"] is False and probe["uvloop"] is False and probe["ran"] == 42
+
+
+def test_workers_run_an_event_loop_when_a_domain_has_async_executors(make_scheduler: Any, log: str) -> None:
+    from tests.integration import loopless_domains as L
+
+    s = make_scheduler([L.loopless, L.looped])
+    s.domain(L.loopless).submit(L.Probe(log=log, tag="sync"))
+    s.domain(L.looped).submit(L.AsyncProbe(log=log))
+    s.start()
+    assert s.wait_until_idle(10)
+    [probe] = entries(log, "probe")
+    assert probe["uvloop"] is True and "running event loop" in str(probe["ran"])  # sync executors run on the loop
+    assert len(entries(log, "async_probe")) == 1

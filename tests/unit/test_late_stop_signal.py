@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import threading
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -42,9 +43,10 @@ def job(task: Job, ctx: tm.TaskContext) -> None:
         rt._cancel(Cancel(ctx.record.id, ctx.record.attempt, force=True))  # the forced stop: SIGUSR1, pending
     else:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
-        signal.setitimer(signal.ITIMER_REAL, 0.001)  # the time limit runs out: SIGALRM, pending
-        while signal.SIGALRM not in signal.sigpending():
-            pass
+        # The time limit runs out: SIGALRM, pending. Sent to this thread, as the timer's would be in a worker: a
+        # process-wide signal could go to another thread of the test process (pytest-xdist has some).
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGALRM)  # type: ignore[arg-type]
+        assert signal.SIGALRM in signal.sigpending()
     # ...and the executor returns, before the signal is delivered.
 
 
