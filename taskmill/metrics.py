@@ -229,7 +229,7 @@ class Metrics:
 
     # -- the dispatch loop --------------------------------------------------------------------------------
     def scan_submitted(self, conn: apsw.Connection) -> None:
-        """Count the rows created since the last call (inside the turn's transaction: nothing is missed)."""
+        """Count the rows created since the last call (ids only grow, so nothing is missed or counted twice)."""
         rows, self.watermark = stats.new_rows(conn, self.watermark)
         for task_type, group, n in rows:
             self.submitted.add(task_type, group, n)

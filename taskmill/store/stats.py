@@ -11,6 +11,7 @@ import apsw
 
 from ..task import IoBudget
 from . import sql_control, sql_obs, tags
+from .connection import translate_errors
 from .records import TypeStats
 
 # status a task ends with -> the counter that counts it
@@ -47,7 +48,11 @@ def new_rows(conn: apsw.Connection, after_id: int) -> tuple[list[tuple[str, str 
     """Submissions since row id ``after_id``: ``[(task_type, group, n)]`` and the new watermark."""
     found: list[tuple[str, str | None, int]] = []
     top = after_id
-    for task_type, group, n, hi in conn.execute(sql_obs.NEW_ROWS, (after_id,)):
+    try:
+        rows = conn.execute(sql_obs.NEW_ROWS, (after_id,)).fetchall()  # its own read outside a transaction
+    except apsw.Error as exc:
+        raise translate_errors(exc) from exc
+    for task_type, group, n, hi in rows:
         if n:
             found.append((str(task_type), group, int(n)))
         top = max(top, int(hi))
