@@ -1,7 +1,8 @@
 """The ``taskmill-supervisor`` console script: workers first, then everything else.
 
 The daemon spends ~0.3 s importing typer, its configuration, the store and the domain modules before the pool
-starts; workers exec'd first (:mod:`.prespawn`) spend that time importing their own side instead.
+starts; workers exec'd first (:mod:`.prespawn`, as many as leave a core to those imports) spend that time
+importing their own side instead.
 """
 
 from __future__ import annotations
