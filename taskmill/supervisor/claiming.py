@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
 from ..scheduling import SchedulingPolicy
-from ..store import dispatch, now_ms
+from ..store import dispatch
 from ..store.records import Claimed
 from .pool import WorkerHandle
 from .selection import CapSlots, queue_room, select
@@ -42,6 +42,7 @@ class Claiming:
         durations: DurationTracker
         queue_maybe_nonempty: bool
         pending_events: list[ev.Event]
+        dispatched_now: list[Claimed]
         flow: Workflow
         _types: dict[str, bool]
 
@@ -172,7 +173,7 @@ class Claiming:
             if publish:
                 eff = self.policy.effective.get(c.id) if self.policy is not None else None
                 self.pending_events.append(ev.Dispatched(header(c, eff), target.pid, c.attempt))
-        self.metrics.dispatched_many(placed, now_ms())
+        self.dispatched_now.extend(placed)  # counted by the turn after its frames are sent
         if unplaced:
             dispatch.release(self.store.conn, unplaced)
             self.queue_maybe_nonempty = True

@@ -73,6 +73,7 @@ class Dispatcher(Claiming):
         self.check_control = True  # the database changed under us: look for stop requests and pauses
         self.check_submits = False  # new tasks arrived: look for urgent ones that should preempt
         self._replaced: list[tuple[WorkerHandle, Claimed, Claimed]] = []  # inline retries of this turn
+        self.dispatched_now: list[Claimed] = []  # handed out this turn: counted once the frames are out
         self.control = Controller(self, settings)
         self.flow = Workflow(self, settings)  # children, dependencies, schedules, TTL: flagged rows only
 
@@ -251,6 +252,9 @@ class Dispatcher(Claiming):
             worker.send(Run(specs))  # type: ignore[arg-type]  # Claimed has TaskSpec's wire layout
         if faults.FAULTS and sends:
             faults.hit("after_send_to_worker")
+        if self.dispatched_now:  # metrics after the frames: off the path from a claim to the executor's start
+            self.metrics.dispatched_many(self.dispatched_now, now)
+            self.dispatched_now = []
         self._count_submissions()
         if self.pending_events:
             events, self.pending_events = self.pending_events, []
@@ -303,6 +307,7 @@ class Dispatcher(Claiming):
         pending and are written again next turn; undo what it handed to workers (nothing was sent), so no
         worker waits for a task it will never get, and look at everything again."""
         del self.pending_events[mark:]
+        self.dispatched_now = []
         for worker, old, new in reversed(self._replaced):  # inline retries: back to the attempt the db holds
             i = next((i for i, c in enumerate(worker.sync) if c is new), None)
             if i is not None:
