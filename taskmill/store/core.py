@@ -164,6 +164,11 @@ class Store:
     def data_version(self) -> int:
         return queries.scalar(self.conn, sql.DATA_VERSION)
 
+    def last_insert_rowid(self) -> int:
+        """Changes whenever this connection inserts a row (into any table): with :meth:`data_version`, which
+        changes when another connection commits, it tells whether anything new can have been submitted."""
+        return int(self.conn.last_insert_rowid())
+
     def history_stats(self, task_type: str) -> TypeStats:
         return stats.history_stats(self.conn, task_type)
 

@@ -74,6 +74,7 @@ class Dispatcher(Claiming):
         self.check_submits = False  # new tasks arrived: look for urgent ones that should preempt
         self._replaced: list[tuple[WorkerHandle, Claimed, Claimed]] = []  # inline retries of this turn
         self.dispatched_now: list[Claimed] = []  # handed out this turn: counted once the frames are out
+        self._counted_at: tuple[int, int] = (-1, -1)  # (data version, last insert rowid) of the last count
         self.control = Controller(self, settings)
         self.flow = Workflow(self, settings)  # children, dependencies, schedules, TTL: flagged rows only
 
@@ -296,11 +297,18 @@ class Dispatcher(Claiming):
     def _count_submissions(self) -> None:
         """The ``submitted`` metric, counted once the turn's frames are out: a read of its own, off the path from
         a submit to its start. Nothing is missed outside the turn's transaction: committed rows are final and
-        row ids only grow. A failed read is retried next turn (the watermark stays)."""
+        row ids only grow. Skipped while no other connection has committed (the data version this turn read)
+        and this one inserted nothing since the last count, as in a drain. A failed read is retried next turn
+        (the watermark stays)."""
+        mark = (self.flow.data_version, self.store.last_insert_rowid())
+        if mark == self._counted_at:
+            return
         try:
             self.metrics.scan_submitted(self.store.conn)
         except StoreError as exc:
             log.warning("could not count new submissions (retried next turn): %s", exc)
+            return
+        self._counted_at = mark
 
     def _roll_back(self, sends: dict[WorkerHandle, list[Claimed]], mark: int) -> None:
         """The turn's transaction rolled back (disk full, write lock held too long). Its outcomes are still

@@ -50,7 +50,7 @@ class Workflow:
         self.sweep_every_ms = None if settings.expiry_sweep_interval is None else \
             int(settings.expiry_sweep_interval * 1000)  # fmt: skip
         self.next_sweep_ms: int | None = None
-        self._data_version = -1
+        self.data_version = -1
         self._epoch = -1
         self.refresh_now = False
         self.ttl_first: list[Claimed] = []
@@ -87,9 +87,9 @@ class Workflow:
         """Pick up dependents that other processes added to tasks we are running (see the module doc)."""
         conn = self.d.store.conn
         version = self.d.store.data_version()
-        if version == self._data_version and not self.refresh_now:
+        if version == self.data_version and not self.refresh_now:
             return
-        self._data_version = version
+        self.data_version = version
         epoch = deps.dep_epoch(conn)
         if epoch == self._epoch and not self.refresh_now:
             return
