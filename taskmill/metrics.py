@@ -9,9 +9,9 @@ Three sources, each counting a transition exactly once, whichever process caused
 - **In the database** (``counters`` table, see ``store.stats``): transitions any process can make — a cancel of a
   queued task from ``taskmill.connect()``, a supersede, a dependency cascade, an expiry, group pauses, batches —
   written in the transaction that makes them. Reported as the change since this :class:`Metrics` was created.
-- **Derived from new rows**: ``submitted``. The supervisor reads the rows created since its last dispatch turn (one
-  rowid range), so submissions from every process (clients, the embedding app, workers spawning children) count,
-  and a submitter pays nothing.
+- **Derived from new rows**: ``submitted``. After each dispatch turn the supervisor reads the rows created since
+  it last counted (one rowid range, a bounded slice at a time), so submissions from every process (clients, the
+  embedding app, workers spawning children) count, and a submitter pays nothing.
 
 Counters start at zero when the :class:`~taskmill.Scheduler` is created, and survive its stop/start.
 """
@@ -228,11 +228,13 @@ class Metrics:
         self.baseline = dict(db_counters)
 
     # -- the dispatch loop --------------------------------------------------------------------------------
-    def scan_submitted(self, conn: apsw.Connection) -> None:
-        """Count the rows created since the last call (ids only grow, so nothing is missed or counted twice)."""
-        rows, self.watermark = stats.new_rows(conn, self.watermark)
+    def scan_submitted(self, conn: apsw.Connection) -> bool:
+        """Count rows created since the last call (ids only grow, so nothing is missed or counted twice), a
+        bounded number at a time; True if more may remain."""
+        rows, self.watermark, more = stats.new_rows(conn, self.watermark)
         for task_type, group, n in rows:
             self.submitted.add(task_type, group, n)
+        return more
 
     # Per turn or per results message, not per task: Counter.update and map() iterate in C.
     def dispatched_many(self, cs: list[Claimed], now_ms: int) -> None:

@@ -18,8 +18,8 @@ COUNTERS = "SELECT name, label, value FROM counters"
 # Rows created after ``?1``: new tasks (any process, any path) and in-place supersedes (their copy rows). Copies of
 # finished runs (requeue, recurring occurrences) only move the watermark.
 NEW_ROWS = """
-SELECT task_type, group_key, SUM(run_of IS NULL OR status = 'superseded'), MAX(id) FROM tasks
-WHERE id > +?1 GROUP BY task_type, group_key
+SELECT task_type, group_key, SUM(run_of IS NULL OR status = 'superseded'), MAX(id), COUNT(*) FROM tasks
+WHERE id IN (SELECT id FROM tasks WHERE id > +?1 ORDER BY id LIMIT (+?2 + 0)) GROUP BY task_type, group_key
 """
 
 # -- tags of active tasks -----------------------------------------------------------------------------------

@@ -44,19 +44,27 @@ def counters(conn: apsw.Connection) -> dict[tuple[str, str], int]:
     return {(str(n), str(label)): int(v) for n, label, v in conn.execute(sql_obs.COUNTERS)}
 
 
-def new_rows(conn: apsw.Connection, after_id: int) -> tuple[list[tuple[str, str | None, int]], int]:
-    """Submissions since row id ``after_id``: ``[(task_type, group, n)]`` and the new watermark."""
+NEW_ROWS_PER_SCAN = 4096  # ~10 ms of counting at most per turn, however large a batch just arrived
+
+
+def new_rows(
+    conn: apsw.Connection, after_id: int, limit: int | None = None
+) -> tuple[list[tuple[str, str | None, int]], int, bool]:
+    """Submissions among the next ``limit`` rows (default :data:`NEW_ROWS_PER_SCAN`) after row id ``after_id``:
+    ``[(task_type, group, n)]``, the new watermark, and whether rows may remain past it."""
+    limit = NEW_ROWS_PER_SCAN if limit is None else limit
     found: list[tuple[str, str | None, int]] = []
-    top = after_id
+    top, seen = after_id, 0
     try:
-        rows = conn.execute(sql_obs.NEW_ROWS, (after_id,)).fetchall()  # its own read outside a transaction
+        rows = conn.execute(sql_obs.NEW_ROWS, (after_id, limit)).fetchall()  # its own read, outside a transaction
     except apsw.Error as exc:
         raise translate_errors(exc) from exc
-    for task_type, group, n, hi in rows:
+    for task_type, group, n, hi, count in rows:
         if n:
             found.append((str(task_type), group, int(n)))
         top = max(top, int(hi))
-    return found, top
+        seen += int(count)
+    return found, top, seen >= limit
 
 
 def max_id(conn: apsw.Connection) -> int:

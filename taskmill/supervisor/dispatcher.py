@@ -75,6 +75,7 @@ class Dispatcher(Claiming):
         self._replaced: list[tuple[WorkerHandle, Claimed, Claimed]] = []  # inline retries of this turn
         self.dispatched_now: list[Claimed] = []  # handed out this turn: counted once the frames are out
         self._counted_at: tuple[int, int] = (-1, -1)  # (data version, last insert rowid) of the last count
+        self.counting_behind = False  # new rows remain to be counted: the loop runs another turn at once
         self.control = Controller(self, settings)
         self.flow = Workflow(self, settings)  # children, dependencies, schedules, TTL: flagged rows only
 
@@ -304,11 +305,12 @@ class Dispatcher(Claiming):
         if mark == self._counted_at:
             return
         try:
-            self.metrics.scan_submitted(self.store.conn)
+            self.counting_behind = self.metrics.scan_submitted(self.store.conn)
         except StoreError as exc:
             log.warning("could not count new submissions (retried next turn): %s", exc)
             return
-        self._counted_at = mark
+        if not self.counting_behind:  # a large batch is counted a bounded slice per turn, not in one stall
+            self._counted_at = mark
 
     def _roll_back(self, sends: dict[WorkerHandle, list[Claimed]], mark: int) -> None:
         """The turn's transaction rolled back (disk full, write lock held too long). Its outcomes are still

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -218,3 +219,30 @@ def test_exposition_options_and_private_registries(make_scheduler: Any, tmp_path
             assert match in str(exc)
         else:
             raise AssertionError(f"{bad} accepted")
+
+
+def test_a_large_batch_is_counted_in_slices_without_other_activity(
+    make_scheduler: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The supervisor counts new rows for ``submitted`` a bounded slice per turn (a million-task batch must not
+    stall dispatch for seconds), and keeps taking turns until it has counted them all, even with nothing to run."""
+    from taskmill.store import stats
+
+    monkeypatch.setattr(stats, "NEW_ROWS_PER_SCAN", 50)
+    scans: list[int] = []
+    real = stats.new_rows
+
+    def counting(conn: Any, after_id: int, limit: int | None = None) -> Any:
+        found = real(conn, after_id, limit)
+        scans.append(sum(n for _, _, n in found[0]))
+        return found
+
+    monkeypatch.setattr(stats, "new_rows", counting)
+    s = make_scheduler([O.obs], start=True)
+    s.pause_all()  # nothing runs: no result or claim wakes the loop again after the batch's own wake-up
+    s.domain(O.obs).submit_batch([O.Io(log="unused", tag=f"d{i}") for i in range(420)])
+    deadline = time.monotonic() + 10
+    while s.metrics_snapshot().submitted < 420:
+        assert time.monotonic() < deadline, (s.metrics_snapshot().submitted, scans)
+        time.sleep(0.01)
+    assert s.metrics_snapshot().submitted == 420 and max(scans) <= 50
