@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import socket
 import sys
-import traceback
 
 from ..protocol import Boot, BootFailed, Ready
 from ..slot import ExecutingSlot
@@ -32,12 +30,38 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(EXIT_ORPHANED)
 
 
+class Args:
+    __slots__ = ("fd", "parent_pid", "slot_fd")
+
+    def __init__(self) -> None:
+        self.fd, self.parent_pid, self.slot_fd = -1, 0, -1
+
+
+def parse_args(argv: list[str]) -> Args:
+    """``--fd N [--parent-pid P] [--slot-fd S]``, the command line the supervisor gives us. Parsed by hand:
+    importing argparse cost a worker ~10 ms of start-up."""
+    args = Args()
+    names = {"--fd": "fd", "--parent-pid": "parent_pid", "--slot-fd": "slot_fd"}
+    i = 0
+    while i < len(argv):
+        name, _, value = argv[i].partition("=")
+        if name not in names:
+            raise SystemExit(f"python -m taskmill.workers: unknown argument {argv[i]!r}")
+        if not value:
+            i += 1
+            value = argv[i] if i < len(argv) else ""
+        try:
+            setattr(args, names[name], int(value))
+        except ValueError:
+            raise SystemExit(f"python -m taskmill.workers: {name} takes an integer, got {value!r}") from None
+        i += 1
+    if args.fd < 0:
+        raise SystemExit("python -m taskmill.workers: --fd is required")
+    return args
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m taskmill.workers")
-    parser.add_argument("--fd", type=int, required=True)
-    parser.add_argument("--parent-pid", type=int, default=0)
-    parser.add_argument("--slot-fd", type=int, default=-1)
-    args = parser.parse_args()
+    args = parse_args(sys.argv[1:])
     if args.parent_pid:
         die_with_parent(args.parent_pid)
     sock = socket.socket(fileno=args.fd)
@@ -51,6 +75,8 @@ def main() -> int:
     try:
         executors, app_state, domain_state = boot(msg)
     except BaseException:
+        import traceback
+
         channel.send(BootFailed("it could not import the domain modules:\n" + traceback.format_exc()))
         return EXIT_BOOT_ERROR
     if msg.memory_limit:

@@ -8,7 +8,6 @@ import inspect
 import signal
 import sys
 import time
-import traceback
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +30,8 @@ def now_ms() -> int:
 
 
 def error_text(exc: BaseException) -> str:
+    import traceback  # here, not at the top: it costs a worker's start-up ~5 ms, and most workers never need it
+
     text = "".join(traceback.format_exception(exc)).strip()
     if len(text) <= MAX_ERROR_TEXT:
         return text
@@ -121,9 +122,19 @@ def outcome(spec: TaskSpec, ctx: TaskContext, started: int, t0: float, value: An
         r.status, r.error, r.retryable, r.retry_after = "error", exc.message, exc.is_retryable, exc.retry_after
     else:
         if isinstance(exc, MemoryError):  # free what filled memory (the executor's locals) before formatting
-            traceback.clear_frames(exc.__traceback__)
+            _clear_frames(exc.__traceback__)
         r.status, r.error = "error", error_text(exc)
     return r
+
+
+def _clear_frames(tb: Any) -> None:
+    """``traceback.clear_frames``, without importing traceback while memory is short."""
+    while tb is not None:
+        try:
+            tb.tb_frame.clear()
+        except RuntimeError:  # a frame still executing
+            pass
+        tb = tb.tb_next
 
 
 _HOOK_TASKS: set[Any] = set()
@@ -181,6 +192,8 @@ def run_cancel_hook_sync(executor: ExecutorSpec, task: Any, ctx: TaskContext) ->
                 _HOOK_TASKS.add(task)  # held until done: the loop keeps only a weak reference
                 task.add_done_callback(_HOOK_TASKS.discard)
     except BaseException:
+        import traceback
+
         traceback.print_exc()
 
 
@@ -193,4 +206,6 @@ async def run_cancel_hook_async(executor: ExecutorSpec, task: Any, ctx: TaskCont
         if inspect.isawaitable(result):
             await result
     except BaseException:
+        import traceback
+
         traceback.print_exc()

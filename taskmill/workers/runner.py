@@ -20,7 +20,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -143,6 +142,8 @@ class WorkerRuntime:
         except ConnectionError:
             pass  # the supervisor died (its end of the socket was reset): handled below, no traceback needed
         except Exception:
+            import traceback  # here, not at the top: most workers never need it
+
             traceback.print_exc()
         if not stop_requested:
             # The supervisor is gone without asking us to stop: whatever we run will be run again by its
@@ -171,6 +172,8 @@ class WorkerRuntime:
             self._handle(msg)
         except BaseException:
             # A bug here must not leave tasks hanging: die loudly, the supervisor re-queues our work.
+            import traceback  # here, not at the top: most workers never need it
+
             traceback.print_exc()
             sys.stderr.flush()
             os._exit(EXIT_INTERNAL_ERROR)
