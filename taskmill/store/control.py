@@ -149,10 +149,12 @@ def stop_applied(conn: apsw.Connection, now_ms: int, task_id: int, attempt: int)
     return str(row[1]), int(row[2])
 
 
-def new_urgent(conn: apsw.Connection, after_id: int, preempt_priority: int) -> tuple[int | None, int]:
-    """The most urgent preempting priority among tasks submitted after ``after_id``, and the newest id."""
-    row = next(iter(conn.execute(sql_control.NEW_URGENT, (after_id, preempt_priority))))
-    return (None if row[0] is None else int(row[0])), (after_id if row[1] is None else int(row[1]))
+def new_urgent(conn: apsw.Connection, after_id: int, preempt_priority: int) -> tuple[int | None, int, bool]:
+    """The most urgent preempting priority among the next :data:`stats.NEW_ROWS_PER_SCAN` tasks submitted after
+    ``after_id``, the newest id among them, and whether rows may remain past it (a bounded scan per turn)."""
+    limit = stats.NEW_ROWS_PER_SCAN
+    row = next(iter(conn.execute(sql_control.NEW_URGENT, (after_id, preempt_priority, limit))))
+    return (None if row[0] is None else int(row[0])), (after_id if row[1] is None else int(row[1])), row[2] >= limit
 
 
 def max_id(conn: apsw.Connection) -> int:

@@ -35,8 +35,9 @@ WHERE id = +?2 AND attempt = +?3 AND status = 'running'
 RETURNING id, status, pause_reasons
 """
 NEW_URGENT = """
-SELECT MIN(CASE WHEN priority <= ?2 AND finished_at IS NULL AND status <> 'running' THEN priority END), MAX(id)
-FROM tasks WHERE id > +?1
+SELECT MIN(CASE WHEN priority <= ?2 AND finished_at IS NULL AND status <> 'running' THEN priority END), MAX(id),
+    COUNT(*)
+FROM tasks WHERE id IN (SELECT id FROM tasks WHERE id > +?1 ORDER BY id LIMIT (+?3 + 0))
 """
 MAX_ID = "SELECT MAX(id) FROM tasks"
 READY_HEAD_PRIORITY = "SELECT priority FROM tasks INDEXED BY idx_ready WHERE status = 'pending' AND run_after IS NULL ORDER BY priority, id LIMIT 1"

@@ -127,16 +127,16 @@ class Controller:
         if pp is None:
             return
         conn = self.d.store.conn
+        fresh = None
+        if changed:  # every turn that saw submissions, so that each scan covers only the rows since the last
+            fresh, self.seen_id, more = store_control.new_urgent(conn, self.seen_id, pp)
+            if more:  # a large batch: the next turn, right away, looks at the next slice
+                self.d.check_submits = self.d.urgent_scan_behind = True
+            else:
+                self.d.urgent_scan_behind = False
         now_claimed = {(c.id, c.attempt) for c in claimed}
         if not any(key not in now_claimed for key in self._inflight_keys()):
-            # Nothing else runs: nothing to preempt (stops at the first other task, the oldest), and no need to
-            # look at new rows now. Those up to the newest claimed one are passed over: a runnable urgent one
-            # among them is the ready head the next time something runs.
-            self.seen_id = max(self.seen_id, max((c.id for c in claimed), default=0))
-            return
-        fresh = None
-        if changed:
-            fresh, self.seen_id = store_control.new_urgent(conn, self.seen_id, pp)
+            return  # nothing else runs: nothing to preempt (stops at the first other task, the oldest)
         head = store_control.ready_head_priority(conn)
         urgent = urgent_priority([fresh, head, *(c.priority for c in claimed)], pp)
         if urgent is None:

@@ -75,7 +75,10 @@ class Dispatcher(Claiming):
         self._replaced: list[tuple[WorkerHandle, Claimed, Claimed]] = []  # inline retries of this turn
         self.dispatched_now: list[Claimed] = []  # handed out this turn: counted once the frames are out
         self._counted_at: tuple[int, int] = (-1, -1)  # (data version, last insert rowid) of the last count
-        self.counting_behind = False  # new rows remain to be counted: the loop runs another turn at once
+        # New rows remain past a bounded scan (submissions to count, urgent rows to look for): the loop runs
+        # another turn at once rather than stall one turn on a large batch.
+        self.counting_behind = False
+        self.urgent_scan_behind = False
         self.control = Controller(self, settings)
         self.flow = Workflow(self, settings)  # children, dependencies, schedules, TTL: flagged rows only
 
@@ -294,6 +297,10 @@ class Dispatcher(Claiming):
                 faults.hit("before_terminal_commit")
         if faults.FAULTS and claimed:
             faults.hit("after_claim_commit")
+
+    @property
+    def rows_behind(self) -> bool:
+        return self.counting_behind or self.urgent_scan_behind
 
     def _count_submissions(self) -> None:
         """The ``submitted`` metric, counted once the turn's frames are out: a read of its own, off the path from

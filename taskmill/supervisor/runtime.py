@@ -343,7 +343,7 @@ class Supervisor(Staffing):
                 timeout = min(timeout, max(0.0, deadline - now))
             if backoff:
                 timeout = backoff
-            if (d.has_pending_writes or d.counting_behind) and not backoff:
+            if (d.has_pending_writes or d.rows_behind) and not backoff:
                 continue
             await self._wait(timeout)
         await self._shutdown()

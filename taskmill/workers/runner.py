@@ -103,7 +103,7 @@ class WorkerRuntime:
         self.flush_scheduled = False
         self.stopping = False
         self.finished = threading.Event()
-        self._wake_loop: asyncio.Event | None = None  # set with `finished`, for `serve` on a loop
+        self._wake_loop: asyncio.Event | None = None  # set with `finished`, when serving on a loop
         self.default_max_retries = 3
         self.default_timeout: float | None = None
         self.heartbeat_interval = 0.0

@@ -168,3 +168,28 @@ def test_history_is_listed_newest_first(db: Path, log: str) -> None:
         assert tags == ["v2", "v1", "v0"]
         tags_of = [msgspec.msgpack.decode(r.payload)["tag"] for r in client.history_of(tid)]  # type: ignore[arg-type]
         assert tags_of == ["v2", "v1", "v0"]
+
+
+def test_new_rows_are_scanned_a_bounded_slice_at_a_time(db: Path, log: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The supervisor's per-turn scans of new rows (urgent ones, submissions for the metric) take at most
+    ``NEW_ROWS_PER_SCAN`` rows each, so a large batch is looked at over several turns instead of in one stall."""
+    from taskmill.store import control, stats
+
+    monkeypatch.setattr(stats, "NEW_ROWS_PER_SCAN", 4)
+    with tm.connect(db) as c:
+        h = c.domain(D.main)
+        ids = [h.submit(D.Note(log=log, tag=f"n{i}")).id for i in range(9)]
+        urgent = h.submit(D.Note(log=log, tag="urgent"), priority=tm.Priority.REALTIME).id
+    store = Store(db)
+    try:
+        first = control.new_urgent(store.conn, 0, int(tm.Priority.REALTIME))
+        assert first == (None, ids[3], True)
+        second = control.new_urgent(store.conn, first[1], int(tm.Priority.REALTIME))
+        assert second == (None, ids[7], True)
+        assert control.new_urgent(store.conn, second[1], int(tm.Priority.REALTIME)) == (
+            int(tm.Priority.REALTIME), urgent, False)  # fmt: skip
+        counted, top, more = stats.new_rows(store.conn, 0)
+        assert (sum(n for _, _, n in counted), top, more) == (4, ids[3], True)
+        assert stats.new_rows(store.conn, ids[7])[1:] == (urgent, False)
+    finally:
+        store.close()
