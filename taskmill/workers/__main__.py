@@ -79,12 +79,13 @@ def main() -> int:
 
         channel.send(BootFailed("it could not import the domain modules:\n" + traceback.format_exc()))
         return EXIT_BOOT_ERROR
+    # Before the memory limit: asyncio, uvloop and a loop map ~14 MiB, which its headroom check must count.
+    loop = new_event_loop() if needs_event_loop(executors) else None
     if msg.memory_limit:
         problem = limit_address_space(msg.memory_limit)
         if problem:
             channel.send(BootFailed(problem))
             return EXIT_BOOT_ERROR
-    loop = new_event_loop() if needs_event_loop(executors) else None
     runtime = WorkerRuntime(channel, executors, app_state, domain_state, loop)
     if args.slot_fd >= 0:
         runtime.slot = ExecutingSlot(args.slot_fd)
