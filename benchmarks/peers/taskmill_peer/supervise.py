@@ -4,9 +4,9 @@
 
 ``Scheduler.run()`` in the main thread installs SIGINT/SIGTERM handlers, so the harness's SIGTERM to this
 process group stops dispatch, stops the workers (each in its own session, so only the supervisor can stop
-them) and exits once they are gone. Like ``taskmill-supervisor``, it execs the workers before importing the
-scheduler (``taskmill.supervisor.prespawn``), so their start-up overlaps its own (set ``TM_NO_PRESPAWN=1`` to
-measure without).
+them) and exits once they are gone. Like ``taskmill-supervisor``, it execs workers before importing the
+scheduler (``taskmill.supervisor.prespawn``: as many as leave a core to those imports), so their start-up
+overlaps its own (set ``TM_NO_PRESPAWN=1`` to measure without).
 """
 
 from __future__ import annotations
