@@ -167,15 +167,24 @@ class Run:
 
     # -- processes ---------------------------------------------------------------------------------------
     def _spawn(self, *args: str, env_extra: dict[str, str] | None = None, capture: bool = False,
-               session: bool = True) -> subprocess.Popen[bytes]:  # fmt: skip
+               session: bool = True, stderr_file: Path | None = None) -> subprocess.Popen[bytes]:  # fmt: skip
+        """``stderr_file``: the process writes its stderr there rather than to a pipe, and ``proc.stderr`` reads
+        it back. A supervisor logs for as long as it runs; a pipe nobody drains fills up (64 KiB) and blocks it."""
         env = env_for_subprocess()
         env.pop("TASKMILL_FAULTPOINT", None)
         env.update(env_extra or {})
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.crash.procs", *args], env=env, cwd=str(ROOT),
-            start_new_session=session, stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )  # fmt: skip
+        err: Any = subprocess.PIPE if stderr_file is None else open(stderr_file, "wb")
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "tests.crash.procs", *args], env=env, cwd=str(ROOT),
+                start_new_session=session, stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+                stderr=err,
+            )  # fmt: skip
+        finally:
+            if stderr_file is not None:
+                err.close()
+        if stderr_file is not None:
+            proc.stderr = open(stderr_file, "rb")  # closed with the others by close()
         self.procs.append(proc)
         return proc
 
@@ -196,7 +205,8 @@ class Run:
         extra = dict(env or {})
         if fault:
             extra["TASKMILL_FAULTPOINT"] = fault
-        return self._spawn(*args, env_extra=extra)
+        n = sum(1 for p in self.dir.glob("supervisor-*.stderr"))
+        return self._spawn(*args, env_extra=extra, stderr_file=self.dir / f"supervisor-{n}.stderr")
 
     def submit(self, count: int, *, seed: int = 0, fault: str | None = None, fork: bool = False,
                **options: Any) -> Any:  # fmt: skip
