@@ -7,7 +7,6 @@ JSON line per event to the file named in the payload (``log``); see :func:`read_
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -135,6 +134,8 @@ class Nap(tm.Task, frozen=True):
 @main.executor(Nap)
 async def run_nap(task: Nap, ctx: tm.TaskContext) -> None:
     write_log(task.log, ev="start", tag=task.tag, **_record(ctx))
+    import asyncio  # here, not at the top: workers of this module's sync-only domains never import it
+
     await asyncio.sleep(task.sleep)
     write_log(task.log, ev="end", tag=task.tag, **_record(ctx))
 
@@ -185,6 +186,8 @@ class AsyncTallier:
     async def execute(self, task: AsyncTally, ctx: tm.TaskContext) -> None:
         self.calls += 1
         write_log(task.log, ev="start", tag=task.tag, obj=id(self), calls=self.calls, **_record(ctx))
+        import asyncio
+
         await asyncio.sleep(task.sleep)
         write_log(task.log, ev="end", tag=task.tag, **_record(ctx))
 
@@ -285,6 +288,8 @@ class CappedNap(tm.Task, frozen=True):
 @capped.executor(CappedNap)
 async def run_capped_nap(task: CappedNap, ctx: tm.TaskContext) -> None:
     write_log(task.log, ev="start", tag=task.tag, **_record(ctx))
+    import asyncio
+
     await asyncio.sleep(task.sleep)
     write_log(task.log, ev="end", tag=task.tag, **_record(ctx))
 

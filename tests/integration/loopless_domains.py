@@ -7,21 +7,14 @@ this module also defines ``looped``.
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 from typing import ClassVar
 
 import taskmill as tm
+from tests.integration.domains import write_log  # that module imports asyncio only inside its executors
 
 loopless = tm.Domain("tm_loopless")
 looped = tm.Domain("tm_looped")
-
-
-def write_log(path: str, **fields: object) -> None:
-    """As ``domains.write_log`` (which lives in a module that imports asyncio): one JSON line per event."""
-    with open(path, "a") as f:
-        f.write(json.dumps({**fields, "pid": os.getpid()}) + "\n")
 
 
 class Probe(tm.Task):
