@@ -48,6 +48,17 @@ SELECT ?1, ?2, j.value ->> 0, j.value ->> 1, ?3, unhex(j.value ->> 2), ?4, ?5, ?
     ?14, ?15, ?16, ?17, j.value ->> 3, ?18, ?19, ?20, ?21
 FROM json_each(?22) AS j
 """
+# The common run: one label and one set of tags, keys of one width. Each element is the key followed by the
+# payload in hex, a plain string: no nested array for SQLite to parse four times per row (~1.4 µs a row less).
+INSERT_TASKS_FLAT = """
+INSERT INTO tasks (task_type, domain, key, label, priority, payload, created_at,
+    expected_read_bytes, expected_write_bytes, expected_net_rx_bytes, expected_net_tx_bytes,
+    max_retries, run_after, parent_id, fail_fast, group_key, on_dep_failure, ttl_seconds, ttl_from,
+    expires_at, tags, status, pause_reasons, paused_at_ms, flags)
+SELECT ?1, ?2, substr(j.value, 1, ?23), ?24, ?3, unhex(substr(j.value, ?23 + 1)), ?4, ?5, ?6, ?7, ?8, ?9, ?10,
+    ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?25, ?18, ?19, ?20, ?21
+FROM json_each(?22) AS j
+"""
 KEY_OF = "SELECT key FROM tasks NOT INDEXED WHERE id = +?"
 KEYS_IN_RANGE = "SELECT key, id FROM tasks NOT INDEXED WHERE id BETWEEN +?1 AND +?2"
 PAUSED_SCOPES = "SELECT 'domain', domain FROM paused_domains UNION ALL SELECT 'group', group_key FROM paused_groups"

@@ -294,11 +294,17 @@ def _insert_run(
 ) -> Sequence[int]:
     """One INSERT_TASKS_JSON for ``tuples[start:end]``; their ids, in order."""
     first = tuples[start]
-    doc = _json([(t[2], t[3], t[5].hex(), _json(t[20]).decode() if t[20] else None) for t in tuples[start:end]])
-    conn.execute(sql.INSERT_TASKS_JSON, (
-        first[0], first[1], first[4], *first[6:20], "paused" if reasons else "pending", reasons,
-        now_ms if reasons else None, first[23], doc.decode(),
-    ))  # fmt: skip
+    run = tuples[start:end]
+    common = (first[0], first[1], first[4], *first[6:20], "paused" if reasons else "pending", reasons,
+              now_ms if reasons else None, first[23])  # fmt: skip
+    width, label, tags = len(first[2]), first[3], first[20]
+    if all(len(t[2]) == width and t[3] == label and t[20] == tags for t in run):
+        doc = _json([t[2] + t[5].hex() for t in run])
+        conn.execute(sql.INSERT_TASKS_FLAT, (*common, doc.decode(), width, label,
+                                             _json(tags).decode() if tags else None))  # fmt: skip
+    else:
+        doc = _json([(t[2], t[3], t[5].hex(), _json(t[20]).decode() if t[20] else None) for t in run])
+        conn.execute(sql.INSERT_TASKS_JSON, (*common, doc.decode()))
     last = conn.last_insert_rowid()
     lo = last - (end - start) + 1
     ids: Sequence[int] = range(lo, last + 1)

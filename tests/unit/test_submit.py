@@ -367,6 +367,24 @@ def test_a_mixed_batch_keeps_its_order_and_stores_every_row_as_submitted(client:
     assert [o.kind for o in again] == ["duplicate"] * 4
 
 
+def test_a_batch_sharing_one_label_and_tags_stores_them_on_every_row(client: tm.Client, log: str) -> None:
+    """The common run (one label, one set of tags) goes in one statement that binds them once."""
+    tags = {"team": "é-ü", "run": "7"}
+    subs = [
+        tm.TaskSubmission(task_type="tm_main::note", payload={"log": log, "tag": f"s{i}"}, label="same ☃", tags=tags)
+        for i in range(20)
+    ]
+    out = client.submit_batch(subs)
+    ids = [o.id for o in out]
+    assert [o.kind for o in out] == ["inserted"] * 20 and ids == sorted(ids)
+    assert sorted(client.task_ids_by_tags({"team": "é-ü"})) == ids
+    for i, tid in enumerate(ids):
+        rec = client.task(tid)
+        assert rec is not None and rec.label == "same ☃" and rec.tags == tags and rec.payload is not None
+        assert msgspec.msgpack.decode(rec.payload)["tag"] == f"s{i}"
+        assert rec.key == hashlib.sha256(b"tm_main::note:" + rec.payload).hexdigest()
+
+
 def test_a_batch_into_a_paused_domain_is_stored_paused(client: tm.Client, log: str) -> None:
     h = client.domain(D.main)
     h.pause()
