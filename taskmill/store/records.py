@@ -25,7 +25,7 @@ F_HAS_FINALIZE = 128  # set on a parent leaving execute: its executor has finali
 F_DEPENDS = 256  # it was blocked on dependencies (its own task_deps rows are removed when it ends)
 
 
-class NewTask(msgspec.Struct, kw_only=True):
+class NewTask(msgspec.Struct, kw_only=True, gc=False):
     """A fully resolved submission: every default layer applied, payload encoded, key hashed."""
 
     task_type: str
