@@ -92,6 +92,10 @@ class Store:
             return queries.scalar(self.conn, sql.COUNT_BY_STATUS, (status,))
         return queries.scalar(self.conn, sql.COUNT_BY_STATUS_DOMAIN, (status, domain))
 
+    def busy(self) -> bool:
+        """Whether anything is pending (due or delayed) or running: cheap enough to poll during a drain."""
+        return bool(queries.scalar(self.conn, sql.BUSY))
+
     def status_counts(self) -> dict[str, int]:
         with read_tx(self.conn):
             return queries.status_counts(self.conn)

@@ -230,6 +230,13 @@ SELECT (SELECT COUNT(*) FROM tasks INDEXED BY idx_ready WHERE {_PENDING} AND run
      + (SELECT COUNT(*) FROM tasks INDEXED BY idx_delayed WHERE {_PENDING} AND run_after IS NOT NULL
         AND (+?1 IS NULL OR domain = +?1))
 """
+# Anything pending (due or delayed) or running: three seeks, whatever the backlog (a count would walk it).
+BUSY = f"""
+SELECT EXISTS (SELECT 1 FROM tasks INDEXED BY idx_ready WHERE {_PENDING} AND run_after IS NULL)
+    OR EXISTS (SELECT 1 FROM tasks INDEXED BY idx_delayed WHERE {_PENDING} AND run_after IS NOT NULL)
+    OR EXISTS (SELECT 1 FROM tasks INDEXED BY idx_active WHERE status = 'running' AND finished_at IS NULL
+               AND status <> 'pending')
+"""
 COUNTS = (
     "SELECT status, COUNT(*) FROM tasks INDEXED BY idx_active WHERE finished_at IS NULL AND status <> 'pending' "
     "GROUP BY status"

@@ -193,3 +193,32 @@ def test_new_rows_are_scanned_a_bounded_slice_at_a_time(db: Path, log: str, monk
         assert stats.new_rows(store.conn, ids[7])[1:] == (urgent, False)
     finally:
         store.close()
+
+
+def test_busy_means_pending_due_or_delayed_or_running(db: Path, log: str) -> None:
+    """``wait_until_idle`` polls this: paused and finished tasks do not count, delayed ones do."""
+    from taskmill.store import dispatch
+    from taskmill.store.connection import write_tx
+
+    store = Store(db)
+    try:
+        assert not store.busy()
+        with tm.connect(db) as client:
+            h = client.domain(D.main)
+            delayed = h.submit(D.Note(log=log, tag="later"), run_after=60)
+            assert store.busy()
+            client.cancel(delayed.id)  # type: ignore[arg-type]
+            assert not store.busy()
+            h.submit(D.Note(log=log, tag="due"))
+            assert store.busy()
+            with write_tx(store.conn):
+                (claimed,) = dispatch.claim_next(store.conn, 10, 0)
+            assert store.busy() and client.pending_count() == 0 and client.running_count() == 1
+            with write_tx(store.conn):
+                dispatch.complete(store.conn, [(claimed.id, 2, 1, 0, 0, 0, 0, claimed.attempt)])
+            assert not store.busy() and client.running_count() == 0
+            h.pause()
+            h.submit(D.Note(log=log, tag="paused"))
+            assert not store.busy() and client.status_counts()["paused"] == 1
+    finally:
+        store.close()
