@@ -153,8 +153,9 @@ def new_urgent(conn: apsw.Connection, after_id: int, preempt_priority: int) -> t
     """The most urgent preempting priority among the next :data:`stats.NEW_ROWS_PER_SCAN` tasks submitted after
     ``after_id``, the newest id among them, and whether rows may remain past it (a bounded scan per turn)."""
     limit = stats.NEW_ROWS_PER_SCAN
-    row = next(iter(conn.execute(sql_control.NEW_URGENT, (after_id, preempt_priority, limit))))
-    return (None if row[0] is None else int(row[0])), (after_id if row[1] is None else int(row[1])), row[2] >= limit
+    urgent, newest = next(iter(conn.execute(sql_control.NEW_URGENT, (after_id, preempt_priority, limit))))
+    top, more = stats.scanned_to(after_id, limit, newest)
+    return (None if urgent is None else int(urgent)), top, more
 
 
 def max_id(conn: apsw.Connection) -> int:

@@ -34,10 +34,11 @@ UPDATE tasks NOT INDEXED SET
 WHERE id = +?2 AND attempt = +?3 AND status = 'running'
 RETURNING id, status, pause_reasons
 """
+# A range of ids, as sql_obs.NEW_ROWS, with the newest id of the same snapshot.
 NEW_URGENT = """
-SELECT MIN(CASE WHEN priority <= ?2 AND finished_at IS NULL AND status <> 'running' THEN priority END), MAX(id),
-    COUNT(*)
-FROM tasks WHERE id IN (SELECT id FROM tasks WHERE id > +?1 ORDER BY id LIMIT (+?3 + 0))
+SELECT MIN(CASE WHEN priority <= ?2 AND finished_at IS NULL AND status <> 'running' THEN priority END),
+    (SELECT MAX(id) FROM tasks)
+FROM tasks WHERE id > +?1 AND id <= +?1 + ?3
 """
 MAX_ID = "SELECT MAX(id) FROM tasks"
 READY_HEAD_PRIORITY = "SELECT priority FROM tasks INDEXED BY idx_ready WHERE status = 'pending' AND run_after IS NULL ORDER BY priority, id LIMIT 1"

@@ -17,9 +17,13 @@ BUMP = (
 COUNTERS = "SELECT name, label, value FROM counters"
 # Rows created after ``?1``: new tasks (any process, any path) and in-place supersedes (their copy rows). Copies of
 # finished runs (requeue, recurring occurrences) only move the watermark.
+# A range of row ids, not "the next N rows": a rowid range needs no list of ids built first (~35% cheaper).
+# Ids are handed out in increasing order and only gaps of rolled-back inserts remain. The last row (task_type
+# NULL) is the newest id in the same snapshot, so the caller knows where the committed rows end.
 NEW_ROWS = """
-SELECT task_type, group_key, SUM(run_of IS NULL OR status = 'superseded'), MAX(id), COUNT(*) FROM tasks
-WHERE id IN (SELECT id FROM tasks WHERE id > +?1 ORDER BY id LIMIT (+?2 + 0)) GROUP BY task_type, group_key
+SELECT task_type, group_key, SUM(run_of IS NULL OR status = 'superseded') FROM tasks
+WHERE id > +?1 AND id <= +?1 + ?2 GROUP BY task_type, group_key
+UNION ALL SELECT NULL, NULL, MAX(id) FROM tasks
 """
 
 # -- tags of active tasks -----------------------------------------------------------------------------------

@@ -50,21 +50,27 @@ NEW_ROWS_PER_SCAN = 4096  # ~10 ms of counting at most per turn, however large a
 def new_rows(
     conn: apsw.Connection, after_id: int, limit: int | None = None
 ) -> tuple[list[tuple[str, str | None, int]], int, bool]:
-    """Submissions among the next ``limit`` rows (default :data:`NEW_ROWS_PER_SCAN`) after row id ``after_id``:
+    """Submissions among the ``limit`` row ids (default :data:`NEW_ROWS_PER_SCAN`) after ``after_id``:
     ``[(task_type, group, n)]``, the new watermark, and whether rows may remain past it."""
     limit = NEW_ROWS_PER_SCAN if limit is None else limit
     found: list[tuple[str, str | None, int]] = []
-    top, seen = after_id, 0
     try:
         rows = conn.execute(sql_obs.NEW_ROWS, (after_id, limit)).fetchall()  # its own read, outside a transaction
     except apsw.Error as exc:
         raise translate_errors(exc) from exc
-    for task_type, group, n, hi, count in rows:
+    for task_type, group, n in rows[:-1]:
         if n:
             found.append((str(task_type), group, int(n)))
-        top = max(top, int(hi))
-        seen += int(count)
-    return found, top, seen >= limit
+    return (found, *scanned_to(after_id, limit, rows[-1][2]))
+
+
+def scanned_to(after_id: int, limit: int, newest: int | None) -> tuple[int, bool]:
+    """After a scan of the ids in ``(after_id, after_id + limit]`` that also read the newest committed id: the
+    new watermark, and whether committed rows remain past it. Rows committed later get larger ids."""
+    end = after_id + limit
+    if newest is None or newest <= after_id:  # nothing new (or the newest rows were deleted)
+        return after_id, False
+    return min(newest, end), newest > end
 
 
 def max_id(conn: apsw.Connection) -> int:
