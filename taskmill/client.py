@@ -175,9 +175,7 @@ class Client(ClientQueries):
         return BatchOutcome(self._submit_batch([self._build_untyped(s, now) for s in subs]))
 
     def _build_untyped(self, sub: submission.TaskSubmission, now: int | None = None) -> NewTask:
-        domain, spec, payload = submission.resolve_untyped(
-            self._known_domains(), sub, self._defaults.max_payload_bytes
-        )
+        domain, spec, payload = submission.resolve_untyped(self._known_domains(), sub, self._defaults.max_payload_bytes)
         return submission.build(
             domain, spec, None, self._defaults, payload=payload, priority=sub.priority, key=sub.key,
             label=sub.label, group=sub.group, tags=sub.tags, run_after=sub.run_after, run_at=sub.run_at,

@@ -119,9 +119,7 @@ class Domain:
         timeout: float | None = None,
     ) -> None:
         if not isinstance(name, str) or not name or "::" in name or name != name.strip():
-            raise ConfigError(
-                f"domain name must be a non-empty string without '::' or edge spaces, got {name!r}"
-            )
+            raise ConfigError(f"domain name must be a non-empty string without '::' or edge spaces, got {name!r}")
         if max_concurrency < 0:
             raise ConfigError("max_concurrency must be >= 0 (0 = no domain cap)")
         self.name = name

@@ -212,9 +212,28 @@ class RecurringCompleted(Event, frozen=True, tag="recurring_completed"):
 
 
 AnyEvent = (
-    Dispatched | Completed | Failed | DeadLettered | Progress | Cancelled | Preempted | TaskPaused | Superseded
-    | Paused | Resumed | GroupPaused | GroupResumed | GroupWeightChanged | WorkerDied | Waiting | TaskUnblocked
-    | DependencyFailed | TaskExpired | RecurringSkipped | RecurringCompleted | BatchSubmitted
+    Dispatched
+    | Completed
+    | Failed
+    | DeadLettered
+    | Progress
+    | Cancelled
+    | Preempted
+    | TaskPaused
+    | Superseded
+    | Paused
+    | Resumed
+    | GroupPaused
+    | GroupResumed
+    | GroupWeightChanged
+    | WorkerDied
+    | Waiting
+    | TaskUnblocked
+    | DependencyFailed
+    | TaskExpired
+    | RecurringSkipped
+    | RecurringCompleted
+    | BatchSubmitted
 )
 TERMINAL = (Completed, Failed, DeadLettered, Cancelled, TaskExpired)  # events that can carry a history record
 

@@ -38,6 +38,7 @@ from .progress import TaskProgress
 from .protocol import StateRef
 from .registry import Registry
 from .resources import ResourceSampler, SamplerConfig
+from .scheduler_metrics import SchedulerMetrics
 from .scheduling import SchedulingPolicy
 from .snapshot import policy_view
 from .store.connection import Durability
@@ -45,9 +46,7 @@ from .supervisor.progress import LiveView, capture_threadsafe
 from .supervisor.runtime import Settings, Supervisor
 
 if TYPE_CHECKING:
-    from prometheus_client import CollectorRegistry
-
-    from .exposition import Inputs, MetricsExporter
+    from .exposition import MetricsExporter
     from .settings import SchedulerConfig
 
 log = logging.getLogger("taskmill")
@@ -69,9 +68,7 @@ def _state_ref(item: Any) -> StateRef:
         main = importlib.import_module("__main__")
         module = "__main__" if getattr(main, "__file__", None) else None
         if module is None:
-            raise ConfigError(
-                f"app_state item {item!r} is defined in an interactive session; workers cannot see it"
-            )
+            raise ConfigError(f"app_state item {item!r} is defined in an interactive session; workers cannot see it")
     if is_factory(item):
         return StateRef(f"{module}:{qualname}")
     try:
@@ -83,7 +80,7 @@ def _state_ref(item: Any) -> StateRef:
         ) from exc
 
 
-class Scheduler(PolicyControls, Client):
+class Scheduler(PolicyControls, SchedulerMetrics, Client):
     """Owns dispatch for one database: a supervisor thread and a pool of worker processes."""
 
     def __init__(
@@ -141,9 +138,7 @@ class Scheduler(PolicyControls, Client):
         # Default: no cap beyond capacity — each worker runs one sync task or up to async_concurrency async ones.
         concurrency = max_concurrency if max_concurrency is not None else n_workers * async_concurrency
         if concurrency < 0 or async_concurrency < 1 or poll_interval <= 0 or max_retries < 0:
-            raise ConfigError(
-                "max_concurrency >= 0, async_concurrency >= 1, poll_interval > 0, max_retries >= 0"
-            )
+            raise ConfigError("max_concurrency >= 0, async_concurrency >= 1, poll_interval > 0, max_retries >= 0")
         super().__init__(store, domains=domains, durability=durability, max_payload_bytes=max_payload_bytes,
                          default_ttl=default_ttl)  # fmt: skip
         base_retry = retry or RetryPolicy.constant(max_retries)
@@ -246,50 +241,9 @@ class Scheduler(PolicyControls, Client):
     def max_concurrency(self) -> int:
         return self.settings.max_concurrency
 
-    # -- metrics ----------------------------------------------------------------------------------------
-    def metrics_snapshot(self) -> metrics.MetricsSnapshot:
-        """Counters since this scheduler was created (whichever process caused them) and gauges now; see
-        :class:`taskmill.MetricsSnapshot`."""
-        sup, store = self._supervisor, self._store()
-        if sup is not None:
-            return sup.metrics_snapshot(store)
-        gauges = metrics.read_gauges(store, None, self.settings.max_concurrency, self.metrics.pressure)
-        return metrics.snapshot(self.metrics, store.counters(), gauges)
-
-    def metrics_exporter(self) -> MetricsExporter:
-        """The Prometheus exporter: ``.registry`` is this scheduler's own ``CollectorRegistry``."""
-        if self._exporter is None:
-            from .exposition import MetricsExporter
-
-            self._exporter = MetricsExporter(self.metrics, self._metrics_inputs, self.metrics_options)
-        return self._exporter
-
-    @property
-    def metrics_registry(self) -> CollectorRegistry:
-        """A private ``prometheus_client.CollectorRegistry`` with this scheduler's metrics, to serve with
-        prometheus-client's own helpers (``make_wsgi_app(registry)``, ``start_http_server(port, registry=...)``)."""
-        return self.metrics_exporter().registry
-
-    def metrics_text(self) -> bytes:
-        """Prometheus text exposition (format 0.0.4) of this scheduler's metrics, for an app's /metrics route."""
-        return self.metrics_exporter().text()
-
-    def _metrics_inputs(self) -> Inputs:
-        from .exposition import Inputs
-
-        store = self._store()
-        sup = self._supervisor
-        running = sup.executing_count() if sup is not None else None
-        gauges = metrics.read_gauges(store, running, self.settings.max_concurrency, self.metrics.pressure)
-        return Inputs(store.counters(), gauges)
-
     @property
     def is_running(self) -> bool:
-        return (
-            self._supervisor is not None
-            and self._supervisor.started.is_set()
-            and self._supervisor.error is None
-        )
+        return self._supervisor is not None and self._supervisor.started.is_set() and self._supervisor.error is None
 
     # -- running ----------------------------------------------------------------------------------------
     def _make_supervisor(self) -> Supervisor:

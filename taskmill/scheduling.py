@@ -135,8 +135,14 @@ class SchedulingPolicy:
     def active(self) -> bool:
         """Anything to check per candidate; when False dispatch takes the plain path (zero cost)."""
         return bool(
-            self.group_limits or self.default_group_limit or self.type_buckets or self.group_buckets
-            or self.aging is not None or self.fair or self.monitor is not None or self.composite.sources
+            self.group_limits
+            or self.default_group_limit
+            or self.type_buckets
+            or self.group_buckets
+            or self.aging is not None
+            or self.fair
+            or self.monitor is not None
+            or self.composite.sources
         )
 
     @property

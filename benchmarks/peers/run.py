@@ -122,9 +122,7 @@ def load_adapters(names: list[str]) -> dict[str, PeerAdapter]:
     return adapters
 
 
-def run_one(
-    adapter: PeerAdapter, durability: str, rep: int, args: argparse.Namespace, counts: Counts
-) -> dict:
+def run_one(adapter: PeerAdapter, durability: str, rep: int, args: argparse.Namespace, counts: Counts) -> dict:
     """One repetition of the selected workloads for one (peer, durability), on a fresh state directory."""
     state_dir = args.state_dir / f"{adapter.name}-{durability}"
     shutil.rmtree(state_dir, ignore_errors=True)

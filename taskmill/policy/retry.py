@@ -40,17 +40,13 @@ class RetryPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     @classmethod
     def linear(cls, max_retries: int, initial: float, increment: float, max: float) -> RetryPolicy:
-        return cls(
-            max_retries=max_retries, strategy="linear", delay=initial, increment=increment, max_delay=max
-        )
+        return cls(max_retries=max_retries, strategy="linear", delay=initial, increment=increment, max_delay=max)
 
     @classmethod
     def exponential(
         cls, max_retries: int, base: float = 1.0, max: float = 60.0, multiplier: float = 2.0
     ) -> RetryPolicy:
-        return cls(
-            max_retries=max_retries, strategy="exponential", delay=base, max_delay=max, multiplier=multiplier
-        )
+        return cls(max_retries=max_retries, strategy="exponential", delay=base, max_delay=max, multiplier=multiplier)
 
     @classmethod
     def exponential_jitter(

@@ -109,9 +109,7 @@ def _check_sqlite_version() -> None:
     version = tuple(int(p) for p in apsw.sqlite_lib_version().split(".")[:3])
     if version < MIN_SQLITE:
         need = ".".join(map(str, MIN_SQLITE))
-        raise SchemaError(
-            f"taskmill needs SQLite >= {need}, apsw is linked against {apsw.sqlite_lib_version()}"
-        )
+        raise SchemaError(f"taskmill needs SQLite >= {need}, apsw is linked against {apsw.sqlite_lib_version()}")
 
 
 def _pragma(conn: apsw.Connection, name: str, value: str | int, expect: str | int | None = None) -> None:

@@ -147,9 +147,7 @@ def retry_later(conn: apsw.Connection, items: Iterable[tuple[str, int | None, in
     conn.executemany(sql.RETRY_LATER, list(items))
 
 
-def retry_inline(
-    conn: apsw.Connection, error: str, now_ms: int, tid: int, attempt: int
-) -> tuple[int, int] | None:
+def retry_inline(conn: apsw.Connection, error: str, now_ms: int, tid: int, attempt: int) -> tuple[int, int] | None:
     """Count a failed attempt and keep the task running for an immediate re-run: (new attempt, retries)."""
     row = next(iter(conn.execute(sql.RETRY_INLINE, (error, now_ms, tid, attempt))), None)
     return None if row is None else (int(row[0]), int(row[1]))

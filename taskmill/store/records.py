@@ -7,9 +7,7 @@ from typing import Literal
 import msgspec
 
 TaskStatus = Literal["pending", "running", "paused", "waiting", "blocked"]
-HistoryStatus = Literal[
-    "completed", "failed", "cancelled", "superseded", "expired", "dependency_failed", "dead_letter"
-]
+HistoryStatus = Literal["completed", "failed", "cancelled", "superseded", "expired", "dependency_failed", "dead_letter"]
 
 
 # tasks.flags: what a row needs beyond plain dispatch. A plain task has 0, so dispatch tests one integer per

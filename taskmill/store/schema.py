@@ -179,8 +179,7 @@ def migrate(conn: apsw.Connection) -> int:
     found = user_version(conn)
     if found > SCHEMA_VERSION:
         raise SchemaError(
-            f"database schema version {found} is newer than this taskmill supports ({SCHEMA_VERSION}); "
-            "upgrade taskmill"
+            f"database schema version {found} is newer than this taskmill supports ({SCHEMA_VERSION}); upgrade taskmill"
         )
     if found == SCHEMA_VERSION:
         return found

@@ -122,7 +122,9 @@ WHERE id IN (SELECT value FROM json_each(+?2)) AND status = 'pending'
     + CLAIM_RETURNING
 )
 PROMOTE_DUE = "UPDATE tasks SET run_after = NULL WHERE status = 'pending' AND run_after <= +?"
-NEXT_RUN_AFTER = "SELECT MIN(run_after) FROM tasks INDEXED BY idx_delayed WHERE status = 'pending' AND run_after IS NOT NULL"
+NEXT_RUN_AFTER = (
+    "SELECT MIN(run_after) FROM tasks INDEXED BY idx_delayed WHERE status = 'pending' AND run_after IS NOT NULL"
+)
 
 # Finishing is fenced on the attempt the supervisor dispatched: a late result from a stale attempt is a no-op.
 FINISH = """
@@ -220,7 +222,9 @@ SELECT * FROM (
     SELECT {TASK_COLUMNS} FROM tasks INDEXED BY idx_delayed WHERE {_PENDING} AND run_after IS NOT NULL
 ) ORDER BY priority, id LIMIT (+? + 0) OFFSET (+? + 0)
 """
-COUNT_BY_STATUS = "SELECT COUNT(*) FROM tasks INDEXED BY idx_active WHERE status = +? AND finished_at IS NULL AND status <> 'pending'"
+COUNT_BY_STATUS = (
+    "SELECT COUNT(*) FROM tasks INDEXED BY idx_active WHERE status = +? AND finished_at IS NULL AND status <> 'pending'"
+)
 COUNT_BY_STATUS_DOMAIN = (
     "SELECT COUNT(*) FROM tasks INDEXED BY idx_active WHERE status = +? AND domain = +? AND finished_at IS NULL "
     "AND status <> 'pending'"
@@ -293,9 +297,7 @@ HISTORY_STATUS_COUNTS = (
 )
 DATA_VERSION = "PRAGMA data_version"
 META_GET = "SELECT value FROM meta WHERE name = +?"
-META_SET = (
-    "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value"
-)
+META_SET = "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value"
 
 # -- observability: snapshots, estimated progress, typed event streams ----------------------------------
 # Average duration of the type's recent completed runs: the newest ?3 finished rows of the type (one range of

@@ -6,14 +6,18 @@ conventions hold (pinned indexes, ``+?N`` parameters).
 
 from __future__ import annotations
 
-ACTIVE_ROW = "SELECT id, status, cancel_requested, task_type FROM tasks NOT INDEXED WHERE id = +? AND finished_at IS NULL"
+ACTIVE_ROW = (
+    "SELECT id, status, cancel_requested, task_type FROM tasks NOT INDEXED WHERE id = +? AND finished_at IS NULL"
+)
 ACTIVE_CHILDREN = "SELECT id FROM tasks INDEXED BY idx_children_active WHERE parent_id = +? AND finished_at IS NULL"
 CANCEL_QUEUED = """
 UPDATE tasks NOT INDEXED SET status = 'cancelled', finished_at = ?2, last_error = COALESCE(last_error, 'cancelled'),
     paused_at_ms = NULL
 WHERE id = +?1 AND finished_at IS NULL AND status <> 'running'
 """
-REQUEST_STOP = "UPDATE tasks NOT INDEXED SET cancel_requested = ?2 WHERE id = +?1 AND status = 'running' AND cancel_requested = 0"
+REQUEST_STOP = (
+    "UPDATE tasks NOT INDEXED SET cancel_requested = ?2 WHERE id = +?1 AND status = 'running' AND cancel_requested = 0"
+)
 # Running tasks someone asked to stop (cancel/supersede) or pause; the running set is small.
 STOP_REQUESTS = """
 SELECT id, attempt, cancel_requested, pause_reasons FROM tasks INDEXED BY idx_active
@@ -42,7 +46,9 @@ FROM tasks WHERE id > +?1 AND id <= +?1 + ?3
 """
 MAX_ID = "SELECT MAX(id) FROM tasks"
 READY_HEAD_PRIORITY = "SELECT priority FROM tasks INDEXED BY idx_ready WHERE status = 'pending' AND run_after IS NULL ORDER BY priority, id LIMIT 1"
-PAUSED_COUNT_WITH = "SELECT COUNT(*) FROM tasks INDEXED BY idx_paused WHERE status = 'paused' AND (pause_reasons & +?) <> 0"
+PAUSED_COUNT_WITH = (
+    "SELECT COUNT(*) FROM tasks INDEXED BY idx_paused WHERE status = 'paused' AND (pause_reasons & +?) <> 0"
+)
 # Clearing one pause reason: rows left with no reason become pending again, their paused time accumulated.
 _CLEAR = """
 UPDATE tasks SET pause_reasons = pause_reasons & ~?1,

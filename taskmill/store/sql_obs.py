@@ -50,7 +50,9 @@ _SCOPE = (
 # AND of up to 4 pairs: the first (the most selective, chosen by the caller) drives, the others are index probes.
 _AND = " JOIN task_tags AS h{n} INDEXED BY idx_task_tags_kv ON h{n}.task_id = g.task_id AND h{n}.key = +?{k} AND h{n}.value = +?{v}"
 _IDS_BY_TAGS = "SELECT g.task_id FROM task_tags AS g INDEXED BY idx_task_tags_kv{join}{more} WHERE g.key = +?1 AND g.value = +?2 ORDER BY 1"
-_COUNT_BY_TAGS = "SELECT COUNT(*) FROM task_tags AS g INDEXED BY idx_task_tags_kv{join}{more} WHERE g.key = +?1 AND g.value = +?2"
+_COUNT_BY_TAGS = (
+    "SELECT COUNT(*) FROM task_tags AS g INDEXED BY idx_task_tags_kv{join}{more} WHERE g.key = +?1 AND g.value = +?2"
+)
 MAX_FILTERS = 4
 
 

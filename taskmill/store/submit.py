@@ -95,7 +95,11 @@ def _after_insert(conn: apsw.Connection, t: NewTask, tid: int, waits: list[tuple
 
 
 def _on_conflict(
-    conn: apsw.Connection, t: NewTask, existing: tuple, now_ms: int, fx: flow.Effects | None  # type: ignore[type-arg]
+    conn: apsw.Connection,
+    t: NewTask,
+    existing: tuple,
+    now_ms: int,
+    fx: flow.Effects | None,  # type: ignore[type-arg]
 ) -> SubmitOutcome:
     _key, tid, status, priority, requeue, requeue_priority = existing
     strategy = t.on_duplicate
@@ -290,7 +294,12 @@ def _insert_plain(
 
 
 def _insert_run(
-    conn: apsw.Connection, tuples: list[tuple], start: int, end: int, reasons: int, now_ms: int  # type: ignore[type-arg]
+    conn: apsw.Connection,
+    tuples: list[tuple],
+    start: int,
+    end: int,
+    reasons: int,
+    now_ms: int,  # type: ignore[type-arg]
 ) -> Sequence[int]:
     """One INSERT_TASKS_JSON for ``tuples[start:end]``; their ids, in order."""
     first = tuples[start]

@@ -189,9 +189,7 @@ class Dispatcher(Claiming):
             self.check_due = True
             self.queue_maybe_nonempty = True
             if publish:
-                self.pending_events.append(
-                    ev.Failed(header(c), error, True, d.delay or None, c.retry_count + 1)
-                )
+                self.pending_events.append(ev.Failed(header(c), error, True, d.delay or None, c.retry_count + 1))
 
     def on_worker_exit(
         self, worker: WorkerHandle, reason: str, executing: tuple[int, int] | None = ExecutingSlot.UNKNOWN
@@ -237,7 +235,11 @@ class Dispatcher(Claiming):
     @property
     def has_pending_writes(self) -> bool:
         return bool(
-            any(self.finished.values()) or self.retry_later or self.inline or self.releases or self.control.stopped
+            any(self.finished.values())
+            or self.retry_later
+            or self.inline
+            or self.releases
+            or self.control.stopped
             or self.flow.busy
         )
 

@@ -176,7 +176,7 @@ class Staffing:
         if early:
             log.debug("adopting %d worker(s) exec'd at start-up: pids %s", len(early), [p.popen.pid for p in early])
         starts = [h.adopt(p, self._boot) for h, p in zip(handles, early, strict=False)]
-        starts += [h.spawn(self._boot, self._env) for h in handles[len(early):]]
+        starts += [h.spawn(self._boot, self._env) for h in handles[len(early) :]]
         spawned = await asyncio.gather(*starts, return_exceptions=True)
         self._record_workers(handles)
         for r in spawned:

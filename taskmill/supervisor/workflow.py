@@ -246,4 +246,3 @@ class Workflow:
 
 def _error(msg: Spawn, exc: BaseException) -> Reply:
     return Reply(msg.request_id, error=str(exc), error_kind=type(exc).__name__)
-

@@ -84,10 +84,7 @@ def boot(msg: Boot) -> tuple[dict[str, ExecutorSpec], StateBag, dict[str, StateB
     for origin in msg.origins:
         kind, _, target = origin.partition(":")
         if kind == "path":
-            if (
-                "__mp_main__" not in sys.modules
-                or getattr(sys.modules["__mp_main__"], "__file__", None) != target
-            ):
+            if "__mp_main__" not in sys.modules or getattr(sys.modules["__mp_main__"], "__file__", None) != target:
                 _load_main_script(target)
         else:
             importlib.import_module(target)

@@ -37,7 +37,6 @@ class Disk:
         self.cut: dict[str, bytes] | None = None
         self.closing = False  # the workload is closing its connections: let that pass quietly
 
-
     def track(self, path: str) -> None:
         if path not in self.durable:
             self.durable[path] = bytearray(Path(path).read_bytes() if os.path.exists(path) else b"")

@@ -384,7 +384,9 @@ class Run:
         acked, unacked = self.acks()
         by_id = {tid: n for n, tid in acked.items()}
         allowed = {by_id[t] for t in self.running_at_kills if t in by_id} | set(extra_allowed)
-        report = ledger.check(scenario, ledger.read(self.ledger), acked, self.db, unacked=unacked, allowed=allowed, **kw)
+        report = ledger.check(
+            scenario, ledger.read(self.ledger), acked, self.db, unacked=unacked, allowed=allowed, **kw
+        )
         report.extra["kills"] = self.kills
         report.extra["running_at_kills"] = len(self.running_at_kills)
         report.extra["integrity_checks"] = len(self.integrity_checks)

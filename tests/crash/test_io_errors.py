@@ -39,7 +39,9 @@ def _step(name: str, fn: Callable[[], Any], log: dict[str, Any]) -> Any:
             took = time.monotonic() - t0
             log["errors"].append((name, attempt, type(exc).__name__, str(exc)[:200]))
             assert took < HANG_S, f"{name}: failed after {took:.1f}s"
-            assert isinstance(exc, tm.TaskmillError), f"{name}: untyped {type(exc).__module__}.{type(exc).__name__}: {exc}"
+            assert isinstance(exc, tm.TaskmillError), (
+                f"{name}: untyped {type(exc).__module__}.{type(exc).__name__}: {exc}"
+            )
             if attempt == 2:
                 raise AssertionError(f"{name}: failed again once the fault had passed: {exc!r}") from exc
         finally:

@@ -48,7 +48,9 @@ def _one_run(root: Path, index: int, tasks: int, kills: int, workers: int, submi
             old_workers = run.kill(sup)
             run.check_integrity()
             t_kill = time.monotonic()
-            sup = run.serve(workers=workers, fork=fork, durability=durability)  # at once: the old workers may not be gone yet
+            sup = run.serve(
+                workers=workers, fork=fork, durability=durability
+            )  # at once: the old workers may not be gone yet
             while any(alive(p) for p in old_workers):
                 assert time.monotonic() - t_kill < 2.0, f"workers {old_workers} outlived their supervisor by 2 s"
                 time.sleep(0.005)

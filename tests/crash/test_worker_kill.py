@@ -162,7 +162,9 @@ def test_random_busy_worker_kills_lose_nothing_and_the_pool_refills_within_a_sec
         pid = rng.choice(busy).pid
         t_kill = time.monotonic()
         os.kill(pid, signal.SIGKILL)
-        while sum(w.alive for w in sup.dispatcher.workers) < workers or any(w.pid == pid for w in sup.dispatcher.workers):
+        while sum(w.alive for w in sup.dispatcher.workers) < workers or any(
+            w.pid == pid for w in sup.dispatcher.workers
+        ):
             assert time.monotonic() - t_kill < 1.0 + 1.0, "the pool was not refilled within 2 s"
             time.sleep(0.002)
         refill.append(time.monotonic() - t_kill)
@@ -236,7 +238,9 @@ def test_a_worker_memory_limit_below_what_a_worker_needs_is_refused_at_start(mak
         s.start()
 
 
-def test_a_poison_task_among_quick_tasks_of_its_type_is_the_only_one_blamed(make_scheduler: Any, tmp_path: Path) -> None:
+def test_a_poison_task_among_quick_tasks_of_its_type_is_the_only_one_blamed(
+    make_scheduler: Any, tmp_path: Path
+) -> None:
     """Quick tasks are prefetched and their results sent in batches, so when a worker dies the head of its
     queue may have finished long ago. The worker's executing slot says which task it died running: the
     poison task alone uses up its retries; its neighbours run again uncounted."""

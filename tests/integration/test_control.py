@@ -16,7 +16,9 @@ from . import control_domains as C
 
 
 def started(log: str, tag: str, n: int = 1) -> list[dict[str, Any]]:
-    return wait_for(lambda: len(entries(log, "start", tag)) >= n and entries(log, "start", tag), 15, what=f"{tag} start")
+    return wait_for(
+        lambda: len(entries(log, "start", tag)) >= n and entries(log, "start", tag), 15, what=f"{tag} start"
+    )
 
 
 def history_status(s: tm.Scheduler, task_id: int) -> str | None:

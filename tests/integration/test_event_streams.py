@@ -108,9 +108,7 @@ def test_control_events_each_from_the_scenario_that_causes_it(make_scheduler: An
                                                 inserted_ids=mixed.inserted()))  # fmt: skip
 
 
-def test_domain_and_typed_streams_filter_and_typed_terminal_events_carry_records(
-    make_scheduler: Any, log: str
-) -> None:
+def test_domain_and_typed_streams_filter_and_typed_terminal_events_carry_records(make_scheduler: Any, log: str) -> None:
     s = make_scheduler((*DOMAINS, W.flow, W.side), workers=2)  # started once everything is queued: no races
     h, h2, hf = s.domain(O.obs), s.domain(O.obs2), s.domain(W.flow)
     mine, theirs, flows = Collector(h.events()), Collector(h2.events()), Collector(hf.events())

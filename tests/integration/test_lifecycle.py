@@ -246,9 +246,7 @@ def test_history_retention_max_count_prunes_while_running(make_scheduler: Any, l
     assert set(newest) <= {r.task_id for r in history}  # the most recent outcomes are the ones kept
 
 
-def test_dispatch_begins_with_the_first_worker_and_start_returns_once_all_joined(
-    make_scheduler: Any, log: str
-) -> None:
+def test_dispatch_begins_with_the_first_worker_and_start_returns_once_all_joined(make_scheduler: Any, log: str) -> None:
     s = make_scheduler([D.main], workers=3)
     h = s.domain(D.main)
     h.submit(D.Note(log=log, tag="early"))

@@ -41,7 +41,9 @@ def families(text: bytes) -> dict[str, Any]:
 
 
 def samples(fam: Any, suffix: str = "", **labels: str) -> list[Any]:
-    return [s for s in fam.samples if s.name == fam.name + suffix and all(s.labels.get(k) == v for k, v in labels.items())]
+    return [
+        s for s in fam.samples if s.name == fam.name + suffix and all(s.labels.get(k) == v for k, v in labels.items())
+    ]
 
 
 def indexed_tag_ids(db: Path) -> set[int]:
@@ -133,10 +135,16 @@ def test_metrics_count_what_went_through_each_path(make_scheduler: Any, db: Path
     failed = fams["taskmill_tasks_failed"]
     assert samples(failed, "_total", retryable="true", **typed)[0].value == snap.failed_retryable
     assert samples(failed, "_total", retryable="false", **typed)[0].value == snap.failed - snap.failed_retryable
-    for name, field in (("tasks_retried", "retried"), ("tasks_dead_lettered", "dead_lettered"),
-                        ("tasks_superseded", "superseded"), ("tasks_cancelled", "cancelled"),
-                        ("tasks_expired", "expired"), ("tasks_preempted", "preempted"),
-                        ("batches_submitted", "batches_submitted"), ("dependency_failures", "dependency_failures")):
+    for name, field in (
+        ("tasks_retried", "retried"),
+        ("tasks_dead_lettered", "dead_lettered"),
+        ("tasks_superseded", "superseded"),
+        ("tasks_cancelled", "cancelled"),
+        ("tasks_expired", "expired"),
+        ("tasks_preempted", "preempted"),
+        ("batches_submitted", "batches_submitted"),
+        ("dependency_failures", "dependency_failures"),
+    ):
         assert samples(fams[f"taskmill_{name}"], "_total")[0].value == getattr(snap, field), name  # fmt: skip
     assert samples(fams["taskmill_group_pauses"], "_total", group="g")[0].value == 1
     durations = fams["taskmill_task_duration_seconds"]

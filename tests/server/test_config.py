@@ -34,8 +34,16 @@ def test_defaults_map_one_to_one_onto_scheduler_keywords() -> None:
                                           "worker_memory_limit": 1 << 30}))  # fmt: skip
     assert (off["preempt_priority"], off["timeout"], off["max_tasks_per_worker"]) == (None, 5.0, 100)
     assert off["worker_memory_limit"] == 1 << 30
-    metrics = scheduler_kwargs(decode_config({"domains": ["tests.integration.domains:main"], "metrics_prefix": "app",
-                                              "metrics_labels": {"env": "prod"}, "metrics_disabled": ["batch_size"]}))
+    metrics = scheduler_kwargs(
+        decode_config(
+            {
+                "domains": ["tests.integration.domains:main"],
+                "metrics_prefix": "app",
+                "metrics_labels": {"env": "prod"},
+                "metrics_disabled": ["batch_size"],
+            }
+        )
+    )
     assert (metrics["metrics_prefix"], metrics["metrics_labels"], metrics["metrics_disabled"]) == (
         "app", {"env": "prod"}, ["batch_size"])  # fmt: skip
 
@@ -105,7 +113,9 @@ def test_effective_toml_round_trips(tmp_path: Path) -> None:
 
 
 def test_scheduling_policy_from_toml(tmp_path: Path) -> None:
-    path = write(tmp_path / "t.toml", """
+    path = write(
+        tmp_path / "t.toml",
+        """
 store = "t.db"
 domains = ["tests.integration.domains:main"]
 workers = 1
@@ -121,7 +131,8 @@ grace_period = 10
 aging_interval = 5
 [group_weights]
 acme = 3
-""")
+""",
+    )
     cfg = load_config(path)
     assert load_config(write(tmp_path / "again.toml", to_toml(cfg))) == cfg
     with tm.Scheduler.from_config(cfg) as s:

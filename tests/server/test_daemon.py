@@ -173,7 +173,9 @@ def test_sighup_reloads_scheduling_policy_and_top_shows_it(make_daemon: MakeDaem
     assert "pressure 0.00" in text and "rate type:srv::mark" in text and "/2 tokens" in text
 
 
-def test_workers_are_execd_before_the_daemon_imports_run_with_its_umask_and_are_replaced(make_daemon: MakeDaemon) -> None:
+def test_workers_are_execd_before_the_daemon_imports_run_with_its_umask_and_are_replaced(
+    make_daemon: MakeDaemon,
+) -> None:
     d = make_daemon(http=False)
     d.start("--log-level", "debug")
     pids = {p.pid for p in psutil.Process(d.pid).children()}

@@ -213,7 +213,11 @@ def test_tag_queries_and_semantics_and_scopes(client: tm.Client, log: str) -> No
     assert client.count_by_tag("tenant", status="pending") == [("acme", 2), ("initech", 1)]
     assert client.tag_values("tier") == [("free", 1), ("gold", 1)]  # ties by value
     assert client.tag_keys_by_prefix("job.") == ["job.id", "job.kind"]  # case-sensitive: not Job.upper
-    assert client.tag_keys_by_prefix("Job") == ["Job.upper"] and client.tag_keys_by_prefix("t") == ["team", "tenant", "tier"]
+    assert client.tag_keys_by_prefix("Job") == ["Job.upper"] and client.tag_keys_by_prefix("t") == [
+        "team",
+        "tenant",
+        "tier",
+    ]
     assert client.tag_keys_by_prefix("") == ["Job.upper", "job.id", "job.kind", "team", "tenant", "tier"]
     assert client.task_ids_by_tag_key_prefix("job.") == [a, c] and client.count_by_tag_key_prefix("job.") == 2
     assert client.task_ids_by_tag_key_prefix("t") == [a, b, c, d] and client.count_by_tag_key_prefix("t") == 4

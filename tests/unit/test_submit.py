@@ -342,7 +342,9 @@ def test_a_mixed_batch_keeps_its_order_and_stores_every_row_as_submitted(client:
         return tm.TaskSubmission(task_type="tm_main::note", payload={"log": log, "tag": f"n{i}"}, **kw)
 
     subs = [note(i, tags={"u": f"v{i}", "é": "ü" * i}) for i in range(12)]
-    subs += [tm.TaskSubmission(task_type="tm_main::keyed", payload={"log": log, "k": "k"}, key=f"k{i}") for i in range(2)]
+    subs += [
+        tm.TaskSubmission(task_type="tm_main::keyed", payload={"log": log, "k": "k"}, key=f"k{i}") for i in range(2)
+    ]
     subs += [note(100 + i, label=f"label {i}", priority=tm.Priority.HIGH) for i in range(12)]
     out = client.submit_batch(subs)
     ids = [o.id for o in out]
