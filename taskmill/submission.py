@@ -6,6 +6,7 @@ global > built-in. (The original let domain defaults beat the type's config; its
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
@@ -27,6 +28,7 @@ DEFAULT_MAX_PAYLOAD = 1024 * 1024
 
 _encoder = msgspec.msgpack.Encoder()
 _replace = msgspec.structs.replace
+_TOKENS = itertools.count(1)  # one per template, never reused in a process
 
 
 def _sha256(data: bytes) -> Any:
@@ -154,7 +156,7 @@ class Template:
 
     __slots__ = (
         "_checked", "base", "explicit_key", "label", "prefix", "proto", "spec", "tags", "task_key", "task_tags",
-        "task_tags_fn", "timeless", "ttl_ms",
+        "task_tags_fn", "timeless", "token", "ttl_ms",
     )  # fmt: skip
 
     def __init__(
@@ -247,7 +249,8 @@ class Template:
         self.timeless = run_after is None and run_at is None and recurring is None
         self.ttl_ms = None if self.base["expires_at"] is None else int(ttl_s * 1000)  # type: ignore[operator]
         self._checked: dict[str, str] | None = None
-        self.proto = NewTask(key="", label="", payload=b"", **self.base)
+        self.token = next(_TOKENS)
+        self.proto = NewTask(key="", label="", payload=b"", shape=(self.token, 0), **self.base)
 
     def _recurring(self, recurring: RecurringSchedule | float | timedelta, now: int, delayed: bool) -> None:
         sched = recurring if isinstance(recurring, RecurringSchedule) else RecurringSchedule(recurring)
@@ -289,10 +292,12 @@ class Template:
         if now is None or not self.timeless:
             return _replace(self.proto, key=digest, label=label, payload=payload, tags=checked)
         ttl_ms = self.ttl_ms
+        shape = (self.token, now)  # created_at and expires_at follow from now
         if ttl_ms is None:
-            return _replace(self.proto, key=digest, label=label, payload=payload, tags=checked, created_at=now)
+            return _replace(self.proto, key=digest, label=label, payload=payload, tags=checked, created_at=now,
+                            shape=shape)  # fmt: skip
         return _replace(self.proto, key=digest, label=label, payload=payload, tags=checked, created_at=now,
-                        expires_at=now + ttl_ms)  # fmt: skip
+                        expires_at=now + ttl_ms, shape=shape)  # fmt: skip
 
 
 def build(

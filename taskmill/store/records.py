@@ -54,6 +54,9 @@ class NewTask(msgspec.Struct, kw_only=True, gc=False):
     recurring_cron: str | None = None
     recurring_tz: str | None = None
     recurring_max: int | None = None
+    # Set by the submission template that made the row: rows of one batch with equal shapes differ only in key,
+    # label, payload and tags, so the store need not compare their other fields (None: it compares them).
+    shape: tuple[int, int] | None = None
 
 
 class TaskRecord(msgspec.Struct, kw_only=True):

@@ -254,8 +254,7 @@ def _insert_plain(
     ``INSERT ... SELECT FROM json_each``: ~2 µs a row less than binding 25 parameters per row. Rows between such
     runs go in one ``executemany``."""
     scopes = PausedScopes(conn)
-    tuples = [_astuple(t) for t in rows]
-    shapes = [_shape(t) for t in tuples]
+    shapes = [t.shape or _shape(_astuple(t)) for t in rows]  # a template's stamp, else the fields themselves
     reasons = [0] * len(rows)
     loose: list[int] = []  # rows waiting for the next executemany
     ids: list[int] = []
@@ -279,7 +278,7 @@ def _insert_plain(
         reasons[start:end] = [bits] * (end - start)
         if end - start >= BULK_MIN:
             flush()
-            ids.extend(_insert_run(conn, tuples, start, end, bits, now_ms))
+            ids.extend(_insert_run(conn, rows[start:end], bits, now_ms))
         else:
             loose.extend(range(start, end))
         start = end
@@ -293,34 +292,26 @@ def _insert_plain(
         conn.executemany(sql.INSERT_TAG, tag_rows)
 
 
-def _insert_run(
-    conn: apsw.Connection,
-    tuples: list[tuple],
-    start: int,
-    end: int,
-    reasons: int,
-    now_ms: int,  # type: ignore[type-arg]
-) -> Sequence[int]:
-    """One INSERT_TASKS_JSON for ``tuples[start:end]``; their ids, in order."""
-    first = tuples[start]
-    run = tuples[start:end]
+def _insert_run(conn: apsw.Connection, run: list[NewTask], reasons: int, now_ms: int) -> Sequence[int]:
+    """One statement for rows of one shape; their ids, in order."""
+    first = _astuple(run[0])
     common = (first[0], first[1], first[4], *first[6:20], "paused" if reasons else "pending", reasons,
               now_ms if reasons else None, first[23])  # fmt: skip
     width, label, tags = len(first[2]), first[3], first[20]
-    if all(len(t[2]) == width and t[3] == label and t[20] == tags for t in run):
-        doc = _json([t[2] + t[5].hex() for t in run])
+    if all(len(t.key) == width and t.label == label and t.tags == tags for t in run):
+        doc = _json([t.key + t.payload.hex() for t in run])
         conn.execute(sql.INSERT_TASKS_FLAT, (*common, doc.decode(), width, label,
                                              _json(tags).decode() if tags else None))  # fmt: skip
     else:
-        doc = _json([(t[2], t[3], t[5].hex(), _json(t[20]).decode() if t[20] else None) for t in run])
+        doc = _json([(t.key, t.label, t.payload.hex(), _json(t.tags).decode() if t.tags else None) for t in run])
         conn.execute(sql.INSERT_TASKS_JSON, (*common, doc.decode()))
     last = conn.last_insert_rowid()
-    lo = last - (end - start) + 1
+    lo = last - len(run) + 1
     ids: Sequence[int] = range(lo, last + 1)
     key_of = sql.KEY_OF
-    if (next(iter(conn.execute(key_of, (lo,))), (None,))[0] != first[2]
-            or next(iter(conn.execute(key_of, (last,))), (None,))[0] != tuples[end - 1][2]):  # fmt: skip
+    if (next(iter(conn.execute(key_of, (lo,))), (None,))[0] != run[0].key
+            or next(iter(conn.execute(key_of, (last,))), (None,))[0] != run[-1].key):  # fmt: skip
         # Not in order after all: look each id up by its key (keys of new rows are unique within a batch).
         by_key = dict(conn.execute(sql.KEYS_IN_RANGE, (lo, last)))
-        ids = [by_key[t[2]] for t in tuples[start:end]]
+        ids = [by_key[t.key] for t in run]
     return ids
