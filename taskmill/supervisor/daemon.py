@@ -23,9 +23,8 @@ from ..settings import (
     import_domains,
     load_config,
     policy_kwargs,
-    to_json,
-    to_toml,
 )  # fmt: skip
+from ..settings_output import to_json, to_toml
 from . import hardening, logs
 from .lock import SupervisorLock
 from .runtime import Supervisor

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 import taskmill as tm
-from taskmill.settings import SchedulerConfig, decode_config, load_config, scheduler_kwargs, to_toml
+from taskmill.settings import SchedulerConfig, decode_config, load_config, scheduler_kwargs
+from taskmill.settings_output import to_toml
 from taskmill.supervisor import daemon as dmn
 
 from .daemon import Daemon
