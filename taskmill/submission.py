@@ -183,6 +183,7 @@ class Template:
         fail_fast: bool | None = None,
         recurring: RecurringSchedule | float | timedelta | None = None,
         expected_io: IoBudget | None = None,
+        stamp: bool = True,
     ) -> None:
         now = int(time.time() * 1000) if now_ms is None else now_ms
         cfg = spec.type_config
@@ -249,8 +250,10 @@ class Template:
         self.timeless = run_after is None and run_at is None and recurring is None
         self.ttl_ms = None if self.base["expires_at"] is None else int(ttl_s * 1000)  # type: ignore[operator]
         self._checked: dict[str, str] | None = None
-        self.token = next(_TOKENS)
-        self.proto = NewTask(key="", label="", payload=b"", shape=(self.token, 0), **self.base)
+        # Rows of one stamped template (and one time) share their shape; a one-off template (``build``) leaves
+        # rows unstamped, so the store compares their fields and rows alike still go in one statement.
+        self.token = next(_TOKENS) if stamp else 0
+        self.proto = NewTask(key="", label="", payload=b"", shape=(self.token, 0) if stamp else None, **self.base)
 
     def _recurring(self, recurring: RecurringSchedule | float | timedelta, now: int, delayed: bool) -> None:
         sched = recurring if isinstance(recurring, RecurringSchedule) else RecurringSchedule(recurring)
@@ -292,7 +295,7 @@ class Template:
         if now is None or not self.timeless:
             return _replace(self.proto, key=digest, label=label, payload=payload, tags=checked)
         ttl_ms = self.ttl_ms
-        shape = (self.token, now)  # created_at and expires_at follow from now
+        shape = (self.token, now) if self.token else None  # created_at and expires_at follow from now
         if ttl_ms is None:
             return _replace(self.proto, key=digest, label=label, payload=payload, tags=checked, created_at=now,
                             shape=shape)  # fmt: skip
@@ -310,7 +313,7 @@ def build(
     **overrides: Any,
 ) -> NewTask:
     """Resolve every layer for one submission. Raises a :class:`SubmitError` and writes nothing on bad input."""
-    template = Template(domain, spec, defaults, **overrides)
+    template = Template(domain, spec, defaults, stamp=False, **overrides)
     if payload is None:
         assert task is not None
         payload = encode_payload(spec, task, defaults.max_payload_bytes)

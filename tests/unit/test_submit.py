@@ -387,6 +387,29 @@ def test_a_batch_sharing_one_label_and_tags_stores_them_on_every_row(client: tm.
         assert rec.key == hashlib.sha256(b"tm_main::note:" + rec.payload).hexdigest()
 
 
+def test_batches_of_rows_alike_go_in_one_statement_typed_or_not(
+    client: tm.Client, log: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Typed batches mark their rows with their template's stamp; untyped ones (each row resolved on its own)
+    are compared field by field. Either way a run of rows alike is one insert statement."""
+    from taskmill.store import submit as store_submit
+
+    runs: list[int] = []
+    real = store_submit._insert_run
+
+    def spy(conn: Any, run: list[Any], reasons: int, now_ms: int) -> Any:
+        runs.append(len(run))
+        return real(conn, run, reasons, now_ms)
+
+    monkeypatch.setattr(store_submit, "_insert_run", spy)
+    untyped = [tm.TaskSubmission(task_type="tm_main::note", payload={"log": log, "tag": f"u{i}"}) for i in range(30)]
+    assert len(client.submit_batch(untyped).inserted()) == 30
+    assert runs == [30]
+    typed = [D.Note(log=log, tag=f"t{i}") for i in range(30)] + [D.Keyed(log=log, k=f"k{i}") for i in range(10)]
+    assert len(client.domain(D.main).submit_batch(typed).inserted()) == 40
+    assert runs == [30, 30, 10]
+
+
 def test_a_batch_into_a_paused_domain_is_stored_paused(client: tm.Client, log: str) -> None:
     h = client.domain(D.main)
     h.pause()
