@@ -230,7 +230,8 @@ class Workflow:
             raise SubmitError(f"task type {r.task_type!r} is not registered with this scheduler")
         if r.recurring_interval is not None or r.recurring_cron is not None:
             raise SubmitError("a child task cannot be recurring (its parent would wait for it forever)")
-        changes: dict[str, Any] = {"parent_id": parent_id, "flags": r.flags | F_PARENT}
+        # shape None: a worker's template stamps mean nothing here, so the store compares the rows' fields.
+        changes: dict[str, Any] = {"parent_id": parent_id, "flags": r.flags | F_PARENT, "shape": None}
         changes["priority"] = min(r.priority, int(parent[4]))
         expires = parent[5]
         if r.ttl_seconds is None and expires is not None and expires > now_ms:
