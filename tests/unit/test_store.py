@@ -222,3 +222,14 @@ def test_busy_means_pending_due_or_delayed_or_running(db: Path, log: str) -> Non
             assert not store.busy() and client.status_counts()["paused"] == 1
     finally:
         store.close()
+
+
+def test_a_scan_of_new_rows_never_moves_its_watermark_back() -> None:
+    """The newest committed id bounds a scan; when the newest rows were deleted (pruned) it is below the
+    watermark, which then stays where it was."""
+    from taskmill.store.stats import scanned_to
+
+    assert scanned_to(10, 4, None) == (10, False)  # an empty table
+    assert scanned_to(10, 4, 8) == (10, False)  # the newest rows were deleted since the last scan
+    assert scanned_to(10, 4, 12) == (12, False)  # caught up
+    assert scanned_to(10, 4, 20) == (14, True)  # more to scan next turn
