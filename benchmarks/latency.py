@@ -1,8 +1,10 @@
 """Submit → executor-start latency, in-process and from another process (DESIGN.md §4, peer protocol W4).
 
 The scheduler runs embedded in the benchmark process with 2 workers. In-process submissions come from the
-main thread (``Scheduler.domain(...).submit``); cross-process ones from a child that runs this module as a
-script and submits through ``taskmill.connect(path)``. Both use a fixed 10 ms grid (a late call does not
+main thread (``Scheduler.domain(...).submit``), first sleeping between submissions, then running Python
+between them as a CPU-bound application thread would (``inproc_busy``: the embedded supervisor's thread then
+waits for the GIL); cross-process ones from a child that runs this module as a script and submits through
+``taskmill.connect(path)``. Both use a fixed 10 ms grid (a late call does not
 shift later ones), take ``t_submit`` immediately before the call, and read ``t_start`` from the executor.
 
     python -m benchmarks.latency DB --count 300 --durability normal --start-at T   (the child side)
@@ -36,11 +38,20 @@ def _sleep_until(t: float) -> None:
         time.sleep(delay)
 
 
-def submit_on_grid(handle: tm.DomainHandle, count: int, kind: str, t0: float) -> float:
-    """Submission ``k`` is due at ``t0 + k * 10 ms``; returns the largest gap between two submissions."""
+def _spin_until(t: float) -> None:
+    """Wait by running Python, as a CPU-bound application thread would: the GIL is held but for the forced
+    switches (``sys.getswitchinterval()``)."""
+    while time.time() < t:
+        pass
+
+
+def submit_on_grid(handle: tm.DomainHandle, count: int, kind: str, t0: float, busy: bool = False) -> float:
+    """Submission ``k`` is due at ``t0 + k * 10 ms``; returns the largest gap between two submissions.
+    ``busy``: the submitting thread keeps running Python between submissions instead of sleeping."""
     submits = []
+    wait = _spin_until if busy else _sleep_until
     for k in range(count):
-        _sleep_until(t0 + k * GRID_S)
+        wait(t0 + k * GRID_S)
         t_submit = time.time()
         handle.submit(Noop(i=k, t_submit=t_submit, kind=kind))
         submits.append(t_submit)
@@ -76,6 +87,9 @@ def latency(
             gap = submit_on_grid(handle, count, "n", time.time())
             done.wait(warmup + count, 60.0)
             time.sleep(idle_s)
+            submit_on_grid(handle, count, "b", time.time(), busy=True)
+            done.wait(warmup + 2 * count, 60.0)
+            time.sleep(idle_s)
             start_at = time.time() + lead_s
             cmd = [sys.executable, "-m", "benchmarks.latency", db, "--count", str(count),
                    "--durability", durability, "--start-at", repr(start_at)]  # fmt: skip
@@ -83,12 +97,15 @@ def latency(
             if child.returncode != 0:
                 problems.append(f"latency client failed ({child.returncode}): {child.stderr.strip()[-500:]}")
             else:
-                done.wait(warmup + CHILD_WARMUP + 2 * count, 60.0)
-        inproc, cross = done.lines("n"), done.lines("x")
+                done.wait(warmup + CHILD_WARMUP + 3 * count, 60.0)
+        inproc, busy, cross = done.lines("n"), done.lines("b"), done.lines("x")
     problems += check_distinct(inproc, count, "in-process latency")
+    problems += check_distinct(busy, count, "in-process latency, busy submitter")
     out: dict[str, Any] = {"max_submit_gap_ms": gap * 1000}
     if inproc:
         out.update(_stats(inproc, "inproc"))
+    if busy:
+        out.update(_stats(busy, "inproc_busy"))
     if child.returncode == 0:
         problems += check_distinct(cross, count, "cross-process latency")
         if cross:

@@ -36,7 +36,11 @@ def plot_run(runs: list[dict[str, Any]], meta: dict[str, Any], out: Path) -> lis
     lat = _results(runs, "latency")
     if lat:
         series = {}
-        for where, label in (("inproc", "in-process"), ("xproc", "other process")):
+        for where, label in (
+            ("inproc", "in-process"),
+            ("inproc_busy", "in-process, busy submitter"),
+            ("xproc", "other process"),
+        ):
             for dur in sorted({r["durability"] for r in lat}):
                 pooled = [x for r in lat if r["durability"] == dur for x in r["result"].get(f"{where}_samples_ms", [])]
                 if pooled:
