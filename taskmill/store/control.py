@@ -129,6 +129,12 @@ def is_paused(conn: apsw.Connection) -> bool:
     return next(iter(conn.execute(sql.META_GET, (GLOBAL_PAUSE_KEY,))), None) is not None
 
 
+def turn_state(conn: apsw.Connection) -> tuple[int, int, bool]:
+    """The data version, the dependency epoch and the global pause, as the caller's transaction sees them."""
+    version, epoch, paused = next(iter(conn.execute(sql_control.TURN_STATE, (GLOBAL_PAUSE_KEY,))))
+    return int(version), 0 if epoch is None else int(epoch), bool(paused)
+
+
 # -- the supervisor's side -------------------------------------------------------------------------------
 def stop_requests(conn: apsw.Connection) -> list[tuple[int, int, int, int]]:
     """Running tasks with a pending cancel/supersede/pause request: (id, attempt, cancel_requested, reasons)."""

@@ -79,8 +79,3 @@ def dependencies_of(conn: apsw.Connection, task_id: int) -> list[int]:
 
 def dependents_of(conn: apsw.Connection, task_id: int) -> list[int]:
     return [int(r[0]) for r in conn.execute(q.DEPENDENTS_OF, (task_id,))]
-
-
-def dep_epoch(conn: apsw.Connection) -> int:
-    row = next(iter(conn.execute(q.DEP_EPOCH)), None)
-    return 0 if row is None or row[0] is None else int(row[0])

@@ -45,6 +45,12 @@ SELECT MIN(CASE WHEN priority <= ?2 AND finished_at IS NULL AND status <> 'runni
 FROM tasks WHERE id > +?1 AND id <= +?1 + ?3
 """
 MAX_ID = "SELECT MAX(id) FROM tasks"
+# What a dispatch turn reads first, in one statement where it used three (data version, dependency epoch, global
+# pause).
+TURN_STATE = """
+SELECT (SELECT data_version FROM pragma_data_version()), (SELECT value FROM meta WHERE name = 'dep_epoch'),
+    EXISTS (SELECT 1 FROM meta WHERE name = ?1)
+"""
 READY_HEAD_PRIORITY = "SELECT priority FROM tasks INDEXED BY idx_ready WHERE status = 'pending' AND run_after IS NULL ORDER BY priority, id LIMIT 1"
 PAUSED_COUNT_WITH = (
     "SELECT COUNT(*) FROM tasks INDEXED BY idx_paused WHERE status = 'paused' AND (pause_reasons & +?) <> 0"

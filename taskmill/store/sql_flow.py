@@ -45,7 +45,6 @@ BUMP_DEP_EPOCH = (
     "INSERT INTO meta (name, value) VALUES ('dep_epoch', 1) "
     "ON CONFLICT(name) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
 )
-DEP_EPOCH = "SELECT value FROM meta WHERE name = 'dep_epoch'"
 RUNNING_DEPENDED_ON = """
 SELECT id, attempt, flags FROM tasks INDEXED BY idx_active
 WHERE status = 'running' AND finished_at IS NULL AND status <> 'pending' AND (flags & 2) <> 0

@@ -103,12 +103,6 @@ class Controller:
                     self.stopper.stop(found[0], found[1], "request", hook=cancel_req != 0)
         self.next_group_resume_ms = store_control.next_group_resume(conn)
 
-    def paused_now(self) -> bool:
-        """The global pause as this turn's transaction sees it. A turn can run before the wake-up that reported
-        a pause has been handled, yet see tasks submitted after that pause; a global pause leaves queued tasks
-        pending, so only reading it here keeps them from being claimed (one primary-key read per turn)."""
-        return store_control.is_paused(self.d.store.conn)
-
     def resume_due_groups(self, now_ms: int) -> None:
         if self.next_group_resume_ms is None or now_ms < self.next_group_resume_ms:
             return

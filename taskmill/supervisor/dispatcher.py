@@ -27,6 +27,7 @@ from ..registry import Registry
 from ..scheduling import SchedulingPolicy
 from ..slot import ExecutingSlot
 from ..store import Store, dispatch, now_ms
+from ..store import control as store_control
 from ..store.records import Claimed
 from .claiming import Claiming
 from .control import Controller
@@ -272,7 +273,10 @@ class Dispatcher(Claiming):
         control = self.control
         self._replaced.clear()
         with self.store.write():
-            self.flow.refresh()
+            # The global pause as this transaction sees it: a turn can run before the wake-up that reported a
+            # pause was handled, yet see tasks submitted after it; reading it here keeps them unclaimed.
+            version, epoch, paused = store_control.turn_state(self.store.conn)
+            self.flow.refresh(version, epoch)
             self._write_outcomes(now, sends)
             self.flow.write(now)
             changed, self.check_control = self.check_control, False
@@ -289,7 +293,7 @@ class Dispatcher(Claiming):
                 self.check_due = False
             fresh, self.check_submits = self.check_submits, False
             claimed: list[Claimed] = []
-            if self.claiming and self.queue_maybe_nonempty and not control.paused_now():
+            if self.claiming and self.queue_maybe_nonempty and not paused:
                 claimed = self._claim_and_assign(now, sends)
             if changed or fresh or claimed:
                 control.preempt(claimed, changed or fresh)

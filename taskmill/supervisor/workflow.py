@@ -19,7 +19,7 @@ import msgspec
 from .. import events as ev
 from ..errors import InvalidState, StoreError, SubmitError, TaskmillError
 from ..protocol import ChildrenQuery, Reply, Result, Spawn
-from ..store import deps, flow
+from ..store import flow
 from ..store import sql_flow as q
 from ..store.connection import savepoint
 from ..store.records import F_CHILDREN, F_FINALIZE, F_PARENT, F_TTL, F_TTL_FIRST, Claimed, NewTask
@@ -83,14 +83,13 @@ class Workflow:
         return False
 
     # -- inside the turn's transaction ------------------------------------------------------------------
-    def refresh(self) -> None:
-        """Pick up dependents that other processes added to tasks we are running (see the module doc)."""
+    def refresh(self, version: int, epoch: int) -> None:
+        """Pick up dependents that other processes added to tasks we are running (see the module doc), given the
+        turn's data version and dependency epoch."""
         conn = self.d.store.conn
-        version = self.d.store.data_version()
         if version == self.data_version and not self.refresh_now:
             return
         self.data_version = version
-        epoch = deps.dep_epoch(conn)
         if epoch == self._epoch and not self.refresh_now:
             return
         self._epoch, self.refresh_now = epoch, False
