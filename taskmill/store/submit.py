@@ -97,9 +97,9 @@ def _after_insert(conn: apsw.Connection, t: NewTask, tid: int, waits: list[tuple
 def _on_conflict(
     conn: apsw.Connection,
     t: NewTask,
-    existing: tuple,
+    existing: tuple,  # type: ignore[type-arg]
     now_ms: int,
-    fx: flow.Effects | None,  # type: ignore[type-arg]
+    fx: flow.Effects | None,
 ) -> SubmitOutcome:
     _key, tid, status, priority, requeue, requeue_priority = existing
     strategy = t.on_duplicate
