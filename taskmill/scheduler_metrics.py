@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from .exposition import Inputs, MetricsExporter
+    from .metrics import Metrics, MetricsOptions, MetricsSnapshot
     from .store import Store
     from .supervisor.runtime import Settings, Supervisor
 
@@ -24,12 +25,12 @@ class SchedulerMetrics:
         _supervisor: Supervisor | None
         _exporter: MetricsExporter | None
         settings: Settings
-        metrics: metrics.Metrics
-        metrics_options: metrics.MetricsOptions
+        metrics: Metrics
+        metrics_options: MetricsOptions
 
         def _store(self) -> Store: ...
 
-    def metrics_snapshot(self) -> metrics.MetricsSnapshot:
+    def metrics_snapshot(self) -> MetricsSnapshot:
         """Counters since this scheduler was created (whichever process caused them) and gauges now; see
         :class:`taskmill.MetricsSnapshot`."""
         sup, store = self._supervisor, self._store()
