@@ -71,7 +71,7 @@ class MetricsExporter:
     def _on(self, name: str) -> bool:
         return name not in self.options.disabled
 
-    def _family(self, kind: type[Metric], name: str, help_: str, labels: Sequence[str] = ()) -> Any:
+    def _family(self, kind: Callable[..., Any], name: str, help_: str, labels: Sequence[str] = ()) -> Any:
         return kind(self._base + name, help_, labels=[*self._label_names, *labels])
 
     def _add(self, fam: Any, labels: Sequence[str], value: float) -> None:
@@ -156,8 +156,8 @@ class MetricsExporter:
                                      ("group_resumes_total", "group_resumes", "Groups resumed.")):  # fmt: skip
             if self._on(name):
                 fam = self._family(CounterMetricFamily, name, help_, ["group"])
-                for (n, group), v in sorted(db.items()):
-                    if n == counter:
+                for (counter_name, group), v in sorted(db.items()):
+                    if counter_name == counter:
                         self._add(fam, [group], v)
                 yield fam
 

@@ -14,7 +14,7 @@ from .outcome import BatchOutcome, SubmitOutcome
 from .policy.ratelimit import RateLimit
 from .policy.recurrence import RecurringSchedule
 from .progress import EstimatedProgress, TaskProgress
-from .store.records import HistoryRecord, RecurringScheduleInfo, TaskRecord, TypeStats
+from .store.records import HistoryRecord, NewTask, RecurringScheduleInfo, TaskRecord, TypeStats
 from .task import IoBudget, Task
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ class DomainHandle:
         deps = None if depends_on is None else list(depends_on)
         now = submission.now_ms()
         encode = submission.encode_payload
-        rows = []
+        rows: list[NewTask] = []
         append = rows.append
         for t in tasks:
             template = templates.get(type(t))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
@@ -77,7 +77,7 @@ class Histogram:
         self.counts[bisect_left(self.keys, value)] += 1
         self.sum += value
 
-    def observe_many(self, values: list[float]) -> None:
+    def observe_many(self, values: Iterable[float]) -> None:
         """One sort and a bisect per bucket bound, rather than a bisect per value."""
         ordered = sorted(values)
         counts, below = self.counts, 0
@@ -93,7 +93,9 @@ class Histogram:
         return self.sum / self.unit
 
 
-def _observe_by_type(hists: dict[Any, Histogram], key: Any, types: list[str], values: list[float], unit: float) -> None:
+def _observe_by_type(
+    hists: dict[Any, Histogram], key: Any, types: list[str], values: Sequence[float], unit: float
+) -> None:
     """Add ``values`` (paired with ``types``) to ``hists[key(type)]``; a turn usually holds one type."""
     kinds = set(types)
     for t in kinds:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import ClassVar
 
 
 class Priority(int):
     """An int in 0..255 with named levels; ``Priority.HIGH < Priority.NORMAL`` means HIGH runs first."""
 
-    REALTIME: Final[Priority]
-    HIGH: Final[Priority]
-    NORMAL: Final[Priority]
-    BACKGROUND: Final[Priority]
-    IDLE: Final[Priority]
+    REALTIME: ClassVar[Priority]
+    HIGH: ClassVar[Priority]
+    NORMAL: ClassVar[Priority]
+    BACKGROUND: ClassVar[Priority]
+    IDLE: ClassVar[Priority]
 
     def __new__(cls, value: int) -> Priority:
         v = int(value)

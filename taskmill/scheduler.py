@@ -181,8 +181,8 @@ class Scheduler(PolicyControls, SchedulerMetrics, Client):
         off = self.metrics_options.disabled
         self.metrics = metrics.Metrics(durations="task_duration_seconds" not in off,
                                        queue_wait="task_queue_wait_seconds" not in off)  # fmt: skip
-        store = self._store()
-        self.metrics.start(store.max_task_id(), store.counters())  # count what happens from now on
+        db = self._store()
+        self.metrics.start(db.max_task_id(), db.counters())  # count what happens from now on
         self._exporter: MetricsExporter | None = None
 
     # -- handles and events -----------------------------------------------------------------------------

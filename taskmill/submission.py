@@ -36,7 +36,7 @@ def _sha256(data: bytes) -> Any:
     global _sha256
     import hashlib
 
-    _sha256 = hashlib.sha256
+    _sha256 = hashlib.sha256  # type: ignore[assignment]  # the same call, without this indirection from now on
     return _sha256(data)
 
 

@@ -97,8 +97,10 @@ class _BusyWait:
         return True
 
 
-def _wal_hook(conn: Connection, name: str, pages: int) -> int:
-    """Called after each commit, inside it: the checkpoint runs later (see the module doc)."""
+def _wal_hook(conn: apsw.Connection, name: str, pages: int) -> int:
+    """Called after each commit, inside it: the checkpoint runs later (see the module doc). ``conn`` is always
+    one of our :class:`Connection` objects."""
+    assert isinstance(conn, Connection)
     if pages < conn.wal_frames:  # the WAL was started over
         conn.checkpoint_at = conn.checkpoint_pages
     conn.wal_frames = pages
@@ -212,7 +214,7 @@ def _commit(conn: apsw.Connection) -> None:
     if frames >= getattr(conn, "checkpoint_at", CHECKPOINT_PAGES):
         cp = getattr(conn, "checkpointer", None)
         if cp is not None and cp.usable:
-            conn.checkpoint_at = frames + max(1, conn.checkpoint_pages // 4)  # as checkpoint_passive does
+            conn.checkpoint_at = frames + max(1, conn.checkpoint_pages // 4)  # type: ignore[attr-defined]  # as checkpoint_passive does
             cp.request(frames)
         else:
             checkpoint_passive(conn)

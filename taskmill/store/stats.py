@@ -60,8 +60,9 @@ def new_rows(
         raise translate_errors(exc) from exc
     for task_type, group, n in rows[:-1]:
         if n:
-            found.append((str(task_type), group, int(n)))
-    return (found, *scanned_to(after_id, limit, rows[-1][2]))
+            found.append((str(task_type), None if group is None else str(group), int(n)))
+    newest = rows[-1][2]
+    return (found, *scanned_to(after_id, limit, None if newest is None else int(newest)))
 
 
 def scanned_to(after_id: int, limit: int, newest: int | None) -> tuple[int, bool]:

@@ -34,9 +34,9 @@ STALE_S = 2.0  # a mark older than this is passed over: its owner is stopped or 
 PROBE_S = 0.05  # a waiter not at the head still tries the lock itself this often
 CHECK_S = 0.0005  # how often a waiter not at the head looks whether it is
 _FLOCK = "hhqqi4x"  # struct flock on Linux (x86_64, aarch64): l_type, l_whence, l_start, l_len, l_pid
-_GETLK = getattr(fcntl, "F_OFD_GETLK", None)
-_SETLK = getattr(fcntl, "F_OFD_SETLK", None)
-if _GETLK is not None:
+_GETLK: int = getattr(fcntl, "F_OFD_GETLK", -1)  # -1: no open file description locks here
+_SETLK: int = getattr(fcntl, "F_OFD_SETLK", -1)
+if _GETLK >= 0:
     _ANYONE = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, 1, 0, 0)  # any byte from 1 on (l_len 0: to the end)
     _NO_ONE = struct.pack("h", fcntl.F_UNLCK)
 
@@ -57,7 +57,7 @@ class WriterLine:
 
     @classmethod
     def open(cls, db_path: str) -> WriterLine | None:
-        if _GETLK is None or _SETLK is None:
+        if _GETLK < 0 or _SETLK < 0:
             return None
         try:
             return cls(os.open(path_for(db_path), os.O_RDONLY | os.O_CLOEXEC))

@@ -366,8 +366,8 @@ class Supervisor(Staffing):
         d.shutting_down = True
         for t in list(self._respawns):
             t.cancel()
-        for t in self._standbys.values():
-            t.cancel()
+        for standby in self._standbys.values():
+            standby.cancel()
         for h in self._standby_handles:
             h.kill()
         busy = [w for w in d.workers if w.alive and not w.idle]

@@ -182,7 +182,7 @@ class Staffing:
         for r in spawned:
             if isinstance(r, BaseException):
                 raise WorkerBootError(f"could not start a worker process: {r!r}") from r
-        booting = {asyncio.ensure_future(h.ready()): h for h in handles}
+        booting: dict[asyncio.Future[None], WorkerHandle] = {asyncio.ensure_future(h.ready()): h for h in handles}
         self._booting = list(booting)
         return booting
 

@@ -70,7 +70,7 @@ class WakeupSender:
             self.sock.setblocking(False)
 
     def ping(self, submitted: bool = False) -> None:
-        if self.sock is not None:
+        if self.sock is not None and self.addr is not None:
             with contextlib.suppress(OSError):
                 self.sock.sendto(SUBMITTED if submitted else CHANGED, self.addr)
 
