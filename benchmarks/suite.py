@@ -23,6 +23,7 @@ class Counts:
     submit: int = 1000
     dedup: int = 1000
     batch: int = 1000
+    batch_samples: int = 5
     tags: int = 500
     drain: int = 10_000
     drain_aged: int = 30_000
@@ -69,6 +70,7 @@ SMOKE = Counts(
     tags=30,
     dedup=100,
     batch=200,
+    batch_samples=1,
     drain=500,
     drain_aged=1000,
     aged_history=2000,
@@ -131,7 +133,12 @@ WORKLOADS = [
         lambda r, d, c: measure.dedup_submit(r, d, c.dedup),
         "1 insert + N-1 submits of the same payload (duplicate path)",
     ),
-    Workload("batch", True, lambda r, d, c: measure.batch_submit(r, d, c.batch), "one submit_batch() call"),
+    Workload(
+        "batch",
+        True,
+        lambda r, d, c: measure.batch_submit(r, d, c.batch, c.batch_samples),
+        "one submit_batch() call into a fresh database, the median of several",
+    ),
     Workload(
         "drain",
         True,
