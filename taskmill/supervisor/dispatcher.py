@@ -1,9 +1,9 @@
 """One dispatch turn: record what finished, promote due tasks, claim and hand out work — one transaction.
 
-Worker callbacks only sort results into the pending lists below (:mod:`.outcomes`) and wake the loop; ``turn()`` then writes
-all of them, plus the next claims, in a single ``BEGIN IMMEDIATE``. Events are published after the commit,
-so a subscriber never hears of a state the database does not hold. This is the hot path: per task it does
-a deque pop and a tuple append; everything else is per batch.
+Worker callbacks only sort results into the pending lists below (:mod:`.outcomes`) and wake the loop;
+``turn()`` then writes all of them, plus the next claims, in a single ``BEGIN IMMEDIATE``. Events are
+published after the commit, so a subscriber never hears of a state the database does not hold. This is the
+hot path: per task it does a deque pop and a tuple append; everything else is per batch.
 """
 
 from __future__ import annotations
