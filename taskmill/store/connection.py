@@ -97,10 +97,8 @@ class _BusyWait:
         return True
 
 
-def _wal_hook(conn: apsw.Connection, name: str, pages: int) -> int:
-    """Called after each commit, inside it: the checkpoint runs later (see the module doc). ``conn`` is always
-    one of our :class:`Connection` objects."""
-    assert isinstance(conn, Connection)
+def _wal_hook(conn: Connection, name: str, pages: int) -> int:
+    """Called after each commit, inside it: the checkpoint runs later (see the module doc)."""
     if pages < conn.wal_frames:  # the WAL was started over
         conn.checkpoint_at = conn.checkpoint_pages
     conn.wal_frames = pages
@@ -146,7 +144,7 @@ def open_connection(
     _pragma(conn, "foreign_keys", "OFF", 0)
     _pragma(conn, "temp_store", "MEMORY", 2)
     _pragma(conn, "cache_size", -16384)
-    conn.set_wal_hook(_wal_hook)  # replaces SQLite's autocheckpoint hook
+    conn.set_wal_hook(_wal_hook)  # type: ignore[arg-type]  # replaces SQLite's autocheckpoint hook; conn is ours
     if not readonly:
         _pragma(conn, "journal_size_limit", WAL_SIZE_LIMIT)
     if faults.FAULTS and vfs is not None:

@@ -10,42 +10,6 @@ from __future__ import annotations
 import os
 import sys
 
-
-def _option(argv: list[str], *names: str) -> str | None:
-    """The value of the last ``--name value`` / ``--name=value`` in ``argv``, without a parser."""
-    found = None
-    for i, arg in enumerate(argv):
-        for name in names:
-            if arg == name and i + 1 < len(argv):
-                found = argv[i + 1]
-            elif arg.startswith(name + "="):
-                found = arg[len(name) + 1 :]
-    return found
-
-
-def early_worker_count(argv: list[str]) -> int | None:
-    """How many workers the daemon this command line starts will run, from ``--workers`` or the config file's
-    ``workers`` (the scheduler's default otherwise); None when it will not start one or cannot tell. A wrong
-    guess costs nothing: the pool discards what it does not adopt and the typer command reports bad input."""
-    if any(a in ("--check", "--help") for a in argv):
-        return None
-    config = _option(argv, "--config", "-c")
-    if not config:
-        return None
-    given = _option(argv, "--workers")
-    try:
-        if given is not None:
-            n = int(given)
-        else:
-            import tomllib
-
-            with open(config, "rb") as f:
-                n = tomllib.load(f).get("workers") or os.cpu_count() or 2
-    except (OSError, ValueError):
-        return None
-    return n if isinstance(n, int) and 0 < n <= 256 else None
-
-
 # The options of ``cli_daemon.serve`` that start the daemon, with the override each one sets (None: not an override).
 _VALUED = {"--config": None, "-c": None, "--workers": "workers", "--max-concurrency": "max_concurrency",
            "--db": "store", "--durability": "durability", "--log-level": "logging.level",
@@ -99,15 +63,35 @@ def plain_command(argv: list[str]) -> Plain | None:
     return None if not config else Plain(config, overrides, allow_root)
 
 
-def main() -> None:
-    """``taskmill-supervisor``: exec the workers, then import and run the daemon's command."""
-    n = early_worker_count(sys.argv[1:])
-    if n is not None:
-        from . import prespawn
+def early_worker_count(plain: Plain) -> int | None:
+    """How many workers the daemon will run, from ``--workers`` or the config file's ``workers`` (the
+    scheduler's default otherwise); None when it cannot tell. A wrong guess costs nothing: the pool discards
+    what it does not adopt, and the daemon reports a bad config."""
+    given = plain.overrides["workers"]
+    try:
+        if given is not None:
+            n = given
+        else:
+            import tomllib
 
-        prespawn.start(n)
+            with open(plain.config, "rb") as f:
+                n = tomllib.load(f).get("workers") or os.cpu_count() or 2
+    except (OSError, ValueError):
+        return None
+    return n if isinstance(n, int) and 0 < n <= 256 else None
+
+
+def main() -> None:
+    """``taskmill-supervisor``: exec the workers, then import and run the daemon's command. Only a command line
+    that starts the daemon (see :func:`plain_command`) execs workers early; help, ``--check`` and bad input go
+    to typer."""
     plain = plain_command(sys.argv[1:])
     if plain is not None:
+        n = early_worker_count(plain)
+        if n is not None:
+            from . import prespawn
+
+            prespawn.start(n)
         from . import daemon
 
         sys.exit(daemon.main(plain.config, plain.overrides, allow_root=plain.allow_root))
