@@ -24,6 +24,8 @@ import apsw
 
 import taskmill
 
+from . import bytecode
+
 BENCH_DIR = Path(__file__).resolve().parent
 HIDDEN = {"seconds", "elapsed_s"}  # kept in the JSON, left out of the table
 Values = dict[tuple[str, str, str], list[float]]  # (workload, metric, durability) -> one value per repetition
@@ -71,7 +73,9 @@ def _git_commit() -> str:
 
 
 def machine(**extra: Any) -> dict[str, Any]:
-    """What the numbers came from; ``finish()`` adds the end load and the duration."""
+    """What the numbers came from; ``finish()`` adds the end load and the duration. Byte-compiles this checkout
+    first where needed (:mod:`.bytecode`: measured as installed), and records whether that worked."""
+    compiled = bytecode.ensure_compiled()
     return {
         "cpus": os.cpu_count(),
         "cpu_model": _cpu_model(),
@@ -81,6 +85,7 @@ def machine(**extra: Any) -> dict[str, Any]:
         "apsw": apsw.apsw_version(),
         "taskmill": taskmill.__version__,
         "commit": _git_commit(),
+        "bytecode": compiled,
         "load_avg_start": os.getloadavg(),
         "started": time.time(),
         **extra,
@@ -96,7 +101,8 @@ def describe(meta: dict[str, Any]) -> str:
     la = meta["load_avg_start"]
     return (
         f"taskmill {meta['taskmill']} ({meta['commit']}) | SQLite {meta['sqlite']} | Python {meta['python']} | "
-        f"{meta['cpus']} CPUs ({meta['cpu_model']}) | load avg {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}"
+        f"{meta['cpus']} CPUs ({meta['cpu_model']}) | load avg {la[0]:.2f} {la[1]:.2f} {la[2]:.2f} | "
+        f"{meta.get('bytecode', 'bytecode not checked')}"
     )
 
 
