@@ -102,7 +102,7 @@ def describe(meta: dict[str, Any]) -> str:
     return (
         f"taskmill {meta['taskmill']} ({meta['commit']}) | SQLite {meta['sqlite']} | Python {meta['python']} | "
         f"{meta['cpus']} CPUs ({meta['cpu_model']}) | load avg {la[0]:.2f} {la[1]:.2f} {la[2]:.2f} | "
-        f"{meta.get('bytecode', 'bytecode not checked')}"
+        f"{meta['bytecode']}"
     )
 
 
