@@ -8,9 +8,12 @@ depth). A missed performance target is never a problem here; ``run.py`` only rep
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 import taskmill as tm
 
@@ -124,6 +127,10 @@ def drain(root: Path, durability: Durability, n: int, workers: int = 2, history:
     ``wait_until_idle`` (called only once the log shows every completion) saw an empty queue. ``history``:
     finished rows already in the database (at the default retention of 100,000, every finished task then
     also costs its share of pruning, as in a scheduler that has run for a while).
+
+    The CPU figures say where a no-op's cost goes, up to the last completion: the supervisor thread's CPU
+    time per task and as a share of the wall time (near 100%: it is the limit), and the worker processes'
+    CPU time per task (their interpreter start and imports included).
     """
     with scratch_dir(root, "drain") as d:
         done = DoneLog(d / "done.txt")
@@ -138,6 +145,7 @@ def drain(root: Path, durability: Durability, n: int, workers: int = 2, history:
                 sched.start()
                 t_ready = time.time()
                 done.wait(n, DRAIN_TIMEOUT_S)
+                cpu = _drain_cpu()
                 idle = sched.wait_until_idle(timeout=60.0)
                 t_idle = time.time()
             counts = sched.status_counts()
@@ -157,8 +165,26 @@ def drain(root: Path, durability: Durability, n: int, workers: int = 2, history:
         "start_call_s": t_ready - t0,
         "wall_s": last_end - t0,
         "pids": len({ln.pid for ln in lines}),
+        "supervisor_cpu_us_per_task": cpu["supervisor"] / n * 1e6,
+        "supervisor_busy_pct": cpu["supervisor"] / (last_end - t0) * 100,
+        "workers_cpu_us_per_task": cpu["workers"] / n * 1e6,
         "problems": problems,
     }
+
+
+def _drain_cpu() -> dict[str, float]:
+    """CPU seconds so far of this process's supervisor thread (an embedded scheduler's) and of its children."""
+    me = psutil.Process()
+    ids = {t.native_id for t in threading.enumerate() if t.name == "taskmill-supervisor"}
+    supervisor = sum(t.user_time + t.system_time for t in me.threads() if t.id in ids)
+    workers = 0.0
+    for child in me.children():
+        try:
+            times = child.cpu_times()
+        except psutil.Error:
+            continue
+        workers += times.user + times.system
+    return {"supervisor": supervisor, "workers": workers}
 
 
 def _cpu_run(root: Path, workers: int, n: int, warmup: int) -> tuple[float, float, list[str]]:
