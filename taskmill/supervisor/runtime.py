@@ -33,6 +33,7 @@ from .lock import SupervisorLock
 from .pool import WorkerHandle
 from .progress import ProgressTable
 from .staffing import Staffing
+from .starvation import StarvationWatch
 from .wakeup import WakeupListener
 
 log = logging.getLogger("taskmill.supervisor")
@@ -298,6 +299,7 @@ class Supervisor(Staffing):
         next_poll = time.monotonic() + self.settings.poll_interval
         deadline: float | None = None
         backoff = 0.0
+        watch = StarvationWatch()
         while True:
             if self._fatal is not None:
                 raise self._fatal
@@ -309,7 +311,9 @@ class Supervisor(Staffing):
             if deadline is not None and (d.inflight_count() == 0 or time.monotonic() >= deadline):
                 break
             try:
+                t0, c0 = time.perf_counter(), time.thread_time()
                 d.turn()
+                watch.turn(time.perf_counter() - t0, time.thread_time() - c0)
                 backoff = 0.0
                 self.store_error = None
             except StoreError as exc:  # disk full, lock budget exhausted: keep state, try again shortly
@@ -321,6 +325,7 @@ class Supervisor(Staffing):
                 self._drop_unused_standbys()
             control_deadline = d.control.tick()
             now = time.monotonic()
+            watch.check(now)
             if now >= next_poll:
                 version = store.data_version()
                 if version != last_version:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import textwrap
 import time
@@ -286,3 +287,43 @@ def test_a_store_that_cannot_open_fails_start_and_the_booting_workers_go(make_sc
     children = psutil.Process().children(recursive=True)
     wait_for(lambda: not [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE], 10,
              what="the booting workers to exit")  # fmt: skip
+
+
+def _starved_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "taskmill.supervisor" and "starved" in r.getMessage()]
+
+
+@pytest.mark.alone  # the application thread needs a core to itself to keep the GIL busy
+def test_an_embedded_supervisor_starved_by_a_busy_application_thread_says_so(
+    make_scheduler: Any, log: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from taskmill.policy import starvation
+
+    monkeypatch.setattr(starvation, "INTERVAL_S", 0.5)
+    caplog.set_level(logging.WARNING, logger="taskmill.supervisor")
+    s = make_scheduler([D.main], start=True)
+    h = s.domain(D.main)
+    deadline = time.monotonic() + 30
+    while not _starved_warnings(caplog) and time.monotonic() < deadline:
+        h.submit(D.Note(log=log, tag="busy"))  # each submit wakes the loop for a turn...
+        busy_until = time.perf_counter() + 0.02
+        while time.perf_counter() < busy_until:  # ...while this thread keeps running Python
+            pass
+    warned = _starved_warnings(caplog)
+    assert warned and "Scheduler(...).run()" in warned[0] and "tm.connect()" in warned[0]
+
+
+def test_an_embedded_supervisor_next_to_a_waiting_thread_does_not_warn(
+    make_scheduler: Any, log: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from taskmill.policy import starvation
+
+    monkeypatch.setattr(starvation, "INTERVAL_S", 0.3)
+    caplog.set_level(logging.WARNING, logger="taskmill.supervisor")
+    s = make_scheduler([D.main], start=True)
+    h = s.domain(D.main)
+    for i in range(100):  # ~2 s: several intervals of turns while this thread sleeps between submits
+        h.submit(D.Note(log=log, tag=f"idle{i}"))
+        time.sleep(0.02)
+    wait_for(lambda: len(entries(log, "end")) == 100, 30)
+    assert _starved_warnings(caplog) == []

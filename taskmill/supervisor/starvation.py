@@ -1,0 +1,80 @@
+"""Warn when the dispatch loop is starved by the application's own threads (see :mod:`taskmill.policy.starvation`).
+
+The loop adds up each turn's wall and CPU time (two clock reads a turn); every ``INTERVAL_S`` it reads the CPU
+time of the process's other Python threads (``/proc``, through psutil) and logs a warning, at most once per
+``QUIET_S``, if they kept the loop waiting. taskmill's own threads do not count.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import psutil
+
+from ..policy import starvation
+
+log = logging.getLogger("taskmill.supervisor")
+
+
+class StarvationWatch:
+    __slots__ = ("_baseline", "_me", "_primed", "_proc", "cpu", "next_check", "quiet_until", "since", "wall")
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._me = threading.get_native_id()  # built on the loop's thread
+        self._proc: psutil.Process | None = None
+        self._baseline: dict[int, float] = {}
+        self._primed = False
+        self.wall = self.cpu = 0.0
+        self.since = self.next_check = self.quiet_until = 0.0
+        self._restart(clock())
+        self._other_cpu()  # the baseline: the first interval counts too
+
+    def turn(self, wall_s: float, cpu_s: float) -> None:
+        self.wall += wall_s
+        self.cpu += cpu_s
+
+    def check(self, now: float) -> str | None:
+        """Every ``INTERVAL_S``: the warning to log if the loop was starved (also logged here), else None."""
+        if now < self.next_check:
+            return None
+        other = self._other_cpu()
+        interval = now - self.since
+        wall, cpu = self.wall, self.cpu
+        self._restart(now)
+        if now < self.quiet_until or not starvation.starved(wall, cpu, other, interval):
+            return None
+        self.quiet_until = now + starvation.QUIET_S
+        message = (
+            f"the dispatch loop is starved by other threads of this process: in the last {interval:.1f} s its turns "
+            f"took {wall:.2f} s for {cpu:.2f} s of work, while other threads used {other:.1f} s of CPU. An "
+            "embedded supervisor (Scheduler.start()) shares the GIL with them, so tasks start late; run it in a "
+            "process of its own (taskmill-supervisor, or a Scheduler(...).run() script) and submit through "
+            "tm.connect(). This warning repeats at most every "
+            f"{starvation.QUIET_S / 60:.0f} minutes."
+        )
+        log.warning(message)
+        return message
+
+    def _restart(self, now: float) -> None:
+        self.wall = self.cpu = 0.0
+        self.since = now
+        self.next_check = now + starvation.INTERVAL_S
+
+    def _other_cpu(self) -> float:
+        """CPU seconds the application's Python threads used since the last call (0 on the first)."""
+        ours = {t.native_id for t in threading.enumerate() if t.name.startswith("taskmill-")}
+        ours.add(self._me)
+        python = {t.native_id for t in threading.enumerate()} - ours
+        try:
+            if self._proc is None:
+                self._proc = psutil.Process()
+            times = {t.id: t.user_time + t.system_time for t in self._proc.threads() if t.id in python}
+        except psutil.Error:
+            return 0.0
+        used = sum(cpu - self._baseline.get(tid, 0.0) for tid, cpu in times.items())
+        self._baseline = times
+        primed, self._primed = self._primed, True
+        return max(used, 0.0) if primed else 0.0

@@ -1,0 +1,76 @@
+"""The starvation check: a loop whose turns mostly wait while other threads of the process run Python is
+starved; turns that wait while nothing else in the process runs (a slow disk, a busy machine) are not."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+
+from taskmill.policy import starvation
+from taskmill.policy.starvation import starved
+from taskmill.supervisor.starvation import StarvationWatch
+
+
+def test_starved_needs_waiting_turns_and_busy_threads() -> None:
+    assert starved(turn_wall_s=2.0, turn_cpu_s=0.1, other_cpu_s=4.5, interval_s=5.0)
+    # turns that mostly ran: not starved, however busy the other threads
+    assert not starved(turn_wall_s=2.0, turn_cpu_s=1.0, other_cpu_s=4.5, interval_s=5.0)
+    # turns that waited (a slow disk) while no other thread ran
+    assert not starved(turn_wall_s=2.0, turn_cpu_s=0.1, other_cpu_s=0.1, interval_s=5.0)
+    # too little waiting in all to matter
+    assert not starved(turn_wall_s=0.1, turn_cpu_s=0.0, other_cpu_s=4.5, interval_s=5.0)
+    assert not starved(turn_wall_s=1.0, turn_cpu_s=0.0, other_cpu_s=1.0, interval_s=0.0)
+
+
+def _spin(stop: threading.Event) -> None:
+    n = 0
+    while not stop.is_set():
+        n += 1
+
+
+def test_the_watch_sees_a_busy_application_thread(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(starvation, "INTERVAL_S", 0.3)
+    watch = StarvationWatch()
+    stop = threading.Event()
+    spinner = threading.Thread(target=_spin, args=(stop,), name="app-worker")
+    spinner.start()
+    try:
+        messages = []
+        deadline = time.monotonic() + 10
+        while not messages and time.monotonic() < deadline:
+            watch.turn(0.05, 0.001)  # what a GIL-starved turn looks like
+            time.sleep(0.05)
+            with caplog.at_level(logging.WARNING, logger="taskmill.supervisor"):
+                msg = watch.check(time.monotonic())
+            if msg:
+                messages.append(msg)
+    finally:
+        stop.set()
+        spinner.join()
+    assert messages and "tm.connect()" in messages[0]
+    assert any("starved" in r.getMessage() for r in caplog.records)
+    # once warned, quiet for QUIET_S even if it goes on
+    watch.turn(5.0, 0.0)
+    assert watch.check(time.monotonic() + 1.0) is None
+
+
+def test_the_watch_ignores_waiting_turns_when_no_thread_is_busy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(starvation, "INTERVAL_S", 0.3)
+    watch = StarvationWatch()
+    idle = threading.Thread(target=time.sleep, args=(1.5,), name="app-idle")
+    idle.start()
+    try:
+        seen = []
+        deadline = time.monotonic() + 1.2
+        while time.monotonic() < deadline:
+            watch.turn(0.05, 0.001)  # turns that wait: for the disk, say
+            time.sleep(0.05)
+            seen.append(watch.check(time.monotonic()))
+    finally:
+        idle.join()
+    assert not any(seen)
