@@ -1,8 +1,8 @@
 """Warn when the dispatch loop is starved by the application's own threads (see :mod:`taskmill.policy.starvation`).
 
 The loop adds up each turn's wall and CPU time (two clock reads a turn); every ``INTERVAL_S`` it reads the CPU
-time of the process's other Python threads (``/proc``, through psutil) and logs a warning, at most once per
-``QUIET_S``, if they kept the loop waiting. taskmill's own threads do not count.
+clock of each of the process's other Python threads and logs a warning, at most once per ``QUIET_S``, if they
+kept the loop waiting. taskmill's own threads do not count. No psutil: a clean start does without its import.
 """
 
 from __future__ import annotations
@@ -12,19 +12,16 @@ import threading
 import time
 from collections.abc import Callable
 
-import psutil
-
 from ..policy import starvation
 
 log = logging.getLogger("taskmill.supervisor")
 
 
 class StarvationWatch:
-    __slots__ = ("_baseline", "_me", "_primed", "_proc", "cpu", "next_check", "quiet_until", "since", "wall")
+    __slots__ = ("_baseline", "_me", "_primed", "cpu", "next_check", "quiet_until", "since", "wall")
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._me = threading.get_native_id()  # built on the loop's thread
-        self._proc: psutil.Process | None = None
+        self._me = threading.get_ident()  # built on the loop's thread
         self._baseline: dict[int, float] = {}
         self._primed = False
         self.wall = self.cpu = 0.0
@@ -65,15 +62,14 @@ class StarvationWatch:
 
     def _other_cpu(self) -> float:
         """CPU seconds the application's Python threads used since the last call (0 on the first)."""
-        ours = {t.native_id for t in threading.enumerate() if t.name.startswith("taskmill-")}
-        ours.add(self._me)
-        python = {t.native_id for t in threading.enumerate()} - ours
-        try:
-            if self._proc is None:
-                self._proc = psutil.Process()
-            times = {t.id: t.user_time + t.system_time for t in self._proc.threads() if t.id in python}
-        except psutil.Error:
-            return 0.0
+        times: dict[int, float] = {}
+        for t in threading.enumerate():
+            if t.ident is None or t.ident == self._me or t.name.startswith("taskmill-"):
+                continue
+            try:
+                times[t.ident] = time.clock_gettime(time.pthread_getcpuclockid(t.ident))
+            except (OSError, AttributeError):  # it ended meanwhile, or this platform has no thread CPU clocks
+                continue
         used = sum(cpu - self._baseline.get(tid, 0.0) for tid, cpu in times.items())
         self._baseline = times
         primed, self._primed = self._primed, True

@@ -35,3 +35,10 @@ def test_public_names_a_domain_module_uses_stay_light() -> None:
 def test_scheduler_side_still_loads_on_first_use() -> None:
     loaded = _modules_after("import taskmill as tm\ntm.Scheduler\nfrom taskmill.store import Store, dispatch")
     assert {"apsw", "taskmill.store.core", "taskmill.store.dispatch", "taskmill.scheduler"} <= loaded
+
+
+def test_the_supervisor_stack_starts_without_psutil() -> None:
+    """psutil is ~15 ms of import on the daemon's critical path; a clean start (no leftovers to reap, no
+    resource sampling configured) does without it."""
+    loaded = _modules_after("import taskmill.supervisor.runtime, taskmill.scheduler, taskmill.supervisor.entry")
+    assert "taskmill.supervisor.starvation" in loaded and "psutil" not in loaded
