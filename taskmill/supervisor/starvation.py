@@ -46,10 +46,10 @@ class StarvationWatch:
         self.quiet_until = now + starvation.QUIET_S
         message = (
             f"the dispatch loop is starved by other threads of this process: in the last {interval:.1f} s its turns "
-            f"took {wall:.2f} s for {cpu:.2f} s of work, while other threads used {other:.1f} s of CPU. An "
-            "embedded supervisor (Scheduler.start()) shares the GIL with them, so tasks start late; run it in a "
-            "process of its own (taskmill-supervisor, or a Scheduler(...).run() script) and submit through "
-            "tm.connect(). This warning repeats at most every "
+            f"took {wall:.2f} s for {cpu:.2f} s of work, while other threads used {other:.1f} s of CPU. The "
+            "supervisor shares the GIL with them (as Scheduler.start() does inside an application), so tasks start "
+            "late; run it in a process of its own (taskmill-supervisor, or a Scheduler(...).run() script) and "
+            "submit through tm.connect(). This warning repeats at most every "
             f"{starvation.QUIET_S / 60:.0f} minutes."
         )
         log.warning(message)
