@@ -8,6 +8,7 @@ kept the loop waiting. taskmill's own threads do not count. No psutil: a clean s
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +16,14 @@ from collections.abc import Callable
 from ..policy import starvation
 
 log = logging.getLogger("taskmill.supervisor")
+LINUX = sys.platform.startswith("linux")
+
+
+def thread_cpu_clock(tid: int) -> int:
+    """The CPU clock of thread ``tid`` (Linux's MAKE_THREAD_CPUCLOCK, as glibc builds it). Unlike
+    ``time.pthread_getcpuclockid``, it never reads a pthread handle that may belong to a thread that has just
+    ended: a stale id only makes ``clock_gettime`` fail."""
+    return (~tid << 3) | 6
 
 
 class StarvationWatch:
@@ -63,12 +72,15 @@ class StarvationWatch:
     def _other_cpu(self) -> float:
         """CPU seconds the application's Python threads used since the last call (0 on the first)."""
         times: dict[int, float] = {}
+        if not LINUX:
+            return 0.0  # no per-thread CPU clocks to read: never warn
         for t in threading.enumerate():
-            if t.ident is None or t.ident == self._me or t.name.startswith("taskmill-"):
+            tid = t.native_id
+            if tid is None or t.ident == self._me or t.name.startswith("taskmill-"):
                 continue
             try:
-                times[t.ident] = time.clock_gettime(time.pthread_getcpuclockid(t.ident))
-            except (OSError, AttributeError):  # it ended meanwhile, or this platform has no thread CPU clocks
+                times[tid] = time.clock_gettime(thread_cpu_clock(tid))
+            except OSError:  # it ended meanwhile
                 continue
         used = sum(cpu - self._baseline.get(tid, 0.0) for tid, cpu in times.items())
         self._baseline = times

@@ -11,7 +11,7 @@ import pytest
 
 from taskmill.policy import starvation
 from taskmill.policy.starvation import starved
-from taskmill.supervisor.starvation import StarvationWatch
+from taskmill.supervisor.starvation import LINUX, StarvationWatch, thread_cpu_clock
 
 
 def test_starved_needs_waiting_turns_and_busy_threads() -> None:
@@ -23,6 +23,24 @@ def test_starved_needs_waiting_turns_and_busy_threads() -> None:
     # too little waiting in all to matter
     assert not starved(turn_wall_s=0.1, turn_cpu_s=0.0, other_cpu_s=4.5, interval_s=5.0)
     assert not starved(turn_wall_s=1.0, turn_cpu_s=0.0, other_cpu_s=1.0, interval_s=0.0)
+
+
+@pytest.mark.skipif(not LINUX, reason="Linux thread CPU clocks")
+def test_a_thread_cpu_clock_is_built_from_its_native_id() -> None:
+    own = time.clock_gettime(thread_cpu_clock(threading.get_native_id()))
+    assert abs(own - time.thread_time()) < 0.05
+    stop = threading.Event()
+    spinner = threading.Thread(target=_spin, args=(stop,))
+    spinner.start()
+    try:
+        time.sleep(0.3)
+        assert spinner.ident is not None and spinner.native_id is not None
+        theirs = time.clock_gettime(thread_cpu_clock(spinner.native_id))
+        reference = time.clock_gettime(time.pthread_getcpuclockid(spinner.ident))
+        assert theirs > 0.05 and abs(theirs - reference) < 0.05
+    finally:
+        stop.set()
+        spinner.join()
 
 
 def _spin(stop: threading.Event) -> None:
