@@ -11,7 +11,6 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
 
 from ..policy import starvation
 
@@ -29,13 +28,13 @@ def thread_cpu_clock(tid: int) -> int:
 class StarvationWatch:
     __slots__ = ("_baseline", "_me", "_primed", "cpu", "next_check", "quiet_until", "since", "wall")
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self) -> None:
         self._me = threading.get_ident()  # built on the loop's thread
         self._baseline: dict[int, float] = {}
         self._primed = False
         self.wall = self.cpu = 0.0
         self.since = self.next_check = self.quiet_until = 0.0
-        self._restart(clock())
+        self._restart(time.monotonic())
         self._other_cpu()  # the baseline: the first interval counts too
 
     def turn(self, wall_s: float, cpu_s: float) -> None:

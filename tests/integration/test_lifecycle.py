@@ -293,16 +293,21 @@ def _starved_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == "taskmill.supervisor" and "starved" in r.getMessage()]
 
 
+def _watched(make_scheduler: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+             interval_s: float) -> tm.DomainHandle:  # fmt: skip
+    """A started embedded scheduler whose starvation check runs every ``interval_s``, its warnings captured."""
+    from taskmill.policy import starvation
+
+    monkeypatch.setattr(starvation, "INTERVAL_S", interval_s)
+    caplog.set_level(logging.WARNING, logger="taskmill.supervisor")
+    return make_scheduler([D.main], start=True).domain(D.main)
+
+
 @pytest.mark.alone  # the application thread needs a core to itself to keep the GIL busy
 def test_an_embedded_supervisor_starved_by_a_busy_application_thread_says_so(
     make_scheduler: Any, log: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from taskmill.policy import starvation
-
-    monkeypatch.setattr(starvation, "INTERVAL_S", 0.5)
-    caplog.set_level(logging.WARNING, logger="taskmill.supervisor")
-    s = make_scheduler([D.main], start=True)
-    h = s.domain(D.main)
+    h = _watched(make_scheduler, monkeypatch, caplog, 0.5)
     deadline = time.monotonic() + 30
     while not _starved_warnings(caplog) and time.monotonic() < deadline:
         h.submit(D.Note(log=log, tag="busy"))  # each submit wakes the loop for a turn...
@@ -316,12 +321,7 @@ def test_an_embedded_supervisor_starved_by_a_busy_application_thread_says_so(
 def test_an_embedded_supervisor_next_to_a_waiting_thread_does_not_warn(
     make_scheduler: Any, log: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from taskmill.policy import starvation
-
-    monkeypatch.setattr(starvation, "INTERVAL_S", 0.3)
-    caplog.set_level(logging.WARNING, logger="taskmill.supervisor")
-    s = make_scheduler([D.main], start=True)
-    h = s.domain(D.main)
+    h = _watched(make_scheduler, monkeypatch, caplog, 0.3)
     for i in range(100):  # ~2 s: several intervals of turns while this thread sleeps between submits
         h.submit(D.Note(log=log, tag=f"idle{i}"))
         time.sleep(0.02)
