@@ -11,7 +11,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import dispatch_bench, group_bench, measure, observe_bench, query_bench, rss_bench, store_bench, workflow_bench
+from . import (
+    dispatch_bench,
+    floor_bench,
+    group_bench,
+    measure,
+    observe_bench,
+    query_bench,
+    rss_bench,
+    store_bench,
+    workflow_bench,
+)
 from .harness import Result
 from .latency import latency
 from .report import Target
@@ -63,6 +73,8 @@ class Counts:
     rss_tasks: int = 200_000
     rss_warmup: int = 20_000
     rss_round: int = 10_000
+    floor_commits: int = 2000
+    floor_fsyncs: int = 200
 
 
 SMOKE = Counts(
@@ -107,6 +119,8 @@ SMOKE = Counts(
     rss_tasks=2000,
     rss_warmup=1000,
     rss_round=1000,
+    floor_commits=50,
+    floor_fsyncs=10,
 )
 
 Fn = Callable[[Path, Durability, Counts], Result]
@@ -121,6 +135,12 @@ class Workload:
 
 
 WORKLOADS = [
+    Workload(
+        "floors",
+        True,
+        lambda r, d, c: floor_bench.floors(r, d, c.floor_commits, c.floor_fsyncs),
+        "the machine's floor under a single submit: fsync, a bare one-page commit, a bare task-row commit",
+    ),
     Workload(
         "submit",
         True,
@@ -269,9 +289,10 @@ WORKLOADS = [
 BY_NAME = {w.name: w for w in WORKLOADS}
 ORDER = [w.name for w in WORKLOADS]
 
+CEILING = ("floors", "ceiling_per_s")  # the machine's best for the same durability (floor_bench)
 TARGETS = [
-    Target("submit", "tasks_per_s", "normal", ">=", 25_000, "single submit >= 25,000/s (normal)"),
-    Target("submit", "tasks_per_s", "full", ">=", 4_000, "single submit >= 4,000/s (full)"),
+    Target("submit", "tasks_per_s", "normal", ">=", 25_000, "single submit >= 25,000/s (normal)", CEILING),
+    Target("submit", "tasks_per_s", "full", ">=", 4_000, "single submit >= 4,000/s (full)", CEILING),
     Target("batch", "tasks_per_s", None, ">=", 150_000, "submit_batch >= 150,000 tasks/s"),
     Target("drain", "tasks_per_s", "normal", ">=", 35_000, "no-op drain >= 35,000/s end to end (normal)"),
     Target("drain", "tasks_per_s", "full", ">=", 20_000, "no-op drain >= 20,000/s end to end (full)"),
