@@ -42,6 +42,7 @@ from .scheduler_metrics import SchedulerMetrics
 from .scheduling import SchedulingPolicy
 from .snapshot import policy_view
 from .store.connection import Durability
+from .supervisor.gil import DEFAULT_S as DEFAULT_SWITCH_S
 from .supervisor.progress import LiveView, capture_threadsafe
 from .supervisor.runtime import Settings, Supervisor
 
@@ -128,6 +129,7 @@ class Scheduler(PolicyControls, SchedulerMetrics, Client):
         metrics_prefix: str | None = None,
         metrics_labels: Mapping[str, str] | None = None,
         metrics_disabled: Iterable[str] = (),
+        switch_interval: float | None = DEFAULT_SWITCH_S,
     ) -> None:
         domains = list(domains)
         if not domains:
@@ -164,6 +166,7 @@ class Scheduler(PolicyControls, SchedulerMetrics, Client):
             default_ttl=default_ttl, max_payload_bytes=max_payload_bytes,
             expiry_sweep_interval=None if expiry_sweep_interval is None else
             _positive("expiry_sweep_interval", expiry_sweep_interval),
+            switch_interval=None if switch_interval is None else _positive("switch_interval", switch_interval),
         )  # fmt: skip
         self.policy = SchedulingPolicy(
             group_concurrency=group_concurrency, default_group_concurrency=default_group_concurrency,

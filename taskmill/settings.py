@@ -29,6 +29,7 @@ from .policy.pressure import ThrottlePolicy
 from .policy.ratelimit import RateLimit
 from .policy.retry import RetryPolicy
 from .resources import SamplerConfig
+from .supervisor.gil import DEFAULT_S as DEFAULT_SWITCH_S
 
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
@@ -141,6 +142,7 @@ class SchedulerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     hang_timeout: PositiveFloat | None = None
     heartbeat_interval: PositiveFloat = 1.0
     expiry_sweep_interval: PositiveFloat | Literal["off"] = 30.0
+    switch_interval: PositiveFloat | Literal["off"] = DEFAULT_SWITCH_S
     app_state: list[str] = []
     group_concurrency: dict[str, NonNegInt] = {}
     default_group_concurrency: NonNegInt = 0
@@ -374,6 +376,7 @@ def scheduler_kwargs(cfg: SchedulerConfig) -> dict[str, Any]:
         worker_memory_limit=cfg.worker_memory_limit,
         hang_timeout=cfg.hang_timeout, heartbeat_interval=cfg.heartbeat_interval,
         expiry_sweep_interval=None if cfg.expiry_sweep_interval == "off" else cfg.expiry_sweep_interval,
+        switch_interval=None if cfg.switch_interval == "off" else cfg.switch_interval,
         app_state=[import_object(s, f"app_state[{i}]") for i, s in enumerate(cfg.app_state)],
         **policy_kwargs(cfg),
         metrics_prefix=cfg.metrics_prefix, metrics_labels=cfg.metrics_labels, metrics_disabled=cfg.metrics_disabled,

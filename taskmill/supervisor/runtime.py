@@ -27,7 +27,7 @@ from ..registry import Registry
 from ..scheduling import SchedulingPolicy
 from ..store import Store, dispatch, now_ms
 from ..store.records import Claimed
-from . import leftovers
+from . import gil, leftovers
 from .dispatcher import Dispatcher, header
 from .lock import SupervisorLock
 from .pool import WorkerHandle
@@ -62,6 +62,7 @@ class Settings(msgspec.Struct, kw_only=True):
     default_ttl: float | None = None
     max_payload_bytes: int = 1024 * 1024
     expiry_sweep_interval: float | None = 30.0
+    switch_interval: float | None = gil.DEFAULT_S  # seconds; None leaves the interpreter's GIL switch alone
 
 
 class Supervisor(Staffing):
@@ -241,7 +242,9 @@ class Supervisor(Staffing):
         lock = SupervisorLock(self.settings.store_path)
         store: Store | None = None
         listener: WakeupListener | None = None
+        switch_held = False
         try:
+            switch_held = gil.hold(self.settings.switch_interval)
             lock.acquire()
             self._lock = lock
             leftovers.reap(*lock.previous)  # a crash's old attempts must be gone before they run again
@@ -284,6 +287,8 @@ class Supervisor(Staffing):
                     store.checkpoint()
                 store.close()
             lock.release()
+            if switch_held:
+                gil.release()
 
     def _on_datagram(self, listener: WakeupListener) -> None:
         if listener.drain():

@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -327,3 +328,22 @@ def test_an_embedded_supervisor_next_to_a_waiting_thread_does_not_warn(
         time.sleep(0.02)
     wait_for(lambda: len(entries(log, "end")) == 100, 30)
     assert _starved_warnings(caplog) == []
+
+
+# -- sharing the GIL with the application ----------------------------------------------------------------
+
+
+def test_a_running_supervisor_shortens_the_gil_switch_interval_until_it_stops(make_scheduler: Any) -> None:
+    """Beside a CPU-busy application thread, the loop gets the GIL back only at forced switches."""
+    default = sys.getswitchinterval()
+    s = make_scheduler(start=True)
+    assert sys.getswitchinterval() == pytest.approx(0.0005)
+    s.stop()
+    assert sys.getswitchinterval() == pytest.approx(default)
+    make_scheduler(start=True, switch_interval=None)
+    assert sys.getswitchinterval() == pytest.approx(default)
+
+
+def test_the_switch_interval_option_is_checked(make_scheduler: Any) -> None:
+    with pytest.raises(tm.ConfigError, match="switch_interval"):
+        make_scheduler(switch_interval=0)
