@@ -30,10 +30,12 @@ def test_defaults_map_one_to_one_onto_scheduler_keywords() -> None:
     assert kwargs["retention"] == tm.RetentionPolicy(keep_count=100_000)
     assert cfg.http.enabled is False and cfg.http.listen.startswith("127.0.0.1:")
     assert kwargs["preempt_priority"] == 0
+    assert kwargs["switch_interval"] == 0.0005
     off = scheduler_kwargs(decode_config({"domains": ["tests.integration.domains:main"], "preempt_priority": "off",
                                           "timeout": 5, "max_tasks_per_worker": 100,
-                                          "worker_memory_limit": 1 << 30}))  # fmt: skip
+                                          "worker_memory_limit": 1 << 30, "switch_interval": "off"}))  # fmt: skip
     assert (off["preempt_priority"], off["timeout"], off["max_tasks_per_worker"]) == (None, 5.0, 100)
+    assert off["switch_interval"] is None
     assert off["worker_memory_limit"] == 1 << 30
     metrics = scheduler_kwargs(
         decode_config(
