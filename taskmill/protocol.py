@@ -66,6 +66,7 @@ class Boot(msgspec.Struct, tag="boot", array_like=True):
     memory_limit: int = 0  # > 0: RLIMIT_AS in bytes, set once the worker has booted
     umask: int = -1  # >= 0: the supervisor's umask, which a worker exec'd before the daemon set it must adopt
     domains: list[str] = []  # the scheduler's domains: a worker hosts only their executors (empty: every one)
+    switch_interval: float = 0.0  # > 0: the worker's GIL switch interval, seconds (taskmill/supervisor/gil.py)
 
 
 class Run(msgspec.Struct, tag="run", array_like=True):

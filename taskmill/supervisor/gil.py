@@ -9,6 +9,8 @@ measurable: it only yields when another thread is waiting for the GIL, which an 
 
 The setting is process-wide. The first supervisor to start lowers it (never raising a lower value the
 application chose); the last one to stop puts the old value back, unless something else changed it meanwhile.
+Workers get the same interval in their ``Boot`` message: there the thread that reads stop messages waits for
+a CPU-bound executor's thread in the same way (a REALTIME preemption stopped one in 12.6 instead of 17.2 ms).
 """
 
 from __future__ import annotations

@@ -162,7 +162,8 @@ class Staffing:
         return Boot(self.registry.origins(), self.settings.app_state, self.settings.async_concurrency, path,
                     self.registry.retry.max_retries, self.settings.default_timeout, heartbeat,
                     self.settings.default_ttl, self.settings.max_payload_bytes,
-                    self.settings.worker_memory_limit or 0, current_umask(), list(self.registry.domains))  # fmt: skip
+                    self.settings.worker_memory_limit or 0, current_umask(), list(self.registry.domains),
+                    self.settings.switch_interval or 0.0)  # fmt: skip
 
     async def _begin_spawn(self) -> dict[asyncio.Future[None], WorkerHandle]:
         """Exec every worker now, so they import while the store opens; they take no work before

@@ -93,6 +93,8 @@ def main() -> int:
     runtime.default_max_retries = msg.default_max_retries
     runtime.default_timeout = msg.default_timeout
     runtime.heartbeat_interval = msg.heartbeat_interval
+    if msg.switch_interval > 0:  # our own process: no one to give the old value back to
+        sys.setswitchinterval(msg.switch_interval)
     runtime.requests.defaults = Defaults(ttl=msg.default_ttl, max_payload_bytes=msg.max_payload_bytes)
     runtime.install_signal_handlers()
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -73,6 +74,18 @@ def run_note(task: Note, ctx: tm.TaskContext) -> None:
     if task.sleep:
         time.sleep(task.sleep)
     write_log(task.log, ev="end", tag=task.tag, **_record(ctx))
+
+
+class SwitchProbe(tm.Task, frozen=True):
+    """Logs the worker's GIL switch interval."""
+
+    task_type: ClassVar[str] = "switch_probe"
+    log: str
+
+
+@main.executor(SwitchProbe)
+def run_switch_probe(task: SwitchProbe, ctx: tm.TaskContext) -> None:
+    write_log(task.log, ev="switch", value=sys.getswitchinterval())
 
 
 class Keyed(tm.Task, frozen=True):

@@ -333,15 +333,25 @@ def test_an_embedded_supervisor_next_to_a_waiting_thread_does_not_warn(
 # -- sharing the GIL with the application ----------------------------------------------------------------
 
 
-def test_a_running_supervisor_shortens_the_gil_switch_interval_until_it_stops(make_scheduler: Any) -> None:
-    """Beside a CPU-busy application thread, the loop gets the GIL back only at forced switches."""
+def _worker_switch(s: tm.Scheduler, log: str) -> float:
+    s.domain(D.main).submit(D.SwitchProbe(log=log))
+    [probe] = wait_for(lambda: entries(log, "switch"), 30, what="the probe task to run")
+    return float(probe["value"])
+
+
+def test_a_running_supervisor_shortens_the_gil_switch_interval_until_it_stops(make_scheduler: Any, log: str) -> None:
+    """Beside a CPU-busy application thread, the loop gets the GIL back only at forced switches; in a worker, the
+    reader thread that takes stop messages waits for the executor's thread the same way."""
     default = sys.getswitchinterval()
     s = make_scheduler(start=True)
     assert sys.getswitchinterval() == pytest.approx(0.0005)
+    assert _worker_switch(s, log) == pytest.approx(0.0005)
     s.stop()
     assert sys.getswitchinterval() == pytest.approx(default)
-    make_scheduler(start=True, switch_interval=None)
+    os.unlink(log)
+    s = make_scheduler(start=True, switch_interval=None)
     assert sys.getswitchinterval() == pytest.approx(default)
+    assert _worker_switch(s, log) == pytest.approx(0.005)  # the interpreter's own default
 
 
 def test_the_switch_interval_option_is_checked(make_scheduler: Any) -> None:
