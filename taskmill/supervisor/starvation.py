@@ -13,6 +13,7 @@ import threading
 import time
 
 from ..policy import starvation
+from . import gil
 
 log = logging.getLogger("taskmill.supervisor")
 LINUX = sys.platform.startswith("linux")
@@ -23,6 +24,15 @@ def thread_cpu_clock(tid: int) -> int:
     ``time.pthread_getcpuclockid``, it never reads a pthread handle that may belong to a thread that has just
     ended: a stale id only makes ``clock_gettime`` fail."""
     return (~tid << 3) | 6
+
+
+def _switch_hint() -> str:
+    """The loop waits up to one switch interval for each GIL hand-back: name it when it is longer than ours."""
+    interval = sys.getswitchinterval()
+    if interval <= gil.DEFAULT_S:
+        return ""
+    return (f" The GIL switch interval is {interval * 1000:.1f} ms; Scheduler(switch_interval={gil.DEFAULT_S}) "
+            "shortens each wait.")  # fmt: skip
 
 
 class StarvationWatch:
@@ -57,7 +67,7 @@ class StarvationWatch:
             f"took {wall:.2f} s for {cpu:.2f} s of work, while other threads used {other:.1f} s of CPU. The "
             "supervisor shares the GIL with them (as Scheduler.start() does inside an application), so tasks start "
             "late; run it in a process of its own (taskmill-supervisor, or a Scheduler(...).run() script) and "
-            "submit through tm.connect(). This warning repeats at most every "
+            f"submit through tm.connect().{_switch_hint()} This warning repeats at most every "
             f"{starvation.QUIET_S / 60:.0f} minutes."
         )
         log.warning(message)

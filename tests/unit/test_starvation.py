@@ -4,6 +4,7 @@ starved; turns that wait while nothing else in the process runs (a slow disk, a 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 
@@ -92,3 +93,16 @@ def test_the_watch_ignores_waiting_turns_when_no_thread_is_busy(monkeypatch: pyt
     finally:
         idle.join()
     assert not any(seen)
+
+
+def test_the_warning_names_a_long_switch_interval_and_the_option_that_shortens_it() -> None:
+    from taskmill.supervisor.starvation import _switch_hint
+
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+        assert "5.0 ms" in _switch_hint() and "switch_interval=0.0005" in _switch_hint()
+        sys.setswitchinterval(0.0005)
+        assert _switch_hint() == ""
+    finally:
+        sys.setswitchinterval(before)
