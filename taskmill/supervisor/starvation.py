@@ -36,12 +36,11 @@ def _switch_hint() -> str:
 
 
 class StarvationWatch:
-    __slots__ = ("_baseline", "_me", "_primed", "cpu", "next_check", "quiet_until", "since", "wall")
+    __slots__ = ("_baseline", "_me", "cpu", "next_check", "quiet_until", "since", "wall")
 
     def __init__(self) -> None:
         self._me = threading.get_ident()  # built on the loop's thread
         self._baseline: dict[int, float] = {}
-        self._primed = False
         self.wall = self.cpu = 0.0
         self.since = self.next_check = self.quiet_until = 0.0
         self._restart(time.monotonic())
@@ -79,7 +78,7 @@ class StarvationWatch:
         self.next_check = now + starvation.INTERVAL_S
 
     def _other_cpu(self) -> float:
-        """CPU seconds the application's Python threads used since the last call (0 on the first)."""
+        """CPU seconds the application's Python threads used since the last call (the first sets the baseline)."""
         times: dict[int, float] = {}
         if not LINUX:
             return 0.0  # no per-thread CPU clocks to read: never warn
@@ -93,5 +92,4 @@ class StarvationWatch:
                 continue
         used = sum(cpu - self._baseline.get(tid, 0.0) for tid, cpu in times.items())
         self._baseline = times
-        primed, self._primed = self._primed, True
-        return max(used, 0.0) if primed else 0.0
+        return max(used, 0.0)
