@@ -160,6 +160,12 @@ WORKLOADS = [
         "one submit_batch() call into a fresh database, the median of several",
     ),
     Workload(
+        "batch_aged",
+        True,
+        lambda r, d, c: measure.batch_submit(r, d, c.batch, c.batch_samples, history=c.aged_history),
+        "batch into a database already holding the default retention's history (100k finished rows)",
+    ),
+    Workload(
         "drain",
         True,
         lambda r, d, c: measure.drain(r, d, c.drain),

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import apsw
+import msgspec
 import pytest
 
 import taskmill as tm
-from taskmill.store import Store, dispatch
+from taskmill.store import Store, dispatch, sql
 from taskmill.store import schema as store_schema
 from tests.integration import query_domains as O
 
@@ -305,6 +306,61 @@ def test_tag_limits_give_clear_errors(client: tm.Client, log: str) -> None:
 
 
 # -- schema -------------------------------------------------------------------------------------------------------
+
+
+def _index_names(conn: apsw.Connection) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tasks'")}
+
+
+def test_migration_moves_dedup_to_the_key_prefix_index(db: Path, log: str) -> None:
+    with tm.connect(db) as client:
+        h = client.domain(O.obs)
+        queued = h.submit(O.Io(log=log, tag="queued")).id
+        done = h.submit(O.Io(log=log, tag="done")).id
+    store = Store(db)
+    try:
+        key_of = {t.id: t.key for t in (store.task(queued), store.task(done)) if t is not None}
+        with store.write():
+            store.conn.execute("UPDATE tasks SET status = 'completed', finished_at = 5 WHERE id = ?", (done,))
+            # back to the previous schema: the full-key index
+            store.conn.execute("DROP INDEX idx_key_prefix")
+            store.conn.execute("CREATE INDEX idx_key ON tasks(key)")
+            store.conn.execute("PRAGMA user_version=5")
+    finally:
+        store.close()
+    store = Store(db)
+    try:
+        names = _index_names(store.conn)
+        assert "idx_key_prefix" in names and "idx_key" not in names
+        found = store.task_by_key(key_of[queued])
+        assert found is not None and found.id == queued
+        assert [r.task_id for r in store.history_by_key(key_of[done], 5)] == [done]
+    finally:
+        store.close()
+    with tm.connect(db) as client:  # the migrated index still finds the queued task's key: a duplicate
+        assert client.domain(O.obs).submit(O.Io(log=log, tag="queued")).kind == "duplicate"
+
+
+def test_keys_sharing_their_indexed_prefix_are_told_apart(db: Path) -> None:
+    store = Store(db)
+    first, second = "deadbeef" + "0" * 56, "deadbeef" + "1" * 56
+    try:
+        with store.write():
+            for key in (first, second, first.upper()):
+                store.conn.execute(
+                    "INSERT INTO tasks (task_type, domain, key, label, priority, created_at) "
+                    "VALUES ('tm_q::io', 'tm_q', ?, 'l', 128, 1)",
+                    (key,),
+                )
+        ids = {key: t.id for key in (first, second) if (t := store.task_by_key(key)) is not None}
+        assert sorted(ids.values()) == [1, 2] and ids[first] == 1
+        assert store.task_by_key(first.upper()).id == 3  # type: ignore[union-attr]
+        assert store.task_by_key("deadbeef" + "2" * 56) is None
+        assert store.task_by_key("not a hex digest") is None  # no stored key is one; nothing to find, no error
+        existing = store.conn.execute(sql.EXISTING_BY_KEYS, (msgspec.json.encode([second, first]).decode(),))
+        assert sorted((r[0], r[1]) for r in existing) == [(first, 1), (second, 2)]
+    finally:
+        store.close()
 
 
 def test_migration_unindexes_tags_of_finished_tasks(db: Path) -> None:
