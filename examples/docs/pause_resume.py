@@ -62,12 +62,14 @@ if __name__ == "__main__":
 
         # Timed group pause; pausing again moves the resume time.
         scheduler.pause_group_until("nightly", 3600)
+        paused_at = time.monotonic()
         scheduler.pause_group_until("nightly", 0.3)  # now in 0.3 s, not in an hour
         out = h.submit(Build(name="backup"), group="nightly")
         print("paused groups:", scheduler.paused_groups(), "group_paused:", out.group_paused)
-        took = wait_for(scheduler, out.id, "completed")
+        wait_for(scheduler, out.id, "completed")
+        took = time.monotonic() - paused_at
         print(f"resumed on its own after {took:.1f} s")
-        assert 0.2 < took < 2 and not scheduler.is_group_paused("nightly")
+        assert 0.25 < took < 5 and not scheduler.is_group_paused("nightly")
 
         # Global pause: nothing is dispatched; queued tasks stay pending.
         scheduler.pause_all()
