@@ -23,6 +23,7 @@ from .domain import DOMAINS, Domain, ExecutorSpec
 from .events import Event, EventBus
 from .handle import DomainHandle
 from .outcome import BatchOutcome, SubmitOutcome
+from .policy import dedup
 from .progress import EstimatedProgress, TaskProgress
 from .store import HistoryRecord, NewTask, Store, TaskRecord, flow
 from .store.connection import Durability
@@ -73,6 +74,7 @@ class Client(ClientQueries):
         self._durations = snapshot.Durations()  # recent average duration per task type (estimated progress)
         # Per executor: the domain's defaults it was made with, and the submission template of plain calls.
         self._templates: dict[ExecutorSpec, tuple[tuple[object, ...], submission.Template]] = {}
+        self._duplicates = 0.0  # recent share of single submits that were duplicates: probe first when high
         self._store()  # open (and migrate) now so a bad path fails here, not at first submit
 
     # -- plumbing ---------------------------------------------------------------------------------------
@@ -109,8 +111,9 @@ class Client(ClientQueries):
         store = self._store()
         bus = self._bus()
         fx = flow.Effects() if bus is not None and bus.active else None  # events only if someone listens
-        outcome = store.submit(row, fx)
+        outcome = store.submit(row, fx, probe=dedup.probe_pays(self._duplicates))
         kind = outcome.kind
+        self._duplicates = dedup.duplicate_share(self._duplicates, kind == "duplicate" or kind == "rejected")
         if kind != "duplicate" and kind != "rejected":
             self._notify(submitted=kind == "inserted" and row.run_after is None)
         if fx is not None and bus is not None:

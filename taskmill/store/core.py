@@ -21,6 +21,7 @@ from . import sql_flow as q
 from .connection import Durability, open_connection, read_tx, translate_errors, write_tx
 from .records import Candidate, ChildRecord, Claimed, HistoryRecord, NewTask, TaskRecord, TypeStats, ms_to_s
 from .schema import migrate
+from .submit import probe as probe_submit
 from .submit import submit_many, submit_one
 
 __all__ = [
@@ -49,7 +50,13 @@ class Store:
         return write_tx(self.conn)
 
     # -- submission ------------------------------------------------------------------------------------
-    def submit(self, task: NewTask, fx: flow.Effects | None = None) -> SubmitOutcome:
+    def submit(self, task: NewTask, fx: flow.Effects | None = None, probe: bool = False) -> SubmitOutcome:
+        """One task in its own write transaction. ``probe``: first look its key up with a plain read, which
+        settles a duplicate or a rejection without taking the write lock (see ``policy.dedup.probe_pays``)."""
+        if probe:
+            settled = probe_submit(self.conn, task)
+            if settled is not None:
+                return settled
         with write_tx(self.conn):
             outcome = submit_one(self.conn, task, now_ms(), fx)
         if faults.FAULTS:

@@ -18,6 +18,7 @@ import msgspec
 
 from .. import events as ev
 from ..outcome import SubmitOutcome
+from ..policy.dedup import skip_action
 from . import deps, flow, recurring, sql, sql_control, stats
 from . import sql_flow as q
 from .records import F_DEPENDS, NewTask
@@ -145,13 +146,11 @@ def _on_conflict(
         if conn.changes():
             conn.execute(q.MARK_DEPENDED_ON, (outcome.id,))
         return SubmitOutcome("superseded", outcome.id, tid, outcome.group_paused, outcome.paused, outcome.blocked)
-    # skip
-    if status in ("pending", "paused") and t.priority < priority:
+    action = skip_action(status, priority, requeue, requeue_priority, t.priority)
+    if action == "upgrade":
         conn.execute(sql.UPGRADE_PRIORITY, (t.priority, tid))
         return SubmitOutcome("upgraded", tid)
-    if status in ("running", "paused") and (
-        not requeue or (255 if requeue_priority is None else requeue_priority) > t.priority
-    ):
+    if action == "requeue":
         conn.execute(sql.SET_REQUEUE, (t.priority, tid))
         return SubmitOutcome("requeued", tid)
     return _DUPLICATE
@@ -178,6 +177,22 @@ def _insert(conn: apsw.Connection, t: NewTask, now_ms: int, scopes: PausedScopes
     if waits or t.flags:
         _after_insert(conn, t, tid, waits)
     return _inserted(tid, reasons, bool(waits))
+
+
+def probe(conn: apsw.Connection, t: NewTask) -> SubmitOutcome | None:
+    """The outcome of submitting ``t`` if a read alone settles it: its key is active and the strategy writes
+    nothing (a plain duplicate under ``skip``, or ``reject``). None: the write path decides. One statement in
+    autocommit, a snapshot of committed data: it never waits for the write lock, and the answer is the one a
+    write transaction would have given at that moment."""
+    if t.on_duplicate == "supersede":
+        return None
+    existing = _active(next(iter(conn.execute(sql.EXISTING_BY_KEY, (t.key,))), None))
+    if existing is None:
+        return None
+    if t.on_duplicate == "reject":
+        return _REJECTED
+    _key, _tid, status, priority, requeue, requeue_priority = existing
+    return _DUPLICATE if skip_action(status, priority, requeue, requeue_priority, t.priority) is None else None
 
 
 def submit_one(conn: apsw.Connection, t: NewTask, now_ms: int, fx: flow.Effects | None = None) -> SubmitOutcome:

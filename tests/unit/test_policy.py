@@ -1,4 +1,5 @@
-"""Pure policy functions: backoff delays, the failure decision, how often history is pruned (no I/O)."""
+"""Pure policy functions: backoff delays, the failure decision, how often history is pruned, what a duplicate
+submit does (no I/O)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import random
 import pytest
 
 from taskmill import RetryPolicy
+from taskmill.policy.dedup import duplicate_share, probe_pays, skip_action
 from taskmill.policy.dispatch import MAX_PREFETCH, DurationTracker, prefetch_depth
 from taskmill.policy.retention import prune_interval
 from taskmill.policy.retry import backoff_delay, decide_failure
@@ -145,3 +147,45 @@ def test_observing_a_results_message_at_once_averages_as_one_at_a_time() -> None
         one.observe(t, us)
     many.observe_many(samples)
     assert many._avg == pytest.approx(one._avg) and many._seen == one._seen and many.depth() == one.depth()
+
+
+# -- resubmitting an active key (on_duplicate="skip") --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "priority", "requeue", "requeue_priority", "new_priority", "action"),
+    [
+        ("pending", 128, 0, None, 64, "upgrade"),  # strictly more urgent
+        ("pending", 128, 0, None, 128, None),  # as urgent: a plain duplicate
+        ("pending", 128, 0, None, 192, None),  # less urgent: never a downgrade
+        ("paused", 128, 0, None, 64, "upgrade"),
+        ("paused", 128, 0, None, 128, "requeue"),  # a paused task was stopped mid-run: run it once more
+        ("running", 128, 0, None, 192, "requeue"),
+        ("running", 128, 1, 128, 128, None),  # a requeue as urgent is set already
+        ("running", 128, 1, 128, 64, "requeue"),  # a more urgent requeue replaces it
+        ("running", 128, 1, None, 254, "requeue"),  # a requeue without its own priority counts as 255
+        ("blocked", 128, 0, None, 0, None),
+        ("waiting", 128, 0, None, 0, None),
+    ],
+)
+def test_skip_action(
+    status: str, priority: int, requeue: int, requeue_priority: int | None, new_priority: int, action: str | None
+) -> None:
+    assert skip_action(status, priority, requeue, requeue_priority, new_priority) == action
+
+
+def test_a_client_probes_only_while_most_of_its_submits_are_duplicates() -> None:
+    share = 0.0
+    streak = 0
+    while not probe_pays(share):
+        share = duplicate_share(share, True)
+        streak += 1
+    assert 5 <= streak <= 10  # a short run of duplicates switches probing on...
+    for _ in range(3):
+        share = duplicate_share(share, True)
+    inserts = 0
+    while probe_pays(share):
+        share = duplicate_share(share, False)
+        inserts += 1
+    assert 1 <= inserts <= 10  # ...and a short run of new tasks switches it off
+    assert not probe_pays(0.0) and probe_pays(1.0)

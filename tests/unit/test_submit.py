@@ -5,12 +5,16 @@ Real SQLite files, no processes: a Client (or a Scheduler that is never started)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import apsw
 import msgspec
 import pytest
 
@@ -103,6 +107,67 @@ def test_reject_leaves_the_existing_task_alone(client: tm.Client, log: str) -> N
     assert rec is not None and rec.priority == tm.Priority.NORMAL
     assert msgspec.msgpack.decode(rec.payload)["tag"] == "old"  # type: ignore[arg-type]
     assert client.history() == []
+
+
+@contextlib.contextmanager
+def write_lock_held(db: Path) -> Iterator[None]:
+    """Another connection holds the database's write lock, as a supervisor's turn does."""
+    other = apsw.Connection(str(db))
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+def submit_in_thread(submit: Any) -> tuple[threading.Thread, list[Any]]:
+    out: list[Any] = []
+    thread = threading.Thread(target=lambda: out.append(submit()), daemon=True)
+    thread.start()
+    return thread, out
+
+
+def test_repeated_duplicates_are_answered_without_waiting_for_the_write_lock(
+    client: tm.Client, db: Path, log: str
+) -> None:
+    h = client.domain(D.main)
+    task, keyed = D.Note(log=log, tag="again"), D.Keyed(log=log, k="kept", tag="old")
+    first = h.submit(task)
+    assert h.submit(keyed).kind == "inserted"
+    for _ in range(10):  # a producer that keeps resubmitting what is queued already
+        assert h.submit(task).kind == "duplicate"
+    with write_lock_held(db):
+        dup, dup_out = submit_in_thread(lambda: h.submit(task))
+        dup.join(5.0)
+        rej, rej_out = submit_in_thread(lambda: h.submit(D.Keyed(log=log, k="kept", tag="new"), on_duplicate="reject"))
+        rej.join(5.0)
+        assert not dup.is_alive() and dup_out[0].kind == "duplicate" and dup_out[0].id is None
+        assert not rej.is_alive() and rej_out[0].kind == "rejected"
+        # A new key still goes through the write transaction, so it waits for the lock.
+        new, new_out = submit_in_thread(lambda: h.submit(D.Note(log=log, tag="fresh")))
+        new.join(0.3)
+        assert new.is_alive() and not new_out
+    new.join(10.0)
+    assert new_out[0].kind == "inserted"
+    assert client.pending_count() == 3 and stored_priority(client, first.id) == tm.Priority.NORMAL
+
+
+def test_while_probing_a_resubmission_that_writes_still_writes(client: tm.Client, db: Path, log: str) -> None:
+    h = client.domain(D.main)
+    task = D.Note(log=log, tag="busy")
+    first = h.submit(task)
+    for _ in range(10):
+        assert h.submit(task).kind == "duplicate"
+    up = h.submit(task, priority=tm.Priority.HIGH)
+    assert (up.kind, up.id) == ("upgraded", first.id) and stored_priority(client, first.id) == tm.Priority.HIGH
+    conn = apsw.Connection(str(db))  # as if a supervisor had started it
+    conn.execute("UPDATE tasks SET status = 'running', attempt = 1, started_at = 1 WHERE id = ?", (first.id,))
+    conn.close()
+    assert h.submit(task, priority=tm.Priority.HIGH).kind == "requeued"
+    assert h.submit(task, priority=tm.Priority.HIGH).kind == "duplicate"  # the requeue is set already
+    out = h.submit(task, on_duplicate="supersede")
+    assert out.kind == "superseded" and out.replaced_id == first.id
 
 
 def test_an_unknown_duplicate_strategy_is_refused(client: tm.Client, log: str) -> None:
