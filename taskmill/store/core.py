@@ -54,7 +54,10 @@ class Store:
         """One task in its own write transaction. ``probe``: first look its key up with a plain read, which
         settles a duplicate or a rejection without taking the write lock (see ``policy.dedup.probe_pays``)."""
         if probe:
-            settled = probe_submit(self.conn, task)
+            try:
+                settled = probe_submit(self.conn, task)
+            except apsw.BusyError:  # a read that cannot start now (WAL recovery): the write path waits its turn
+                settled = None
             if settled is not None:
                 return settled
         with write_tx(self.conn):

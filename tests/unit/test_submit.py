@@ -153,6 +153,27 @@ def test_repeated_duplicates_are_answered_without_waiting_for_the_write_lock(
     assert client.pending_count() == 3 and stored_priority(client, first.id) == tm.Priority.NORMAL
 
 
+def test_a_probe_that_cannot_read_falls_back_to_the_write_path(
+    client: tm.Client, log: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from taskmill.store import core
+
+    h = client.domain(D.main)
+    task = D.Note(log=log, tag="busy-read")
+    h.submit(task)
+    for _ in range(10):
+        assert h.submit(task).kind == "duplicate"
+    calls: list[str] = []
+
+    def busy(conn: Any, t: Any) -> None:
+        calls.append(t.key)
+        raise apsw.BusyError("database is locked")
+
+    monkeypatch.setattr(core, "probe_submit", busy)
+    assert h.submit(task).kind == "duplicate" and len(calls) == 1  # answered by the write transaction
+    assert client.pending_count() == 1
+
+
 def test_while_probing_a_resubmission_that_writes_still_writes(client: tm.Client, db: Path, log: str) -> None:
     h = client.domain(D.main)
     task = D.Note(log=log, tag="busy")
