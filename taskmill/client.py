@@ -113,8 +113,9 @@ class Client(ClientQueries):
         fx = flow.Effects() if bus is not None and bus.active else None  # events only if someone listens
         outcome = store.submit(row, fx, probe=dedup.probe_pays(self._duplicates))
         kind = outcome.kind
-        self._duplicates = dedup.duplicate_share(self._duplicates, kind == "duplicate" or kind == "rejected")
-        if kind != "duplicate" and kind != "rejected":
+        wrote = kind != "duplicate" and kind != "rejected"
+        self._duplicates = dedup.duplicate_share(self._duplicates, not wrote)
+        if wrote:
             self._notify(submitted=kind == "inserted" and row.run_after is None)
         if fx is not None and bus is not None:
             for e in fx.events:

@@ -102,10 +102,11 @@ def _on_conflict(
     now_ms: int,
     fx: flow.Effects | None,
 ) -> SubmitOutcome:
+    settled = _settled(t, existing)
+    if settled is not None:
+        return settled
     _key, tid, status, priority, requeue, requeue_priority = existing
     strategy = t.on_duplicate
-    if strategy == "reject":
-        return _REJECTED
     if strategy == "supersede":
         if status in ("pending", "paused", "blocked"):
             waits = deps.active_dependencies(conn, t.depends_on, t.on_dep_failure, parent_id=t.parent_id,
@@ -179,20 +180,25 @@ def _insert(conn: apsw.Connection, t: NewTask, now_ms: int, scopes: PausedScopes
     return _inserted(tid, reasons, bool(waits))
 
 
+def _settled(t: NewTask, existing: tuple) -> SubmitOutcome | None:  # type: ignore[type-arg]
+    """What a submission over the active row ``existing`` answers without writing anything: a rejection, or a
+    plain duplicate under ``skip``. None: it writes (supersede, upgrade, requeue)."""
+    if t.on_duplicate == "reject":
+        return _REJECTED
+    if t.on_duplicate == "supersede":
+        return None
+    _key, _tid, status, priority, requeue, requeue_priority = existing
+    return _DUPLICATE if skip_action(status, priority, requeue, requeue_priority, t.priority) is None else None
+
+
 def probe(conn: apsw.Connection, t: NewTask) -> SubmitOutcome | None:
-    """The outcome of submitting ``t`` if a read alone settles it: its key is active and the strategy writes
-    nothing (a plain duplicate under ``skip``, or ``reject``). None: the write path decides. One statement in
-    autocommit, a snapshot of committed data: it never waits for the write lock, and the answer is the one a
-    write transaction would have given at that moment."""
+    """The outcome of submitting ``t`` if a read alone settles it (:func:`_settled` over its key's active row).
+    None: the write path decides. One statement in autocommit, a snapshot of committed data: it never waits for
+    the write lock, and the answer is the one a write transaction would have given at that moment."""
     if t.on_duplicate == "supersede":
         return None
     existing = _active(next(iter(conn.execute(sql.EXISTING_BY_KEY, (t.key,))), None))
-    if existing is None:
-        return None
-    if t.on_duplicate == "reject":
-        return _REJECTED
-    _key, _tid, status, priority, requeue, requeue_priority = existing
-    return _DUPLICATE if skip_action(status, priority, requeue, requeue_priority, t.priority) is None else None
+    return None if existing is None else _settled(t, existing)
 
 
 def submit_one(conn: apsw.Connection, t: NewTask, now_ms: int, fx: flow.Effects | None = None) -> SubmitOutcome:

@@ -309,10 +309,6 @@ def test_tag_limits_give_clear_errors(client: tm.Client, log: str) -> None:
 # -- schema -------------------------------------------------------------------------------------------------------
 
 
-def _index_names(conn: apsw.Connection) -> set[str]:
-    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tasks'")}
-
-
 def test_migration_moves_dedup_to_the_key_prefix_index(db: Path, log: str) -> None:
     with tm.connect(db) as client:
         h = client.domain(O.obs)
@@ -331,7 +327,7 @@ def test_migration_moves_dedup_to_the_key_prefix_index(db: Path, log: str) -> No
         store.close()
     store = Store(db)
     try:
-        names = _index_names(store.conn)
+        names = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert "idx_key_prefix" in names and "idx_key" not in names
         found = store.task_by_key(key_of[queued])
         assert found is not None and found.id == queued

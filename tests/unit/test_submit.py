@@ -121,6 +121,12 @@ def write_lock_held(db: Path) -> Iterator[None]:
         other.close()
 
 
+def resubmit_until_probing(h: Any, task: tm.Task) -> None:
+    """A producer that keeps resubmitting what is queued already: its client now probes before writing."""
+    for _ in range(10):
+        assert h.submit(task).kind == "duplicate"
+
+
 def submit_in_thread(submit: Any) -> tuple[threading.Thread, list[Any]]:
     out: list[Any] = []
     thread = threading.Thread(target=lambda: out.append(submit()), daemon=True)
@@ -135,8 +141,7 @@ def test_repeated_duplicates_are_answered_without_waiting_for_the_write_lock(
     task, keyed = D.Note(log=log, tag="again"), D.Keyed(log=log, k="kept", tag="old")
     first = h.submit(task)
     assert h.submit(keyed).kind == "inserted"
-    for _ in range(10):  # a producer that keeps resubmitting what is queued already
-        assert h.submit(task).kind == "duplicate"
+    resubmit_until_probing(h, task)
     with write_lock_held(db):
         dup, dup_out = submit_in_thread(lambda: h.submit(task))
         dup.join(5.0)
@@ -161,8 +166,7 @@ def test_a_probe_that_cannot_read_falls_back_to_the_write_path(
     h = client.domain(D.main)
     task = D.Note(log=log, tag="busy-read")
     h.submit(task)
-    for _ in range(10):
-        assert h.submit(task).kind == "duplicate"
+    resubmit_until_probing(h, task)
     calls: list[str] = []
 
     def busy(conn: Any, t: Any) -> None:
@@ -178,8 +182,7 @@ def test_while_probing_a_resubmission_that_writes_still_writes(client: tm.Client
     h = client.domain(D.main)
     task = D.Note(log=log, tag="busy")
     first = h.submit(task)
-    for _ in range(10):
-        assert h.submit(task).kind == "duplicate"
+    resubmit_until_probing(h, task)
     up = h.submit(task, priority=tm.Priority.HIGH)
     assert (up.kind, up.id) == ("upgraded", first.id) and stored_priority(client, first.id) == tm.Priority.HIGH
     conn = apsw.Connection(str(db))  # as if a supervisor had started it
