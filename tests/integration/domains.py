@@ -33,10 +33,13 @@ def write_log(path: str, **fields: Any) -> None:
 
 
 def read_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every complete line. A reader can see another process's append half copied (its size already grown),
+    so a last line without its newline is still being written: the next read gets it whole."""
     p = Path(path)
     if not p.exists():
         return []
-    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+    done, _, _ = p.read_text().rpartition("\n")
+    return [json.loads(line) for line in done.splitlines() if line.strip()]
 
 
 def _record(ctx: tm.TaskContext) -> dict[str, Any]:
