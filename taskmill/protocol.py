@@ -200,14 +200,14 @@ def frame(msg: msgspec.Struct) -> bytes:
     return bytes(buf)
 
 
-def body_length(header: bytes | bytearray) -> int:
+def body_length(header: bytes) -> int:
     (n,) = HEADER.unpack(header)
     if n > MAX_FRAME:
         raise ProtocolError(f"peer announced a {n}-byte frame (limit {MAX_FRAME})")
     return int(n)
 
 
-def decode_for_worker(body: bytes | bytearray) -> ToWorker:
+def decode_for_worker(body: bytes) -> ToWorker:
     try:
         return worker_decoder.decode(body)
     except (msgspec.DecodeError, ValueError) as exc:  # ValueError: e.g. invalid UTF-8 inside a string
