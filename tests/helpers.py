@@ -31,6 +31,18 @@ def wait_for(cond: Callable[[], T], timeout: float = 10.0, interval: float = 0.0
         time.sleep(interval)
 
 
+def events_until(sub: Any, done: Callable[[list[Any]], bool], timeout: float = 10.0) -> list[Any]:
+    """Every event of ``sub`` so far, waiting up to ``timeout`` for the list to satisfy ``done``. A turn's events
+    are published just after its commit, so a query can see a task finished before its event is out."""
+    out: list[Any] = []
+    deadline = time.monotonic() + timeout
+    while not done(out) and (e := sub.get(max(0.0, deadline - time.monotonic()))) is not None:
+        out.append(e)
+    while (e := sub.get_nowait()) is not None:
+        out.append(e)
+    return out
+
+
 def all_workers_up(s: Any, timeout: float = 30.0) -> None:
     """``start()`` returns once the first worker is ready; tests about how work spreads over the whole pool
     wait for the rest too."""

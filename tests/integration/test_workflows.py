@@ -13,7 +13,7 @@ import pytest
 
 import taskmill as tm
 
-from ..helpers import entries, wait_for
+from ..helpers import entries, events_until, wait_for
 from . import workflow_domains as W
 
 DOMAINS = (W.flow, W.side)
@@ -80,7 +80,7 @@ def test_fail_fast_cancels_the_siblings_and_fails_the_parent(make_scheduler: Any
     kids = wait_for(lambda: (k := s.children(up)) and all(c.finished for c in k) and k, 10)
     assert sorted(k.status for k in kids) == ["cancelled", "cancelled", "cancelled", "failed"]
     assert not entries(log, "finalize", "ff")
-    assert of(drain(sub), tm.Failed, up)
+    assert of(events_until(sub, lambda evs: bool(of(evs, tm.Failed, up))), tm.Failed, up)
 
 
 def test_without_fail_fast_every_child_finishes_and_finalize_decides(make_scheduler: Any, log: str) -> None:
@@ -155,7 +155,7 @@ def test_each_dependency_failure_policy(make_scheduler: Any, log: str, tmp_path:
         assert rec.status == "dependency_failed", (tid, rec.status)
     assert "dependency task" in (final(s, cancel).last_error or "")
     assert {e["tag"] for e in entries(log, "start")} == {"A", "ignore", "below-fail"}
-    events = drain(sub)
+    events = events_until(sub, lambda evs: len(of(evs, tm.DependencyFailed)) >= 3)
     failed = {e.header.task_id: e for e in of(events, tm.DependencyFailed)}
     assert set(failed) == {cancel, fail, below_cancel}
     assert failed[cancel].failed_dependency == a and failed[below_cancel].failed_dependency == cancel
@@ -215,7 +215,9 @@ def test_recurring_runs_max_occurrences_under_one_id(make_scheduler: Any, log: s
     assert [r.status for r in s.history_of(tid)] == ["completed"] * 3
     starts = [e["t"] for e in entries(log, "start", "r")]
     assert all(0.07 < b - a < 0.2 for a, b in itertools.pairwise(starts)), starts  # fixed rate
-    done = of(drain(sub), tm.RecurringCompleted, tid)  # one per completed occurrence; the last has no next run
+    done = of(
+        events_until(sub, lambda evs: len(of(evs, tm.RecurringCompleted, tid)) >= 3), tm.RecurringCompleted, tid
+    )  # one per completed occurrence; the last has no next run
     assert [e.occurrences for e in done] == [1, 2, 3]
     assert all(e.next_run is not None for e in done[:2]) and done[2].next_run is None
     assert done[1].next_run > done[0].next_run  # type: ignore[operator]
@@ -283,7 +285,7 @@ def test_ttl_from_submission_expires_at_dispatch_and_cascades_to_dependents(
     rec = final(s, stale)
     assert rec.status == "expired" and final(s, after).status == "dependency_failed"
     assert not entries(log, "start", "stale") and not entries(log, "start", "after")
-    [expired] = of(drain(sub), tm.TaskExpired, stale)
+    [expired] = of(events_until(sub, lambda evs: bool(of(evs, tm.TaskExpired, stale))), tm.TaskExpired, stale)
     assert expired.age >= 0.3
 
 
