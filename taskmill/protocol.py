@@ -107,6 +107,7 @@ ToWorker = Boot | Run | Cancel | Stop | Reply
 class Ready(msgspec.Struct, tag="ready", array_like=True):
     pid: int
     task_types: dict[str, bool]  # qualified type → executor is async
+    bell: bool = False  # reads a Cancel or Reply sent while it runs something only once its bell rings
 
 
 class BootFailed(msgspec.Struct, tag="boot_failed", array_like=True):
@@ -200,14 +201,14 @@ def frame(msg: msgspec.Struct) -> bytes:
     return bytes(buf)
 
 
-def body_length(header: bytes) -> int:
+def body_length(header: bytes | bytearray) -> int:
     (n,) = HEADER.unpack(header)
     if n > MAX_FRAME:
         raise ProtocolError(f"peer announced a {n}-byte frame (limit {MAX_FRAME})")
     return int(n)
 
 
-def decode_for_worker(body: bytes) -> ToWorker:
+def decode_for_worker(body: bytes | bytearray) -> ToWorker:
     try:
         return worker_decoder.decode(body)
     except (msgspec.DecodeError, ValueError) as exc:  # ValueError: e.g. invalid UTF-8 inside a string

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import threading
 from collections import deque
@@ -26,8 +27,10 @@ from ..protocol import (
     HEADER,
     Boot,
     BootFailed,
+    Cancel,
     ProtocolError,
     Ready,
+    Reply,
     Stop,
     ToSupervisor,
     body_length,
@@ -125,6 +128,7 @@ class WorkerHandle:
         self.head_since = 0.0  # monotonic time the current head of ``sync`` started (approximately)
         self.last_seen = 0.0  # monotonic time of the last frame (hang detection)
         self.slot: ExecutingSlot | None = None  # what its main thread executes (read once it is dead)
+        self.bell: socket.socket | None = None  # rung after a frame that must land while it runs something
         self._tasks: list[asyncio.Task[Any]] = []
 
     def executing(self) -> tuple[int, int] | None:
@@ -155,6 +159,7 @@ class WorkerHandle:
         self.proc = WorkerProcess(execd.popen)
         self.pid = execd.popen.pid
         self.slot = execd.slot
+        self.bell = execd.bell
         self.reader, self.writer = await asyncio.open_unix_connection(sock=execd.sock, limit=1 << 20)
         self.send(boot)
 
@@ -172,6 +177,9 @@ class WorkerHandle:
             self.kill()
             raise WorkerBootError(f"worker sent {type(first).__name__} before Ready")
         self.task_types = first.task_types
+        if not first.bell and self.bell is not None:  # its reader thread reads every frame
+            self.bell.close()
+            self.bell = None
         self.alive = True
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._read_loop()), loop.create_task(self._watch_exit())]
@@ -236,10 +244,21 @@ class WorkerHandle:
         if self.slot is not None:
             self.slot.close()
             self.slot = None
+        if self.bell is not None:
+            self.bell.close()
+            self.bell = None
 
     def send(self, msg: msgspec.Struct) -> None:
         if self.writer is not None and not self.writer.is_closing():
             self.writer.write(frame(msg))
+
+    def send_urgent(self, msg: Cancel | Reply) -> None:
+        """A frame the worker must read even while it runs something: send it, then ring its bell. Ringing
+        after a write the transport buffered is fine: the worker's reader waits for the frame's bytes."""
+        self.send(msg)
+        if self.bell is not None:
+            with contextlib.suppress(OSError):  # full (it has not read earlier rings yet) or closed: dead
+                self.bell.send(b"\0")
 
     def signal(self, signum: int) -> None:
         if self.pid and self.alive:

@@ -26,35 +26,41 @@ class ExecdWorker:
 
     def __init__(self, env: dict[str, str]) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        bell, their_bell = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)  # see workers/channel.py
+        bell.setblocking(False)
         made = ExecutingSlot.create()
         self.slot: ExecutingSlot | None = None
         slot_args: list[str] = []
         if made is not None:
             self.slot, slot_fd = made
             slot_args = ["--slot-fd", str(slot_fd)]
-        fds = (theirs.fileno(), *([int(slot_args[1])] if slot_args else []))
+        fds = (theirs.fileno(), their_bell.fileno(), *([int(slot_args[1])] if slot_args else []))
         try:
             self.popen = subprocess.Popen(
                 [sys.executable, "-m", "taskmill.workers", "--fd", str(theirs.fileno()),
-                 "--parent-pid", str(os.getpid()), *slot_args],
+                 "--bell-fd", str(their_bell.fileno()), "--parent-pid", str(os.getpid()), *slot_args],
                 pass_fds=fds, start_new_session=True, env=env, stdin=subprocess.DEVNULL,
             )  # fmt: skip
         except BaseException:
             ours.close()
+            bell.close()
             if self.slot is not None:
                 self.slot.close()
             raise
         finally:
             theirs.close()
+            their_bell.close()
             if slot_args:
                 os.close(int(slot_args[1]))
         self.sock = ours
+        self.bell = bell
         self.env = env
 
     def discard(self) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, signal.SIGKILL)
         self.sock.close()
+        self.bell.close()
         if self.slot is not None:
             self.slot.close()
         with contextlib.suppress(Exception):

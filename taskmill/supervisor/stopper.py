@@ -61,7 +61,7 @@ class Stopper:
         if key in self.orders:
             return
         order = self.orders[key] = StopOrder(worker, task, reason)
-        worker.send(Cancel(task.id, task.attempt, False, hook))
+        worker.send_urgent(Cancel(task.id, task.attempt, False, hook))
         if executing(worker, task):
             self._arm(order, hook)
 
@@ -104,7 +104,7 @@ class Stopper:
         for order in list(self.orders.values()):
             if order.signal_at is not None and now >= order.signal_at:
                 order.signal_at = None
-                order.worker.send(Cancel(order.task.id, order.task.attempt, True, False))
+                order.worker.send_urgent(Cancel(order.task.id, order.task.attempt, True, False))
                 if faults.FAULTS:
                     faults.hit("after_preempt_signal")
             if order.standby_at is not None and now >= order.standby_at:

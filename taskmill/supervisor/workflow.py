@@ -170,7 +170,7 @@ class Workflow:
         if not (self.replies or self.events or self.requests or self.leaving or self.ended):
             return
         for worker, reply in self.replies:
-            worker.send(reply)
+            worker.send_urgent(reply)
         self.d.pending_events.extend(self.events)
         for done in (self.replies, self.events, self.requests, self.leaving, self.ended):
             done.clear()

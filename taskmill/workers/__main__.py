@@ -31,17 +31,17 @@ def die_with_parent(parent_pid: int) -> None:
 
 
 class Args:
-    __slots__ = ("fd", "parent_pid", "slot_fd")
+    __slots__ = ("bell_fd", "fd", "parent_pid", "slot_fd")
 
     def __init__(self) -> None:
-        self.fd, self.parent_pid, self.slot_fd = -1, 0, -1
+        self.fd, self.parent_pid, self.slot_fd, self.bell_fd = -1, 0, -1, -1
 
 
 def parse_args(argv: list[str]) -> Args:
-    """``--fd N [--parent-pid P] [--slot-fd S]``, the command line the supervisor gives us. Parsed by hand:
-    importing argparse cost a worker ~10 ms of start-up."""
+    """``--fd N [--parent-pid P] [--slot-fd S] [--bell-fd B]``, the command line the supervisor gives us.
+    Parsed by hand: importing argparse cost a worker ~10 ms of start-up."""
     args = Args()
-    names = {"--fd": "fd", "--parent-pid": "parent_pid", "--slot-fd": "slot_fd"}
+    names = {"--fd": "fd", "--parent-pid": "parent_pid", "--slot-fd": "slot_fd", "--bell-fd": "bell_fd"}
     i = 0
     while i < len(argv):
         name, _, value = argv[i].partition("=")
@@ -81,6 +81,13 @@ def main() -> int:
         return EXIT_BOOT_ERROR
     # Before the memory limit: asyncio, uvloop and a loop map ~14 MiB, which its headroom check must count.
     loop = new_event_loop() if needs_event_loop(executors) else None
+    if args.bell_fd >= 0:
+        bell = socket.socket(fileno=args.bell_fd)
+        if loop is None:
+            bell.setblocking(True)
+            channel.bell = bell
+        else:  # the loop's reader thread reads every frame: no bell to listen to
+            bell.close()
     if msg.memory_limit:
         problem = limit_address_space(msg.memory_limit)
         if problem:
@@ -98,7 +105,7 @@ def main() -> int:
     runtime.requests.defaults = Defaults(ttl=msg.default_ttl, max_payload_bytes=msg.max_payload_bytes)
     runtime.install_signal_handlers()
     try:
-        channel.send(Ready(os.getpid(), {t: s.is_async for t, s in executors.items()}))
+        channel.send(Ready(os.getpid(), {t: s.is_async for t, s in executors.items()}, channel.bell is not None))
     except OSError:  # the supervisor stopped while we booted
         return EXIT_ORPHANED
     runtime.run()

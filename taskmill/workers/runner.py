@@ -1,14 +1,14 @@
 """Running executors inside a worker.
 
-A reader thread receives frames and hands them to the main thread, so cancel requests land even while a sync
-executor holds the main thread: it flags the attempt, and for a forced stop it signals the main thread, whose
-handler raises TaskCancelled inside the executor.
+A reader thread receives the frames that must land while an executor holds the main thread: a cancel flags the
+attempt, and for a forced stop it signals the main thread, whose handler raises TaskCancelled inside the
+executor; a reply wakes the executor waiting for it.
 
 The main thread serves those frames one of two ways. Where some executor (or cancel hook) is async, it runs an
 event loop: sync executors run inline on it (the supervisor never gives a worker anything else while one runs),
-async ones as tasks on it, several at once. Where every executor is sync, it takes frames from a queue and never
-imports asyncio or uvloop: they are most of a worker's start-up (~0.15 s of ~0.2 s here), and a queue hands a
-frame over faster than a loop's wake-up.
+async ones as tasks on it, several at once, and the reader thread reads every frame. Where every executor is
+sync, it never imports asyncio or uvloop (they are most of a worker's start-up, ~0.15 s of ~0.2 s here): it
+reads its frames itself when idle, and the reader thread reads only when the supervisor rings (``channel``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..domain import ExecutorSpec, StateBag
 from ..errors import TaskCancelled, TaskTimeout
-from ..protocol import Cancel, Heartbeat, Reply, Result, Results, Run, Stop, TaskSpec
+from ..protocol import Cancel, Heartbeat, Reply, Result, Results, Run, Stop, TaskSpec, ToWorker
 from ..slot import ExecutingSlot
 from ..submission import Defaults
 from . import attempt
@@ -111,6 +111,7 @@ class WorkerRuntime:
         self.slot: ExecutingSlot | None = None  # tells the supervisor what we run, should we die running it
         self.requests = Requests(channel.send, Defaults())  # spawn requests; Boot sets the defaults
         self._main_thread = threading.main_thread().ident
+        self.stop_requested = False  # a Stop frame came: the end of the socket that follows is expected
         self._rss_at = 0.0
 
     def max_retries_of(self, spec: TaskSpec, executor: ExecutorSpec) -> int:
@@ -128,24 +129,34 @@ class WorkerRuntime:
         self.inbox.put((fn, args))
 
     def reader(self) -> None:
-        stop_requested = False
         try:
-            while (msg := self.channel.recv()) is not None:
-                if isinstance(msg, Reply):
-                    self.requests.resolve(msg)  # its executor may be blocking the loop: wake it from here
-                    continue
-                if isinstance(msg, Cancel):
-                    self._cancel(msg)
-                elif isinstance(msg, Stop):
-                    stop_requested = True
-                self._post(self.on_message, msg)
-        except ConnectionError:
-            pass  # the supervisor died (its end of the socket was reset): handled below, no traceback needed
-        except Exception:
+            if self.loop is None and self.channel.bell is not None:
+                self.channel.serve_bell(self._received)  # the main thread reads the rest itself
+            else:
+                self.channel.serve_all(self._received)
+        except Exception as exc:
+            self._lost(exc)
+
+    def _received(self, msg: ToWorker | None) -> None:
+        """A frame the reader thread read: what must happen at once happens here, the rest is queued."""
+        if msg is None:
+            self._lost(None)
+        elif isinstance(msg, Reply):
+            self.requests.resolve(msg)  # its executor may be blocking the main thread: wake it from here
+        else:
+            if isinstance(msg, Cancel):
+                self._cancel(msg)
+            elif isinstance(msg, Stop):
+                self.stop_requested = True
+            self._post(self.on_message, msg)
+
+    def _lost(self, exc: Exception | None) -> None:
+        """The supervisor closed its end (``exc`` None), reset it, or sent garbage."""
+        if exc is not None and not isinstance(exc, ConnectionError):  # a reset needs no traceback
             import traceback  # here, not at the top: most workers never need it
 
-            traceback.print_exc()
-        if not stop_requested:
+            traceback.print_exception(exc)
+        if not self.stop_requested:
             # The supervisor is gone without asking us to stop: whatever we run will be run again by its
             # successor, so stop now rather than race it.
             os._exit(EXIT_ORPHANED)
@@ -346,10 +357,40 @@ class WorkerRuntime:
             self.loop.run_until_complete(self._serve_on_loop())
             return
         self._start_threads()
-        get = self.inbox.get
+        if self.channel.bell is None:  # the reader thread reads every frame
+            get = self.inbox.get
+            while not self.finished.is_set():
+                fn, args = get()
+                fn(*args)
+            return
+        get_nowait = self.inbox.get_nowait
         while not self.finished.is_set():
-            fn, args = get()
+            try:
+                fn, args = get_nowait()
+            except queue.Empty:
+                self._read_idle()
+                continue
             fn(*args)
+
+    def _read_idle(self) -> None:
+        """Nothing to run: wait for the next frame on this thread and act on it here (see ``channel``)."""
+        try:
+            read, msg = self.channel.read_idle(self.inbox.empty)
+        except Exception as exc:
+            self._lost(exc)
+            return
+        if not read:
+            return  # the reader thread queued something first
+        if msg is None:
+            self._lost(None)
+        elif isinstance(msg, Reply):
+            self.requests.resolve(msg)
+        else:
+            if isinstance(msg, Cancel):
+                self._cancel(msg)  # nothing runs: this marks an attempt not started yet
+            elif isinstance(msg, Stop):
+                self.stop_requested = True
+            self.on_message(msg)
 
     async def _serve_on_loop(self) -> None:
         import asyncio
