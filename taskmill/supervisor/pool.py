@@ -41,6 +41,7 @@ from ..slot import ExecutingSlot
 from ..store.records import Claimed
 from .prespawn import ExecdWorker
 
+_NO_SIGPIPE = getattr(socket, "MSG_NOSIGNAL", 0)  # a dead worker's bell must not raise SIGPIPE in the application
 log = logging.getLogger("taskmill.supervisor")
 BOOT_TIMEOUT_S = 120.0
 EXIT_BOOT_ERROR = 3
@@ -258,7 +259,7 @@ class WorkerHandle:
         self.send(msg)
         if self.bell is not None:
             with contextlib.suppress(OSError):  # full (it has not read earlier rings yet) or closed: dead
-                self.bell.send(b"\0")
+                self.bell.send(b"\0", _NO_SIGPIPE)
 
     def signal(self, signum: int) -> None:
         if self.pid and self.alive:

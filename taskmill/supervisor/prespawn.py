@@ -26,7 +26,7 @@ class ExecdWorker:
 
     def __init__(self, env: dict[str, str]) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        bell, their_bell = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)  # see workers/channel.py
+        bell, their_bell = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)  # see workers/channel.py
         bell.setblocking(False)
         made = ExecutingSlot.create()
         self.slot: ExecutingSlot | None = None

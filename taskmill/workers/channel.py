@@ -108,7 +108,7 @@ class Channel:
                 received(None)
                 return
             with self._read_lock:
-                self._rings += 1
+                self._rings += len(rang)  # a byte a ring
                 while self._urgent < self._rings:
                     msg = self.recv()
                     received(msg)

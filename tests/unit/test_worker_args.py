@@ -8,10 +8,10 @@ from taskmill.workers.__main__ import parse_args
 
 
 def test_the_supervisors_command_line_is_understood_in_either_spelling() -> None:
-    args = parse_args(["--fd", "5", "--parent-pid=7", "--slot-fd", "9"])
-    assert (args.fd, args.parent_pid, args.slot_fd) == (5, 7, 9)
+    args = parse_args(["--fd", "5", "--parent-pid=7", "--slot-fd", "9", "--bell-fd=11"])
+    assert (args.fd, args.parent_pid, args.slot_fd, args.bell_fd) == (5, 7, 9, 11)
     args = parse_args(["--fd=3"])
-    assert (args.fd, args.parent_pid, args.slot_fd) == (3, 0, -1)
+    assert (args.fd, args.parent_pid, args.slot_fd, args.bell_fd) == (3, 0, -1, -1)
 
 
 @pytest.mark.parametrize(

@@ -63,7 +63,7 @@ class Belled:
 
     def __init__(self) -> None:
         self.sup, ours = socket.socketpair()
-        self.ring_end, bell = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.ring_end, bell = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.ch = Channel(ours, bell)
         self.got: list[Any] = []
         self.reader = threading.Thread(target=self.ch.serve_bell, args=(self.got.append,), daemon=True)
@@ -99,6 +99,16 @@ def test_the_reader_reads_only_when_rung_and_only_up_to_the_urgent_frame(belled:
     time.sleep(0.05)
     assert belled.got == [Run([]), Stop(), Cancel(1, 1)]
     assert belled.main_reads() == Run([])  # the frame after it is the main thread's
+
+
+def test_rings_read_together_count_one_each(belled: Belled) -> None:
+    belled.sup.sendall(frame(Cancel(1, 1)) + frame(Reply(2)) + frame(Run([])))
+    belled.ring()
+    belled.ring()  # on a stream socket the reader may get both bytes in one read
+    wait_for(lambda: len(belled.got) == 2, 5, what="both urgent frames")
+    time.sleep(0.05)
+    assert belled.got == [Cancel(1, 1), Reply(2)]
+    assert belled.main_reads() == Run([])
 
 
 def test_a_ring_ahead_of_its_frame_waits_for_the_frame(belled: Belled) -> None:
