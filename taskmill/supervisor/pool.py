@@ -255,8 +255,11 @@ class WorkerHandle:
 
     def send_urgent(self, msg: Cancel | Reply) -> None:
         """A frame the worker must read even while it runs something: send it, then ring its bell. Ringing
-        after a write the transport buffered is fine: the worker's reader waits for the frame's bytes."""
-        self.send(msg)
+        after a write the transport buffered is fine: the worker's reader waits for the frame's bytes. No frame,
+        no ring: the reader would wait for it for ever."""
+        if self.writer is None or self.writer.is_closing():
+            return
+        self.writer.write(frame(msg))
         if self.bell is not None:
             with contextlib.suppress(OSError):  # full (it has not read earlier rings yet) or closed: dead
                 self.bell.send(b"\0", _NO_SIGPIPE)
