@@ -35,11 +35,13 @@ def events_until(sub: Any, done: Callable[[list[Any]], bool], timeout: float = 1
     """Every event of ``sub`` so far, waiting up to ``timeout`` for the list to satisfy ``done``. A turn's events
     are published just after its commit, so a query can see a task finished before its event is out."""
     out: list[Any] = []
-    deadline = time.monotonic() + timeout
-    while not done(out) and (e := sub.get(max(0.0, deadline - time.monotonic()))) is not None:
-        out.append(e)
-    while (e := sub.get_nowait()) is not None:
-        out.append(e)
+
+    def pump() -> bool:
+        while (e := sub.get_nowait()) is not None:
+            out.append(e)
+        return done(out)
+
+    wait_for(pump, timeout, what="the events asserted on")
     return out
 
 

@@ -249,18 +249,18 @@ class WorkerHandle:
             self.bell.close()
             self.bell = None
 
-    def send(self, msg: msgspec.Struct) -> None:
-        if self.writer is not None and not self.writer.is_closing():
-            self.writer.write(frame(msg))
+    def send(self, msg: msgspec.Struct) -> bool:
+        """False if the worker's end is gone (nothing was sent)."""
+        if self.writer is None or self.writer.is_closing():
+            return False
+        self.writer.write(frame(msg))
+        return True
 
     def send_urgent(self, msg: Cancel | Reply) -> None:
         """A frame the worker must read even while it runs something: send it, then ring its bell. Ringing
         after a write the transport buffered is fine: the worker's reader waits for the frame's bytes. No frame,
         no ring: the reader would wait for it for ever."""
-        if self.writer is None or self.writer.is_closing():
-            return
-        self.writer.write(frame(msg))
-        if self.bell is not None:
+        if self.send(msg) and self.bell is not None:
             with contextlib.suppress(OSError):  # full (it has not read earlier rings yet) or closed: dead
                 self.bell.send(b"\0", _NO_SIGPIPE)
 

@@ -130,7 +130,7 @@ class WorkerRuntime:
 
     def reader(self) -> None:
         try:
-            if self.loop is None and self.channel.bell is not None:
+            if self.channel.bell is not None:  # only a worker without a loop keeps its bell (__main__)
                 self.channel.serve_bell(self._received)  # the main thread reads the rest itself
             else:
                 self.channel.serve_all(self._received)
@@ -138,7 +138,8 @@ class WorkerRuntime:
             self._lost(exc)
 
     def _received(self, msg: ToWorker | None) -> None:
-        """A frame the reader thread read: what must happen at once happens here, the rest is queued."""
+        """A frame just read, by either thread: what must happen at once happens here, the rest is queued (read
+        by the idle main thread, it is the next thing that thread takes)."""
         if msg is None:
             self._lost(None)
         elif isinstance(msg, Reply):
@@ -373,24 +374,14 @@ class WorkerRuntime:
             fn(*args)
 
     def _read_idle(self) -> None:
-        """Nothing to run: wait for the next frame on this thread and act on it here (see ``channel``)."""
+        """Nothing to run: wait for the next frame on this thread, with no hand-over (see ``channel``)."""
         try:
             read, msg = self.channel.read_idle(self.inbox.empty)
         except Exception as exc:
             self._lost(exc)
             return
-        if not read:
-            return  # the reader thread queued something first
-        if msg is None:
-            self._lost(None)
-        elif isinstance(msg, Reply):
-            self.requests.resolve(msg)
-        else:
-            if isinstance(msg, Cancel):
-                self._cancel(msg)  # nothing runs: this marks an attempt not started yet
-            elif isinstance(msg, Stop):
-                self.stop_requested = True
-            self.on_message(msg)
+        if read:  # else the reader thread queued something first
+            self._received(msg)
 
     async def _serve_on_loop(self) -> None:
         import asyncio
