@@ -75,6 +75,7 @@ class Client(ClientQueries):
         # Per executor: the domain's defaults it was made with, and the submission template of plain calls.
         self._templates: dict[ExecutorSpec, tuple[tuple[object, ...], submission.Template]] = {}
         self._duplicates = 0.0  # recent share of single submits that were duplicates: probe first when high
+        self._unheard = ""  # the supervisor epoch at which a ping found nobody listening ("": none did)
         self._store()  # open (and migrate) now so a bad path fails here, not at first submit
 
     # -- plumbing ---------------------------------------------------------------------------------------
@@ -88,12 +89,22 @@ class Client(ClientQueries):
                 self._stores.append(store)
         return store
 
-    def _notify(self, submitted: bool = False) -> None:
+    def _notify(self, submitted: bool = False) -> bool:
         """Wake the supervisor. ``submitted``: only new runnable tasks were added (no control change), so it
-        need not look for stop requests, pauses or due tasks: a shorter turn, a lower submit-to-start latency."""
+        need not look for stop requests, pauses or due tasks: a shorter turn, a lower submit-to-start latency.
+        False if no supervisor listens on this host."""
         if self._sender is None:
             self._sender = WakeupSender(self.path)
-        self._sender.ping(submitted)
+        return self._sender.ping(submitted)
+
+    def _notify_submitted(self, store: Store, submitted: bool) -> None:
+        """Ping after a single submit, unless a ping already found nobody listening and no supervisor has started
+        since, as the submit's own transaction saw it. A supervisor bumps the epoch after binding its socket and
+        before its first turn, so a row committed under the old epoch is one that turn reads anyway. Saves a
+        refused ``sendto`` (~10 µs, a sixth of a submit) per call while no supervisor runs."""
+        epoch = store.supervisor_epoch
+        if epoch != self._unheard:
+            self._unheard = "" if self._notify(submitted) else epoch
 
     def _template(self, domain: Domain, spec: ExecutorSpec) -> submission.Template:
         """The template of calls without overrides, made once per type (and again if the domain's or the
@@ -116,7 +127,7 @@ class Client(ClientQueries):
         wrote = kind != "duplicate" and kind != "rejected"
         self._duplicates = dedup.duplicate_share(self._duplicates, not wrote)
         if wrote:
-            self._notify(submitted=kind == "inserted" and row.run_after is None)
+            self._notify_submitted(store, kind == "inserted" and row.run_after is None)
         if fx is not None and bus is not None:
             for e in fx.events:
                 bus.publish(e)

@@ -227,12 +227,12 @@ class Scheduler(PolicyControls, SchedulerMetrics, Client):
     def _max_concurrency(self) -> int | None:
         return self.settings.max_concurrency
 
-    def _notify(self, submitted: bool = False) -> None:
+    def _notify(self, submitted: bool = False) -> bool:
         sup = self._supervisor
         if sup is not None and sup.loop is not None:
             sup.wake_threadsafe(submitted)
-        else:
-            super()._notify(submitted)
+            return True
+        return super()._notify(submitted)
 
     def set_max_concurrency(self, n: int) -> None:
         if n < 0:

@@ -49,6 +49,7 @@ class Connection(apsw.Connection):
     busy: _BusyWait | None = None
     line: WriterLine | None = None  # its place among writers waiting for the lock (store/writers.py)
     line_retry_at = 0.0  # no line yet (no supervisor lock file): when to look for one again
+    supervisor_epoch = ""  # the supervisors started so far, as the last single submit read it (client.py)
 
     def close(self, force: bool = False) -> None:
         cp, self.checkpointer = self.checkpointer, None

@@ -66,6 +66,11 @@ class Store:
             faults.hit("after_submit_commit_before_ack")
         return outcome
 
+    @property
+    def supervisor_epoch(self) -> str:
+        """How many supervisors had started on this file, as the last :meth:`submit` that wrote read it."""
+        return self.conn.supervisor_epoch  # type: ignore[no-any-return, attr-defined]
+
     def submit_batch(self, tasks: Sequence[NewTask], fx: flow.Effects | None = None) -> list[SubmitOutcome]:
         """One transaction: a batch is all or nothing, and the last of several equal keys wins."""
         with write_tx(self.conn):

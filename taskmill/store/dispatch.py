@@ -171,6 +171,12 @@ def recover(conn: apsw.Connection, now_ms: int, ended: list[int] | None = None) 
     return len(rows)
 
 
+def announce(conn: apsw.Connection) -> None:
+    """A supervisor has bound its wake-up socket: clients that stopped pinging nobody start again (the epoch's
+    comment in sql.py). Runs in a transaction that commits before the supervisor's first dispatch turn."""
+    conn.execute(sql.BUMP_SUPERVISOR_EPOCH)
+
+
 def _delete(conn: apsw.Connection, ids: list[int]) -> int:
     if not ids:
         return 0

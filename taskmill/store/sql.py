@@ -88,7 +88,14 @@ SELECT * FROM (SELECT 'task', key, id, status, priority, requeue, requeue_priori
                INDEXED BY idx_key_prefix WHERE {key_is("+?1")} AND run_of IS NULL ORDER BY id DESC LIMIT 1)
 UNION ALL SELECT 'domain', domain, NULL, NULL, NULL, NULL, NULL FROM paused_domains
 UNION ALL SELECT 'group', group_key, NULL, NULL, NULL, NULL, NULL FROM paused_groups
+UNION ALL SELECT 'epoch', value, NULL, NULL, NULL, NULL, NULL FROM meta WHERE name = 'supervisor_epoch'
 """
+# Each supervisor start bumps this in a transaction of its own, after its wake-up socket is bound: a client
+# whose ping found nobody listening need not ping again until a submit sees another value (client.py).
+BUMP_SUPERVISOR_EPOCH = (
+    "INSERT INTO meta (name, value) VALUES ('supervisor_epoch', 1) "
+    "ON CONFLICT(name) DO UPDATE SET value = value + 1"
+)
 UPGRADE_PRIORITY = "UPDATE tasks NOT INDEXED SET priority = ? WHERE id = +?"
 SET_REQUEUE = "UPDATE tasks NOT INDEXED SET requeue = 1, requeue_priority = ? WHERE id = +?"
 SUPERSEDE_COPY = f"""

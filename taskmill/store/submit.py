@@ -205,9 +205,12 @@ def submit_one(conn: apsw.Connection, t: NewTask, now_ms: int, fx: flow.Effects 
     """Insert one task; the caller holds a write transaction (so the key check and insert are atomic)."""
     existing = None
     scopes = _NO_SCOPES
+    conn.supervisor_epoch = "0"  # type: ignore[attr-defined]  # no supervisor has ever started on this file
     for row in conn.execute(sql.SUBMIT_CONTEXT, (t.key,)):
         if row[0] == "task":
             existing = _active(row[1:])
+        elif row[0] == "epoch":
+            conn.supervisor_epoch = str(row[1])  # type: ignore[attr-defined]
         else:
             if scopes is _NO_SCOPES:
                 scopes = PausedScopes()

@@ -250,9 +250,11 @@ class Supervisor(Staffing):
             leftovers.reap(*lock.previous)  # a crash's old attempts must be gone before they run again
             booting = await self._begin_spawn()  # workers boot while the store opens and recovers
             store = Store(self.settings.store_path, self.settings.durability)  # type: ignore[arg-type]
+            listener = WakeupListener(self.settings.store_path)  # bound before the epoch below commits
             ended: list[int] = []
             with store.write():
                 self.recovered = dispatch.recover(store.conn, now_ms(), ended)
+                dispatch.announce(store.conn)
             if self.recovered:
                 log.info("recovered %d task(s) left running by a previous supervisor", self.recovered)
             self.dispatcher = Dispatcher(store, self.registry, self.bus, self.settings, self.policy, self.metrics)
@@ -263,7 +265,6 @@ class Supervisor(Staffing):
             self.dispatcher.control.start()
             self.dispatcher.control.stopper.standby = self._start_standby
             self.dispatcher.flow.start(now_ms(), ended)
-            listener = WakeupListener(self.settings.store_path)
             if listener.sock is not None:
                 self.loop.add_reader(listener.sock.fileno(), self._on_datagram, listener)
             await self._spawn_all(booting)  # dispatch starts now; ``started`` is set once every worker joined

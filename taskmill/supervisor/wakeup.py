@@ -69,10 +69,16 @@ class WakeupSender:
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             self.sock.setblocking(False)
 
-    def ping(self, submitted: bool = False) -> None:
+    def ping(self, submitted: bool = False) -> bool:
+        """False only if nobody listens (no supervisor runs on this host); a full queue or no socket is True."""
         if self.sock is not None and self.addr is not None:
-            with contextlib.suppress(OSError):
+            try:
                 self.sock.sendto(SUBMITTED if submitted else CHANGED, self.addr)
+            except (ConnectionRefusedError, FileNotFoundError):
+                return False
+            except OSError:
+                pass
+        return True
 
     def close(self) -> None:
         if self.sock is not None:

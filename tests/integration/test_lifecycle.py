@@ -230,6 +230,39 @@ def test_an_in_process_submit_starts_promptly(make_scheduler: Any, log: str) -> 
         assert start["t"] - t0 < 0.2
 
 
+def test_a_client_pings_no_one_once_and_again_as_soon_as_a_supervisor_starts(
+    make_scheduler: Any, db: Path, log: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no supervisor, one refused ping stops the rest (a sixth of a submit's cost); a supervisor's start
+    makes the next submit ping again, so it starts at once rather than at the 5 s poll."""
+    from taskmill.supervisor import wakeup
+
+    pings: list[bool] = []
+    ping = wakeup.WakeupSender.ping
+
+    def counted(self: wakeup.WakeupSender, submitted: bool = False) -> bool:
+        pings.append(ping(self, submitted))
+        return pings[-1]
+
+    monkeypatch.setattr(wakeup.WakeupSender, "ping", counted)
+    with tm.connect(db) as c:
+        h = c.domain(D.main)
+        for i in range(5):
+            assert h.submit(D.Note(log=log, tag=f"early{i}")).kind == "inserted"
+        assert pings == [False]
+        s = make_scheduler(workers=1, start=True, poll_interval=5.0)
+        wait_for(lambda: len(entries(log, "start")) == 5, timeout=10, what="the early tasks")
+        t0 = time.time()
+        h.submit(D.Note(log=log, tag="late"))
+        [start] = wait_for(lambda: entries(log, "start", "late"), timeout=10)
+        assert start["t"] - t0 < 0.3, f"started {start['t'] - t0:.3f}s after the submit"
+        assert pings == [False, True]
+        s.stop()
+        h.submit(D.Note(log=log, tag="after"))
+        h.submit(D.Note(log=log, tag="after2"))
+        assert pings == [False, True, False]
+
+
 # -- history retention -----------------------------------------------------------------------------------
 
 
