@@ -93,8 +93,7 @@ UNION ALL SELECT 'epoch', value, NULL, NULL, NULL, NULL, NULL FROM meta WHERE na
 # Each supervisor start bumps this in a transaction of its own, after its wake-up socket is bound: a client
 # whose ping found nobody listening need not ping again until a submit sees another value (client.py).
 BUMP_SUPERVISOR_EPOCH = (
-    "INSERT INTO meta (name, value) VALUES ('supervisor_epoch', 1) "
-    "ON CONFLICT(name) DO UPDATE SET value = value + 1"
+    "INSERT INTO meta (name, value) VALUES ('supervisor_epoch', 1) ON CONFLICT(name) DO UPDATE SET value = value + 1"
 )
 UPGRADE_PRIORITY = "UPDATE tasks NOT INDEXED SET priority = ? WHERE id = +?"
 SET_REQUEUE = "UPDATE tasks NOT INDEXED SET requeue = 1, requeue_priority = ? WHERE id = +?"
