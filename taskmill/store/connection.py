@@ -50,6 +50,7 @@ class Connection(apsw.Connection):
     line: WriterLine | None = None  # its place among writers waiting for the lock (store/writers.py)
     line_retry_at = 0.0  # no line yet (no supervisor lock file): when to look for one again
     supervisor_epoch = ""  # the supervisors started so far, as the last single submit read it (client.py)
+    synced = False  # opened with durability "full": every commit waits for the disk, unless write_tx says not
 
     def close(self, force: bool = False) -> None:
         cp, self.checkpointer = self.checkpointer, None
@@ -142,6 +143,7 @@ def open_connection(
         _retry(lambda: _pragma(conn, "journal_mode", "wal"))
     sync = {"full": ("FULL", 2), "normal": ("NORMAL", 1)}[durability]
     _pragma(conn, "synchronous", sync[0], sync[1])
+    conn.synced = durability == "full"
     _pragma(conn, "foreign_keys", "OFF", 0)
     _pragma(conn, "temp_store", "MEMORY", 2)
     _pragma(conn, "cache_size", -16384)
@@ -222,24 +224,52 @@ def _commit(conn: apsw.Connection) -> None:
 class write_tx:  # lower case: used as the function it replaced, ``with write_tx(conn):``
     """``BEGIN IMMEDIATE`` … ``COMMIT``; rolls back explicitly on any error (no reliance on connection drop).
 
+    ``durable=False``: on a ``full`` connection, this commit does not wait for the disk (``synchronous`` is
+    NORMAL for it; SQLite allows the change only outside a transaction). For writes that a power loss may undo
+    at no cost, such as a dispatch turn that only claimed tasks: recovery puts running tasks back to pending
+    anyway. The next synced commit of any connection flushes the WAL, these frames included, and a power loss
+    before it leaves the database as it was before them (WAL frames are checksummed).
+
     A class rather than a generator-based context manager: it runs around every submit and dispatch turn."""
 
-    __slots__ = ("conn",)
+    __slots__ = ("conn", "lax")
 
-    def __init__(self, conn: apsw.Connection) -> None:
+    def __init__(self, conn: apsw.Connection, durable: bool = True) -> None:
         self.conn = conn
+        self.lax = not durable and getattr(conn, "synced", False)
 
     def __enter__(self) -> apsw.Connection:
-        _begin(self.conn)
+        if self.lax:
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                _begin(self.conn)
+            except BaseException:
+                _resync(self.conn)
+                raise
+        else:
+            _begin(self.conn)
         return self.conn
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if kind is None:
-            _commit(self.conn)
-            return
-        _rollback(self.conn)
-        if isinstance(exc, apsw.FullError | apsw.IOError):  # a statement needed a new page, a write failed: typed
-            raise translate_errors(exc) from exc
+        try:
+            if kind is None:
+                _commit(self.conn)
+                return
+            _rollback(self.conn)
+            if isinstance(exc, apsw.FullError | apsw.IOError):  # a statement needed a new page, a write failed
+                raise translate_errors(exc) from exc
+        finally:
+            if self.lax:
+                _resync(self.conn)
+
+
+def _resync(conn: apsw.Connection) -> None:
+    """Back to synced commits after a ``durable=False`` transaction, which must be over for SQLite to allow it."""
+    try:
+        conn.execute("PRAGMA synchronous=FULL")
+    except apsw.Error:  # still in the transaction: a failed COMMIT whose ROLLBACK failed too
+        _rollback(conn)
+        conn.execute("PRAGMA synchronous=FULL")
 
 
 def checkpoint_passive(conn: apsw.Connection) -> None:

@@ -45,9 +45,9 @@ class Store:
     def close(self) -> None:
         self.conn.close()
 
-    def write(self):  # type: ignore[no-untyped-def]
-        """Context manager for one ``BEGIN IMMEDIATE`` transaction."""
-        return write_tx(self.conn)
+    def write(self, durable: bool = True):  # type: ignore[no-untyped-def]
+        """Context manager for one ``BEGIN IMMEDIATE`` transaction (``durable=False``: see ``write_tx``)."""
+        return write_tx(self.conn, durable)
 
     # -- submission ------------------------------------------------------------------------------------
     def submit(self, task: NewTask, fx: flow.Effects | None = None, probe: bool = False) -> SubmitOutcome:

@@ -12,6 +12,7 @@ import apsw
 import msgspec
 
 from . import sql, sql_policy, stats, tags
+from .connection import write_tx
 from .records import Candidate, Claimed
 
 _json = msgspec.json.encode
@@ -169,6 +170,13 @@ def recover(conn: apsw.Connection, now_ms: int, ended: list[int] | None = None) 
                 ended.append(int(tid))
     conn.execute(sql.RECOVER_PAUSED, (now_ms,))
     return len(rows)
+
+
+def sync(conn: apsw.Connection) -> None:
+    """Wait for the disk to hold every commit so far, after a ``durable=False`` one that turned out to record
+    an outcome: one synced commit flushes the whole WAL."""
+    with write_tx(conn):
+        conn.execute(sql.TOUCH_SYNC)
 
 
 def announce(conn: apsw.Connection) -> None:

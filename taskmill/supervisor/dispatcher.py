@@ -120,7 +120,12 @@ class Dispatcher(Claiming, Outcomes):
     def _turn(self, now: int, sends: dict[WorkerHandle, list[Claimed]], finishing: bool) -> None:
         control = self.control
         self._replaced.clear()
-        with self.store.write():
+        # A turn with nothing to record but claims commits without waiting for the disk under "full": a power
+        # loss that undoes a claim leaves the task pending, as recovery would have made it anyway. Outcomes and
+        # control changes wait for the disk; so does an expiry met while claiming (``flow.expired``, below).
+        durable = self.check_control or finishing or self.has_pending_writes or self.flow.sweep_due(now)
+        self.flow.expired = False
+        with self.store.write(durable):
             # The global pause as this transaction sees it: a turn can run before the wake-up that reported a
             # pause was handled, yet see tasks submitted after it; reading it here keeps them unclaimed.
             version, epoch, paused = store_control.turn_state(self.store.conn)
@@ -149,6 +154,8 @@ class Dispatcher(Claiming, Outcomes):
                 self._prune(now)
             if finishing:
                 faults.hit("before_terminal_commit")
+        if not durable and self.flow.expired:
+            dispatch.sync(self.store.conn)
         if faults.FAULTS and claimed:
             faults.hit("after_claim_commit")
 

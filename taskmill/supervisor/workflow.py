@@ -53,6 +53,7 @@ class Workflow:
         self.data_version = -1
         self._epoch = -1
         self.refresh_now = False
+        self.expired = False  # this turn's claims met a task past its TTL and ended it (on_claimed)
         self.ttl_first: list[Claimed] = []
 
     @property
@@ -101,12 +102,16 @@ class Workflow:
             else:
                 self.ended.append(int(tid))  # finished in this turn (or is about to): settle it
 
+    def sweep_due(self, now_ms: int) -> bool:
+        """The next turn expires pending tasks past their TTL (:meth:`write`)."""
+        return self.next_sweep_ms is not None and now_ms >= self.next_sweep_ms
+
     def write(self, now_ms: int) -> None:
         """Everything gathered since the last turn. The lists are cleared only once the turn has committed
         (:meth:`after_commit`): if it rolls back, the next turn does the same work again."""
         if self.replies or self.events:  # left by a turn that rolled back: it is all done again below
             self.replies, self.events = [], []
-        sweep = self.next_sweep_ms is not None and now_ms >= self.next_sweep_ms
+        sweep = self.sweep_due(now_ms)
         if not (self.requests or self.leaving or self.ended or sweep):
             return  # the common case: a turn of plain tasks
         conn = self.d.store.conn
@@ -150,6 +155,7 @@ class Workflow:
                 self.ttl_first.append(c)  # its clock starts once it is handed to a worker (start_ttl)
             elif c.flags & F_TTL and c.expires_at is not None and c.expires_at <= now_ms:
                 flow.expire_claimed(conn, now_ms, c.id, c.attempt, fx)
+                self.expired = True  # an outcome: the turn's commit must reach the disk (Dispatcher._turn)
                 continue
             keep.append(c)
         self._apply(fx)
