@@ -12,7 +12,7 @@ import apsw
 import msgspec
 
 from . import sql, sql_policy, stats, tags
-from .connection import write_tx
+from .connection import translate_errors, write_tx
 from .records import Candidate, Claimed
 
 _json = msgspec.json.encode
@@ -174,9 +174,12 @@ def recover(conn: apsw.Connection, now_ms: int, ended: list[int] | None = None) 
 
 def sync(conn: apsw.Connection) -> None:
     """Wait for the disk to hold every commit so far, after a ``durable=False`` one that turned out to record
-    an outcome: one synced commit flushes the whole WAL."""
-    with write_tx(conn):
-        conn.execute(sql.TOUCH_SYNC)
+    an outcome: one synced commit flushes the whole WAL. Raises :class:`StoreError` if it cannot."""
+    try:
+        with write_tx(conn):
+            conn.execute(sql.TOUCH_SYNC)
+    except apsw.Error as exc:
+        raise translate_errors(exc) from exc
 
 
 def announce(conn: apsw.Connection) -> None:

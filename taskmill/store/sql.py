@@ -90,10 +90,10 @@ UNION ALL SELECT 'domain', domain, NULL, NULL, NULL, NULL, NULL FROM paused_doma
 UNION ALL SELECT 'group', group_key, NULL, NULL, NULL, NULL, NULL FROM paused_groups
 UNION ALL SELECT 'epoch', value, NULL, NULL, NULL, NULL, NULL FROM meta WHERE name = 'supervisor_epoch'
 """
-# Each supervisor start bumps this in a transaction of its own, after its wake-up socket is bound: a client
-# whose ping found nobody listening need not ping again until a submit sees another value (client.py).
 # A write whose commit must reach the disk: a row that changes (SQLite writes nothing for an unchanged one).
 TOUCH_SYNC = "INSERT INTO meta (name, value) VALUES ('syncs', 1) ON CONFLICT(name) DO UPDATE SET value = value + 1"
+# Each supervisor start bumps this, after its wake-up socket is bound and before its first turn: a client
+# whose ping found nobody listening need not ping again until a submit sees another value (client.py).
 BUMP_SUPERVISOR_EPOCH = (
     "INSERT INTO meta (name, value) VALUES ('supervisor_epoch', 1) ON CONFLICT(name) DO UPDATE SET value = value + 1"
 )

@@ -155,7 +155,10 @@ class Dispatcher(Claiming, Outcomes):
             if finishing:
                 faults.hit("before_terminal_commit")
         if not durable and self.flow.expired:
-            dispatch.sync(self.store.conn)
+            try:
+                dispatch.sync(self.store.conn)
+            except StoreError as exc:  # the turn did commit: keep it; the next synced commit flushes the WAL
+                log.warning("could not sync a turn that expired tasks (the next commit will): %s", exc)
         if faults.FAULTS and claimed:
             faults.hit("after_claim_commit")
 
