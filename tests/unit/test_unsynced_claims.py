@@ -158,10 +158,14 @@ def test_a_failed_sync_after_an_expiry_keeps_the_committed_turn_and_its_other_cl
 
     monkeypatch.setattr(dispatcher, "now_ms", lambda: core.now_ms() + 120_000)  # as in the test above
     monkeypatch.setattr(dispatch, "sync", fail)
-    s = make_scheduler(workers=1, start=True, durability="full", expiry_sweep_interval=None)  # type: ignore[operator]
+    s = make_scheduler(  # type: ignore[operator]
+        workers=1, start=True, durability="full", expiry_sweep_interval=None, poll_interval=60.0
+    )  # no poll meanwhile: the turn it starts would look for control changes, and be synced from the start
+    h = s.domain(D.main)
+    h.submit(D.Note(log=log, tag="warm-up"))  # after the turns of the start (the first looks at everything)
+    wait_for(lambda: entries(log, "end", "warm-up"), timeout=10, what="the warm-up task")
     assert s.wait_until_idle(10)
     s.settings.max_concurrency = 0  # hold both tasks back, so that one turn claims the two of them
-    h = s.domain(D.main)
     late = h.submit(D.Note(log=log, tag="late"), ttl=60)
     h.submit(D.Note(log=log, tag="plain"))
     s.settings.max_concurrency = 1
