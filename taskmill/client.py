@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .supervisor.progress import LiveView
 
 
+UNHEARD_RETRY_S = 1.0
 _forks = 0  # forks of this process so far: a connection opened before a fork is never used after it
 
 
@@ -76,6 +77,7 @@ class Client(ClientQueries):
         self._templates: dict[ExecutorSpec, tuple[tuple[object, ...], submission.Template]] = {}
         self._duplicates = 0.0  # recent share of single submits that were duplicates: probe first when high
         self._unheard = ""  # the supervisor epoch at which a ping found nobody listening ("": none did)
+        self._unheard_at = 0.0  # when (monotonic): pings are tried again after UNHEARD_RETRY_S all the same
         self._store()  # open (and migrate) now so a bad path fails here, not at first submit
 
     # -- plumbing ---------------------------------------------------------------------------------------
@@ -101,10 +103,15 @@ class Client(ClientQueries):
         """Ping after a single submit, unless a ping already found nobody listening and no supervisor has started
         since, as the submit's own transaction saw it. A supervisor bumps the epoch after binding its socket and
         before its first turn, so a row committed under the old epoch is one that turn reads anyway. Saves a
-        refused ``sendto`` (~10 µs, a sixth of a submit) per call while no supervisor runs."""
+        refused ``sendto`` (~10 µs, a sixth of a submit) per call while no supervisor runs. A ping is tried again
+        after :data:`UNHEARD_RETRY_S` whatever the epoch: a supervisor of an earlier version does not bump it."""
         epoch = store.supervisor_epoch
-        if epoch != self._unheard:
-            self._unheard = "" if self._notify(submitted) else epoch
+        if epoch == self._unheard and time.monotonic() - self._unheard_at < UNHEARD_RETRY_S:
+            return
+        if self._notify(submitted):
+            self._unheard = ""
+        else:
+            self._unheard, self._unheard_at = epoch, time.monotonic()
 
     def _template(self, domain: Domain, spec: ExecutorSpec) -> submission.Template:
         """The template of calls without overrides, made once per type (and again if the domain's or the

@@ -235,6 +235,7 @@ def test_a_client_pings_no_one_once_and_again_as_soon_as_a_supervisor_starts(
 ) -> None:
     """With no supervisor, one refused ping stops the rest (a sixth of a submit's cost); a supervisor's start
     makes the next submit ping again, so it starts at once rather than at the 5 s poll."""
+    from taskmill import client as client_module
     from taskmill.supervisor import wakeup
 
     pings: list[bool] = []
@@ -261,6 +262,12 @@ def test_a_client_pings_no_one_once_and_again_as_soon_as_a_supervisor_starts(
         h.submit(D.Note(log=log, tag="after"))
         h.submit(D.Note(log=log, tag="after2"))
         assert pings == [False, True, False]
+        # A supervisor of an earlier version would not bump the epoch: pings are tried again now and then.
+        monkeypatch.setattr(client_module, "UNHEARD_RETRY_S", 0.2)
+        time.sleep(0.25)
+        h.submit(D.Note(log=log, tag="after3"))
+        h.submit(D.Note(log=log, tag="after4"))
+        assert pings == [False, True, False, False]
 
 
 # -- history retention -----------------------------------------------------------------------------------
