@@ -241,13 +241,12 @@ class write_tx:  # lower case: used as the function it replaced, ``with write_tx
     def __enter__(self) -> apsw.Connection:
         if self.lax:
             self.conn.execute("PRAGMA synchronous=NORMAL")
-            try:
-                _begin(self.conn)
-            except BaseException:
-                _resync(self.conn)
-                raise
-        else:
+        try:
             _begin(self.conn)
+        except BaseException:
+            if self.lax:
+                _resync(self.conn)
+            raise
         return self.conn
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:

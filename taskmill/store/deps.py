@@ -21,6 +21,7 @@ import apsw
 import msgspec
 
 from ..errors import CyclicDependency, InvalidDependency
+from . import sql
 from . import sql_flow as q
 
 _json = msgspec.json.encode
@@ -70,7 +71,7 @@ def add_edges(conn: apsw.Connection, task_id: int, deps: Sequence[tuple[int, str
     conn.executemany(q.INSERT_DEP, [(task_id, d) for d, _ in deps])
     conn.executemany(q.MARK_DEPENDED_ON, [(d,) for d, _ in deps])
     if any(status == "running" for _, status in deps):
-        conn.execute(q.BUMP_DEP_EPOCH)  # the supervisor holds that task's flags from before this edge
+        conn.execute(sql.META_BUMP, ("dep_epoch",))  # the supervisor holds that task's flags from before this edge
 
 
 def dependencies_of(conn: apsw.Connection, task_id: int) -> list[int]:

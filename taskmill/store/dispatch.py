@@ -177,7 +177,7 @@ def sync(conn: apsw.Connection) -> None:
     an outcome: one synced commit flushes the whole WAL. Raises :class:`StoreError` if it cannot."""
     try:
         with write_tx(conn):
-            conn.execute(sql.TOUCH_SYNC)
+            conn.execute(sql.META_BUMP, ("syncs",))  # a row that changes: SQLite writes no unchanged one
     except apsw.Error as exc:
         raise translate_errors(exc) from exc
 
@@ -185,7 +185,7 @@ def sync(conn: apsw.Connection) -> None:
 def announce(conn: apsw.Connection) -> None:
     """A supervisor has bound its wake-up socket: clients that stopped pinging nobody start again (the epoch's
     comment in sql.py). Runs in a transaction that commits before the supervisor's first dispatch turn."""
-    conn.execute(sql.BUMP_SUPERVISOR_EPOCH)
+    conn.execute(sql.META_BUMP, ("supervisor_epoch",))
 
 
 def _delete(conn: apsw.Connection, ids: list[int]) -> int:

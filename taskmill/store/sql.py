@@ -90,13 +90,6 @@ UNION ALL SELECT 'domain', domain, NULL, NULL, NULL, NULL, NULL FROM paused_doma
 UNION ALL SELECT 'group', group_key, NULL, NULL, NULL, NULL, NULL FROM paused_groups
 UNION ALL SELECT 'epoch', value, NULL, NULL, NULL, NULL, NULL FROM meta WHERE name = 'supervisor_epoch'
 """
-# A write whose commit must reach the disk: a row that changes (SQLite writes nothing for an unchanged one).
-TOUCH_SYNC = "INSERT INTO meta (name, value) VALUES ('syncs', 1) ON CONFLICT(name) DO UPDATE SET value = value + 1"
-# Each supervisor start bumps this, after its wake-up socket is bound and before its first turn: a client
-# whose ping found nobody listening need not ping again until a submit sees another value (client.py).
-BUMP_SUPERVISOR_EPOCH = (
-    "INSERT INTO meta (name, value) VALUES ('supervisor_epoch', 1) ON CONFLICT(name) DO UPDATE SET value = value + 1"
-)
 UPGRADE_PRIORITY = "UPDATE tasks NOT INDEXED SET priority = ? WHERE id = +?"
 SET_REQUEUE = "UPDATE tasks NOT INDEXED SET requeue = 1, requeue_priority = ? WHERE id = +?"
 SUPERSEDE_COPY = f"""
@@ -316,6 +309,11 @@ HISTORY_STATUS_COUNTS = (
 DATA_VERSION = "PRAGMA data_version"
 META_GET = "SELECT value FROM meta WHERE name = +?"
 META_SET = "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value"
+# Counters in meta: 'dep_epoch' (deps.py), 'supervisor_epoch' (bumped at each supervisor start, after its wake-up
+# socket is bound and before its first turn: client.py) and 'syncs' (a write whose commit must reach the disk).
+META_BUMP = (
+    "INSERT INTO meta (name, value) VALUES (?1, 1) ON CONFLICT(name) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+)
 
 # -- observability: snapshots, estimated progress, typed event streams ----------------------------------
 # Average duration of the type's recent completed runs: the newest ?3 finished rows of the type (one range of

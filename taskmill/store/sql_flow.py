@@ -40,11 +40,6 @@ HEADER_ROW = "SELECT id, task_type, key, label, priority, tags, created_at FROM 
 DEP_TARGET = "SELECT status, finished_at FROM tasks NOT INDEXED WHERE id = +? AND run_of IS NULL"
 INSERT_DEP = "INSERT OR IGNORE INTO task_deps (task_id, depends_on_id) VALUES (?, ?)"
 MARK_DEPENDED_ON = "UPDATE tasks NOT INDEXED SET flags = flags | 2 WHERE id = +?"
-# Bumped when an edge is added to a *running* task: the supervisor read that task's flags when it claimed it.
-BUMP_DEP_EPOCH = (
-    "INSERT INTO meta (name, value) VALUES ('dep_epoch', 1) "
-    "ON CONFLICT(name) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
-)
 RUNNING_DEPENDED_ON = """
 SELECT id, attempt, flags FROM tasks INDEXED BY idx_active
 WHERE status = 'running' AND finished_at IS NULL AND status <> 'pending' AND (flags & 2) <> 0
