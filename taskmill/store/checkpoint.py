@@ -7,6 +7,18 @@ connection while others read and write, so the committing call only hands the wo
 
 Nothing depends on when a checkpoint runs: committed data is in the WAL either way, and a checkpoint that
 fails (a full disk, a long reader) is simply tried again after a later commit.
+
+With durability "normal", a checkpoint waits for a lull: until this process has committed nothing for
+:data:`LULL_S`, or the WAL has reached ``BURST_PAGES`` frames. A checkpoint's fsyncs slow the commits around
+it even from the other core (single submits of ~35 µs stalled for milliseconds beside one; a thread that
+only called ``fdatasync`` every 5 ms cost a submit loop 15-30%), and a passive checkpoint never catches up
+with a writer that does not pause: a burst paid for a pass every 250 frames, then a RESTART that held every
+writer back for up to ~30 ms. A burst now runs with none, and the checkpoint after it copies each page once
+however often the burst wrote it. The WAL grows meanwhile, within the room ``journal_size_limit`` leaves it
+anyway (``connection.WAL_SIZE_LIMIT``); commits do not sync, so a longer WAL costs them nothing. With "full"
+they do, and one that grows the WAL past the file's end syncs its new size too (twice the time), so there
+checkpoints run at once and the WAL is written over in place. A power cut under "normal" loses the commits
+since the last checkpoint, which during a burst may be the burst so far.
 """
 
 from __future__ import annotations
@@ -14,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
@@ -21,6 +34,7 @@ if TYPE_CHECKING:
 
 IDLE_EXIT_S = 30.0  # a thread with nothing to do for this long ends; the next request starts a new one
 JOIN_TIMEOUT_S = 10.0  # a checkpoint waits at most ~0.2 s for readers: this is a safety net, not a wait
+LULL_S = 0.003  # durability "normal": a checkpoint waits until this process has committed nothing for this long
 
 
 class Checkpointer:
@@ -40,6 +54,9 @@ class Checkpointer:
         self._thread: threading.Thread | None = None
         self._closing = False
         self.runs = 0  # checkpoints run, for tests and benchmarks
+        self.defers = durability == "normal"  # waits for a lull (module doc)
+        self.last_commit = 0.0  # monotonic time of this process's last commit to the file (connection._wal_hook)
+        self._latest = 0  # the WAL's frames at the last request
 
     @classmethod
     def acquire(cls, path: str, durability: Durability) -> Checkpointer:
@@ -77,6 +94,7 @@ class Checkpointer:
         """A commit left ``frames`` frames in the WAL: checkpoint soon, off the caller's thread."""
         with self._lock:
             self._frames = max(self._frames, frames)
+            self._latest = frames
             if self._thread is None or not self._thread.is_alive():
                 self._closing = False
                 self._thread = threading.Thread(target=self._run, name="taskmill-checkpoint", daemon=True)
@@ -84,8 +102,16 @@ class Checkpointer:
             else:
                 self._wake.notify()
 
+    def _await_lull(self, burst_pages: int) -> None:
+        """Until no commit for :data:`LULL_S`, the WAL has ``burst_pages`` frames, or release (lock held)."""
+        while not self._closing and self._latest < burst_pages:
+            quiet = time.monotonic() - self.last_commit
+            if quiet >= LULL_S:
+                return
+            self._wake.wait(LULL_S - quiet)
+
     def _run(self) -> None:
-        from .connection import checkpoint_passive, open_connection
+        from .connection import BURST_PAGES, RESTART_PAGES, checkpoint_passive, open_connection
 
         conn = None
         try:
@@ -93,6 +119,8 @@ class Checkpointer:
                 with self._lock:
                     if not self._frames and not self._closing:
                         self._wake.wait(IDLE_EXIT_S)
+                    if self.defers and self._frames:
+                        self._await_lull(BURST_PAGES)
                     frames, self._frames = self._frames, 0
                     if not frames or self._closing:  # released, or idle for IDLE_EXIT_S
                         self._thread = None
@@ -102,6 +130,8 @@ class Checkpointer:
                         conn = open_connection(self.path, self.durability, background_checkpoints=False)
                     except Exception:  # the file went away or the disk is full: a later commit asks again
                         return
+                    if self.defers:  # a burst's WAL restarts past what it may reach before its first pass
+                        conn.restart_base = conn.restart_pages = BURST_PAGES + RESTART_PAGES  # type: ignore[attr-defined]
                 conn.wal_frames = frames  # type: ignore[attr-defined]
                 checkpoint_passive(conn)
                 self.runs += 1

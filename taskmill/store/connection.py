@@ -31,6 +31,7 @@ MIN_SQLITE = (3, 51, 3)
 BUSY_BUDGET_S = 30.0
 CHECKPOINT_PAGES = 1000  # SQLite's own autocheckpoint threshold
 RESTART_PAGES = 4 * CHECKPOINT_PAGES  # a WAL this long is under sustained load: restart it (below)
+BURST_PAGES = 12 * CHECKPOINT_PAGES  # durability "normal": checkpoints wait for a lull up to this (checkpoint.py)
 RESTART_WAIT_S = 0.2
 WAL_SIZE_LIMIT = 64 << 20  # bytes a WAL file is truncated back to once restarted
 NAP_S = 0.001  # a waiter's nap for a lock: at first, ...
@@ -45,6 +46,7 @@ class Connection(apsw.Connection):
     checkpoint_pages = CHECKPOINT_PAGES
     checkpoint_at = CHECKPOINT_PAGES  # frames in the WAL that make the next commit checkpoint
     restart_pages = RESTART_PAGES
+    restart_base = RESTART_PAGES  # what restart_pages goes back to once a restart has run
     checkpointer: Checkpointer | None = None  # None: the committing thread checkpoints itself
     busy: _BusyWait | None = None
     line: WriterLine | None = None  # its place among writers waiting for the lock (store/writers.py)
@@ -104,6 +106,9 @@ def _wal_hook(conn: Connection, name: str, pages: int) -> int:
     if pages < conn.wal_frames:  # the WAL was started over
         conn.checkpoint_at = conn.checkpoint_pages
     conn.wal_frames = pages
+    cp = conn.checkpointer
+    if cp is not None:
+        cp.last_commit = time.monotonic()  # its checkpoints wait for a lull in this process's commits
     return apsw.SQLITE_OK
 
 
@@ -293,7 +298,7 @@ def checkpoint_passive(conn: apsw.Connection) -> None:
     conn.set_busy_handler(_BusyWait(RESTART_WAIT_S))
     try:
         conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_RESTART)
-        conn.restart_pages = RESTART_PAGES  # type: ignore[attr-defined]
+        conn.restart_pages = getattr(conn, "restart_base", RESTART_PAGES)  # type: ignore[attr-defined]
     except apsw.Error:  # a long reader, a full disk: not again before the WAL has grown some more
         conn.restart_pages = frames + CHECKPOINT_PAGES  # type: ignore[attr-defined]
     finally:

@@ -7,8 +7,10 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 import taskmill as tm
-from taskmill.store import connection
+from taskmill.store import checkpoint, connection
 from taskmill.store.checkpoint import Checkpointer
 from tests.integration import domains as D
 
@@ -85,3 +87,74 @@ def test_after_close_no_connection_of_ours_holds_the_files(db: Path) -> None:
         for suffix in ("-wal", "-shm"):
             Path(f"{moved}{suffix}").unlink(missing_ok=True)
         db.unlink()
+
+
+def _burst(h: tm.DomainHandle, batches: int, tag: str) -> None:
+    for n in range(batches):
+        h.submit_batch([D.Note(log="-", tag=f"{tag}-{n}-{i}") for i in range(1000)])
+
+
+def test_with_normal_durability_a_burst_runs_without_checkpoints_which_wait_for_the_lull_after_it(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint's fsyncs slow the commits around it, and a writer that never pauses kept a passive
+    checkpoint from ever finishing: a burst paid for a pass every 250 frames, then a RESTART."""
+    monkeypatch.setattr(checkpoint, "LULL_S", 1.0)  # far longer than any gap between the burst's commits
+    ran_at: list[float] = []
+    real = connection.checkpoint_passive
+
+    def spy(conn: object) -> None:
+        ran_at.append(time.monotonic())
+        real(conn)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(connection, "checkpoint_passive", spy)
+    with tm.connect(db, durability="normal") as client:
+        h = client.domain(D.main)
+        conn = client._store().conn
+        _burst(h, 30, "a")
+        last_commit = time.monotonic()
+        frames = conn.wal_frames
+        assert frames > 2 * connection.CHECKPOINT_PAGES  # a checkpoint was asked for, several times over
+        cp = conn.checkpointer
+        assert isinstance(cp, Checkpointer) and cp.runs == 0 and not ran_at
+        deadline = time.monotonic() + 10.0
+        while cp.runs == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert cp.runs == 1 and ran_at[0] - last_commit >= 0.9  # once, after a second without commits
+        h.submit(D.Note(log="-", tag="after"))
+        assert conn.wal_frames < frames / 10  # the checkpoint copied everything: the WAL started over
+        assert client.pending_count() == 30_001
+
+
+def test_a_burst_checkpoints_without_a_lull_once_the_wal_reaches_the_burst_limit(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(checkpoint, "LULL_S", 60.0)
+    monkeypatch.setattr(connection, "BURST_PAGES", 2 * connection.CHECKPOINT_PAGES)
+    with tm.connect(db, durability="normal") as client:
+        h = client.domain(D.main)
+        conn = client._store().conn
+        cp = conn.checkpointer
+        assert isinstance(cp, Checkpointer)
+        deadline = time.monotonic() + 20.0
+        n = 0
+        while cp.runs == 0 and time.monotonic() < deadline:  # commits go on: there is never a lull
+            _burst(h, 1, f"b{n}")
+            n += 1
+        assert cp.runs > 0
+        assert conn.wal_frames >= 2 * connection.CHECKPOINT_PAGES
+
+
+def test_with_full_durability_checkpoints_do_not_wait_for_a_lull(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each commit syncs, and one that grows the WAL past its file's end syncs its size too: the WAL is
+    better written over in place than grown through a burst."""
+    monkeypatch.setattr(checkpoint, "LULL_S", 60.0)
+    with tm.connect(db, durability="full") as client:
+        h = client.domain(D.main)
+        cp = client._store().conn.checkpointer
+        assert isinstance(cp, Checkpointer) and not cp.defers
+        _burst(h, 15, "c")
+        deadline = time.monotonic() + 10.0
+        while cp.runs == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert cp.runs > 0
