@@ -281,9 +281,10 @@ def checkpoint_passive(conn: apsw.Connection) -> None:
     busy) changes nothing that was committed; the next commit tries again.
 
     Under sustained load (writers back to back, readers in between) a passive checkpoint never catches up,
-    the WAL is never started over and grows without bound. Past :data:`RESTART_PAGES` the checkpoint is a
-    RESTART instead: it holds new writers back for at most :data:`RESTART_WAIT_S` while readers finish,
-    copies everything, and the next writer starts the WAL over.
+    the WAL is never started over and grows without bound. Past :data:`RESTART_PAGES` (with "normal",
+    :data:`BURST_PAGES` more: see checkpoint.py) the checkpoint is a RESTART instead: it holds new writers
+    back for at most :data:`RESTART_WAIT_S` while readers finish, copies everything, and the next writer starts
+    the WAL over.
 
     Once the WAL is past the threshold, a passive checkpoint usually cannot finish (another connection is
     reading), so the WAL stays long and every commit would try again, each time paying an fsync of the
