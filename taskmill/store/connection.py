@@ -51,6 +51,7 @@ class Connection(apsw.Connection):
     busy: _BusyWait | None = None
     line: WriterLine | None = None  # its place among writers waiting for the lock (store/writers.py)
     line_retry_at = 0.0  # no line yet (no supervisor lock file): when to look for one again
+    written_version = -2  # data_version() after this connection's last single submit (store/submit.py)
     supervisor_epoch = ""  # the supervisors started so far, as the last single submit read it (client.py)
     synced = False  # opened with durability "full": every commit waits for the disk, unless write_tx says not
 
@@ -183,14 +184,19 @@ def _retry(fn, *args, budget: float | None = None):  # type: ignore[no-untyped-d
 
 
 def _begin(conn: apsw.Connection) -> None:
-    """``BEGIN IMMEDIATE``, in the writers' line: behind those already waiting, even if the lock happens to be
-    free this instant (a writer that has just committed would otherwise always be first again)."""
+    """``BEGIN IMMEDIATE``, in the writers' line (:func:`_in_line`)."""
+    _in_line(conn, "BEGIN IMMEDIATE", None)
+
+
+def _in_line(conn: apsw.Connection, statement: str, params: tuple | None) -> None:  # type: ignore[type-arg]
+    """Run a statement that takes the write lock, in the writers' line: behind those already waiting, even if the
+    lock happens to be free this instant (a writer that has just committed would otherwise always be first)."""
     busy, line = getattr(conn, "busy", None), getattr(conn, "line", None)
     if line is None and busy is not None and time.monotonic() >= conn.line_retry_at:  # type: ignore[attr-defined]
         conn.line = line = WriterLine.open(conn.filename)  # type: ignore[attr-defined]  # a supervisor has started?
         conn.line_retry_at = time.monotonic() + 1.0  # type: ignore[attr-defined]
     if busy is None or line is None:
-        _retry(conn.execute, "BEGIN IMMEDIATE")
+        _retry(conn.execute, statement, params)
         return
     busy.line = line
     try:
@@ -198,10 +204,20 @@ def _begin(conn: apsw.Connection) -> None:
             busy.started = time.monotonic()
             line.join()
             line.wait_turn(busy.started + (BUSY_BUDGET_S if busy.budget is None else busy.budget))
-        _retry(conn.execute, "BEGIN IMMEDIATE")
+        _retry(conn.execute, statement, params)
     finally:
         busy.line = None
         line.leave()
+
+
+def write_one(conn: apsw.Connection, statement: str, params: tuple) -> int:  # type: ignore[type-arg]
+    """One write statement as a transaction of its own (SQLite's autocommit): the ``BEGIN IMMEDIATE`` and
+    ``COMMIT`` round trips of :class:`write_tx` saved, the writers' line and the checkpoint hand-over kept. An
+    error leaves nothing written (SQLite rolls the statement's transaction back). Returns the rows changed."""
+    _in_line(conn, statement, params)
+    changed: int = conn.changes()
+    _after_commit(conn)
+    return changed
 
 
 def _rollback(conn: apsw.Connection) -> None:
@@ -216,6 +232,11 @@ def _commit(conn: apsw.Connection) -> None:
     except BaseException:
         _rollback(conn)
         raise
+    _after_commit(conn)
+
+
+def _after_commit(conn: apsw.Connection) -> None:
+    """Hand a checkpoint over (or run it) if the commit left the WAL past the mark."""
     frames = getattr(conn, "wal_frames", 0)
     if frames >= getattr(conn, "checkpoint_at", CHECKPOINT_PAGES):
         cp = getattr(conn, "checkpointer", None)

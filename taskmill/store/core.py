@@ -21,8 +21,8 @@ from . import sql_flow as q
 from .connection import Durability, open_connection, read_tx, translate_errors, write_tx
 from .records import Candidate, ChildRecord, Claimed, HistoryRecord, NewTask, TaskRecord, TypeStats, ms_to_s
 from .schema import migrate
+from .submit import insert_free, submit_many, submit_one
 from .submit import probe as probe_submit
-from .submit import submit_many, submit_one
 
 __all__ = [
     "Candidate", "Claimed", "Durability", "HistoryRecord", "NewTask", "Store", "TaskRecord", "TypeStats", "dispatch",
@@ -51,8 +51,9 @@ class Store:
 
     # -- submission ------------------------------------------------------------------------------------
     def submit(self, task: NewTask, fx: flow.Effects | None = None, probe: bool = False) -> SubmitOutcome:
-        """One task in its own write transaction. ``probe``: first look its key up with a plain read, which
-        settles a duplicate or a rejection without taking the write lock (see ``policy.dedup.probe_pays``)."""
+        """One task, committed on its own: a plain new row in one statement (``insert_free``), anything else in a
+        transaction. ``probe``: first look its key up with a plain read, which settles a duplicate or a
+        rejection without taking the write lock (see ``policy.dedup.probe_pays``)."""
         if probe:
             try:
                 settled = probe_submit(self.conn, task)
@@ -60,8 +61,12 @@ class Store:
                 settled = None
             if settled is not None:
                 return settled
-        with write_tx(self.conn):
-            outcome = submit_one(self.conn, task, now_ms(), fx)
+        conn = self.conn
+        outcome = insert_free(conn, task)
+        if outcome is None:
+            with write_tx(conn):
+                outcome = submit_one(conn, task, now_ms(), fx)
+            conn.written_version = conn.data_version()  # type: ignore[attr-defined]  # see insert_free
         if faults.FAULTS:
             faults.hit("after_submit_commit_before_ack")
         return outcome

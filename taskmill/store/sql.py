@@ -45,6 +45,18 @@ INSERT INTO tasks (task_type, domain, key, label, priority, payload, created_at,
     expires_at, tags, status, pause_reasons, paused_at_ms, flags)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
+# INSERT_TASK's row as one autocommit statement, inserted only if its key is free and nothing is paused; else no
+# row, and the caller takes the transaction path, which applies the duplicate strategy or the pause.
+INSERT_FREE = (
+    INSERT_TASK.split("VALUES")[0]
+    + "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, "
+    + f"""?23, ?24, ?25
+WHERE NOT EXISTS (SELECT 1 FROM tasks INDEXED BY idx_key_prefix WHERE {key_is("+?3")} AND run_of IS NULL
+                  AND status IN {ACTIVE})
+  AND NOT EXISTS (SELECT 1 FROM paused_domains) AND NOT EXISTS (SELECT 1 FROM paused_groups)
+"""
+)
+SUPERVISOR_EPOCH = "SELECT value FROM meta WHERE name = 'supervisor_epoch'"
 # A run of batch rows that differ only in key, label, payload (hex) and tags: one statement whose loop runs in
 # SQLite, with no per-row binding. json_each yields the array in order, so the ids follow the batch's order.
 INSERT_TASKS_JSON = """

@@ -21,6 +21,7 @@ from ..outcome import SubmitOutcome
 from ..policy.dedup import skip_action
 from . import deps, flow, recurring, sql, sql_control, stats
 from . import sql_flow as q
+from .connection import write_one
 from .records import F_DEPENDS, NewTask
 
 _json = msgspec.json.encode
@@ -199,6 +200,27 @@ def probe(conn: apsw.Connection, t: NewTask) -> SubmitOutcome | None:
         return None
     existing = _active(next(iter(conn.execute(sql.EXISTING_BY_KEY, (t.key,))), None))
     return None if existing is None else _settled(t, existing)
+
+
+def insert_free(conn: apsw.Connection, t: NewTask) -> SubmitOutcome | None:
+    """The common submit as one autocommit statement (~10% less time than :func:`submit_one`'s transaction): a
+    row with no tags, dependencies or schedule, whose key is free, while nothing is paused. None: nothing was
+    written, and :func:`submit_one` decides in a transaction (a duplicate strategy, a pause, the extra rows).
+
+    It reads no supervisor epoch (client.py) in the statement. The connection's data version grows by one with
+    each of its own commits, and by more when a transaction of its begins after another connection committed;
+    only then is the epoch read, after the insert. A supervisor start whose bump this misses came after the
+    insert committed, and that supervisor's first turn reads the row."""
+    if t.tags or _special(t) or not write_one(conn, sql.INSERT_FREE, _row_params(t)):
+        return None
+    tid = conn.last_insert_rowid()
+    version = conn.data_version()
+    if version != conn.written_version + 1:  # type: ignore[attr-defined]
+        row = next(iter(conn.execute(sql.SUPERVISOR_EPOCH)), None)
+        conn.supervisor_epoch = "0" if row is None else str(row[0])  # type: ignore[attr-defined]
+        version = conn.data_version()
+    conn.written_version = version  # type: ignore[attr-defined]
+    return SubmitOutcome("inserted", tid)
 
 
 def submit_one(conn: apsw.Connection, t: NewTask, now_ms: int, fx: flow.Effects | None = None) -> SubmitOutcome:

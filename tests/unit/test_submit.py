@@ -535,3 +535,76 @@ def test_a_batch_of_large_payloads_is_stored_intact_and_in_order(client: tm.Clie
     for tid, blob in zip(ids, blobs, strict=True):
         rec = client.task(tid)
         assert rec is not None and rec.payload == msgspec.msgpack.encode(blob)
+
+
+# -- the one-statement path ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def statements(client: tm.Client) -> Iterator[list[str]]:
+    """The SQL the client's connection runs meanwhile, first word upper-cased and whitespace folded."""
+    conn = client._store().conn
+    seen: list[str] = []
+
+    def trace(cursor: Any, sql: str, bindings: Any) -> bool:
+        seen.append(" ".join(sql.split()))
+        return True
+
+    conn.exec_trace = trace
+    try:
+        yield seen
+    finally:
+        conn.exec_trace = None
+
+
+def test_a_plain_submit_commits_in_one_statement_and_anything_else_in_a_transaction(
+    client: tm.Client, log: str
+) -> None:
+    """A new row with no tags, dependencies or schedule, while nothing is paused, is one autocommit INSERT: no
+    BEGIN, key lookup and COMMIT round trips (~10% of a submit)."""
+    h = client.domain(D.main)
+    h.submit(D.Note(log=log, tag="warm"))  # the first one also reads the supervisor epoch
+    with statements(client) as seen:
+        out = h.submit(D.Note(log=log, tag="plain"), ttl=60)
+    assert out.kind == "inserted" and len(seen) == 1 and seen[0].startswith("INSERT INTO tasks")
+    assert client.task(out.id).expires_at is not None  # type: ignore[arg-type, union-attr]  # a TTL row qualifies
+    with statements(client) as seen:
+        tagged = h.submit(D.Note(log=log, tag="tagged"), tags={"k": "v"})
+    assert tagged.kind == "inserted" and seen[0] == "BEGIN IMMEDIATE" and seen[-1] == "COMMIT"
+    assert client.task(tagged.id).tags == {"k": "v"}  # type: ignore[arg-type, union-attr]
+    with statements(client) as seen:  # the key is taken: nothing written, and the transaction decides
+        again = h.submit(D.Note(log=log, tag="plain"))
+    assert again.kind == "duplicate" and "BEGIN IMMEDIATE" in seen
+    assert client.pending_count() == 3
+
+
+def test_while_any_scope_is_paused_a_submit_is_stored_as_its_own_scope_says(client: tm.Client, log: str) -> None:
+    """The one-statement insert stands aside while anything is paused; the transaction then pauses only the
+    rows of a paused domain or group."""
+    h = client.domain(D.main)
+    h.pause_group("held")
+    free = h.submit(D.Note(log=log, tag="free"))
+    held = h.submit(D.Note(log=log, tag="held"), group="held")
+    assert free.kind == held.kind == "inserted"
+    assert not free.paused and held.paused and held.group_paused
+    assert h.pending_count() == 1 and h.paused_count() == 1
+
+
+def test_a_refused_one_statement_insert_leaves_nothing_behind(db: Path, log: str) -> None:
+    """A full disk fails the INSERT: SQLite rolls its transaction back, the caller gets StorageFull, and the
+    connection is fit for the next submit."""
+    with tm.connect(db, durability="normal") as client:
+        h = client.domain(D.main)
+        h.submit(D.Note(log=log, tag="first"))
+        conn = client._store().conn
+        pages = int(next(iter(conn.execute("PRAGMA page_count")))[0])
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+        big = "x" * 20_000  # needs new pages, which the limit refuses
+        with pytest.raises(tm.StorageFull):
+            for i in range(50):
+                h.submit(D.Note(log=big, tag=f"big{i}"))
+        refused_at = client.pending_count()
+        assert not conn.in_transaction
+        conn.execute("PRAGMA max_page_count = 1000000")
+        assert h.submit(D.Note(log=log, tag="after")).kind == "inserted"
+        assert client.pending_count() == refused_at + 1
