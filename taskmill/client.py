@@ -101,10 +101,11 @@ class Client(ClientQueries):
 
     def _notify_submitted(self, store: Store, submitted: bool) -> None:
         """Ping after a single submit, unless a ping already found nobody listening and no supervisor has started
-        since, as the submit's own transaction saw it. A supervisor bumps the epoch after binding its socket and
-        before its first turn, so a row committed under the old epoch is one that turn reads anyway. Saves a
-        refused ``sendto`` (~10 µs, a sixth of a submit) per call while no supervisor runs. A ping is tried again
-        after :data:`UNHEARD_RETRY_S` whatever the epoch: a supervisor of an earlier version does not bump it."""
+        since, as read after the submit's commit (``store.submit.read_epoch``). A supervisor bumps the epoch after
+        binding its socket and before its first turn, so a row committed before the bump is one that turn reads.
+        Saves a refused ``sendto`` (~10 µs, a sixth of a submit) per call while no supervisor runs. A ping is tried
+        again after :data:`UNHEARD_RETRY_S` whatever the epoch: a supervisor of an earlier version does not bump
+        it."""
         epoch = store.supervisor_epoch
         if epoch == self._unheard and time.monotonic() - self._unheard_at < UNHEARD_RETRY_S:
             return

@@ -51,7 +51,7 @@ class Connection(apsw.Connection):
     busy: _BusyWait | None = None
     line: WriterLine | None = None  # its place among writers waiting for the lock (store/writers.py)
     line_retry_at = 0.0  # no line yet (no supervisor lock file): when to look for one again
-    written_version = -2  # data_version() after this connection's last single submit (store/submit.py)
+    written_version = -100  # data_version() after its last single submit (submit.read_epoch); first: no match
     supervisor_epoch = ""  # the supervisors started so far, as the last single submit read it (client.py)
     synced = False  # opened with durability "full": every commit waits for the disk, unless write_tx says not
 

@@ -21,7 +21,7 @@ from . import sql_flow as q
 from .connection import Durability, open_connection, read_tx, translate_errors, write_tx
 from .records import Candidate, ChildRecord, Claimed, HistoryRecord, NewTask, TaskRecord, TypeStats, ms_to_s
 from .schema import migrate
-from .submit import insert_free, submit_many, submit_one
+from .submit import insert_free, plain, read_epoch, submit_many, submit_one
 from .submit import probe as probe_submit
 
 __all__ = [
@@ -62,18 +62,21 @@ class Store:
             if settled is not None:
                 return settled
         conn = self.conn
-        outcome = insert_free(conn, task)
+        free = plain(task)
+        outcome = insert_free(conn, task) if free else None
+        commits = 1
         if outcome is None:
+            commits += free  # an insert_free that wrote nothing committed all the same
             with write_tx(conn):
                 outcome = submit_one(conn, task, now_ms(), fx)
-            conn.written_version = conn.data_version()  # type: ignore[attr-defined]  # see insert_free
+        read_epoch(conn, commits)
         if faults.FAULTS:
             faults.hit("after_submit_commit_before_ack")
         return outcome
 
     @property
     def supervisor_epoch(self) -> str:
-        """How many supervisors had started on this file, as the last :meth:`submit` that wrote read it."""
+        """How many supervisors had started on this file, as of the last :meth:`submit` (``read_epoch``)."""
         return self.conn.supervisor_epoch  # type: ignore[no-any-return, attr-defined]
 
     def submit_batch(self, tasks: Sequence[NewTask], fx: flow.Effects | None = None) -> list[SubmitOutcome]:

@@ -100,7 +100,6 @@ SELECT * FROM (SELECT 'task', key, id, status, priority, requeue, requeue_priori
                INDEXED BY idx_key_prefix WHERE {key_is("+?1")} AND run_of IS NULL ORDER BY id DESC LIMIT 1)
 UNION ALL SELECT 'domain', domain, NULL, NULL, NULL, NULL, NULL FROM paused_domains
 UNION ALL SELECT 'group', group_key, NULL, NULL, NULL, NULL, NULL FROM paused_groups
-UNION ALL SELECT 'epoch', value, NULL, NULL, NULL, NULL, NULL FROM meta WHERE name = 'supervisor_epoch'
 """
 UPGRADE_PRIORITY = "UPDATE tasks NOT INDEXED SET priority = ? WHERE id = +?"
 SET_REQUEUE = "UPDATE tasks NOT INDEXED SET requeue = 1, requeue_priority = ? WHERE id = +?"

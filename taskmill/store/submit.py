@@ -202,37 +202,41 @@ def probe(conn: apsw.Connection, t: NewTask) -> SubmitOutcome | None:
     return None if existing is None else _settled(t, existing)
 
 
+def plain(t: NewTask) -> bool:
+    """A row that is the whole task (no tags, dependencies or schedule): :func:`insert_free` can take it."""
+    return not t.tags and not _special(t)
+
+
 def insert_free(conn: apsw.Connection, t: NewTask) -> SubmitOutcome | None:
     """The common submit as one autocommit statement (~10% less time than :func:`submit_one`'s transaction): a
-    row with no tags, dependencies or schedule, whose key is free, while nothing is paused. None: nothing was
-    written, and :func:`submit_one` decides in a transaction (a duplicate strategy, a pause, the extra rows).
-
-    It reads no supervisor epoch (client.py) in the statement. The connection's data version grows by one with
-    each of its own commits, and by more when a transaction of its begins after another connection committed;
-    only then is the epoch read, after the insert. A supervisor start whose bump this misses came after the
-    insert committed, and that supervisor's first turn reads the row."""
-    if t.tags or _special(t) or not write_one(conn, sql.INSERT_FREE, _row_params(t)):
+    :func:`plain` row whose key is free, while nothing is paused. None: nothing was written (the statement still
+    committed, empty), and :func:`submit_one` decides in a transaction (a duplicate strategy, a pause)."""
+    if not write_one(conn, sql.INSERT_FREE, _row_params(t)):
         return None
-    tid = conn.last_insert_rowid()
+    return SubmitOutcome("inserted", conn.last_insert_rowid())
+
+
+def read_epoch(conn: apsw.Connection, commits: int) -> None:
+    """After a single submit that made ``commits`` commits: the supervisor epoch (client.py), read only if
+    another connection wrote since the last one. The connection's data version grows by one with each of its
+    own commits, written or empty, and by more once one of its transactions begins after another connection
+    committed. Read after the commit: a supervisor start whose bump this misses came after the row committed,
+    and that supervisor's first turn reads the row."""
     version = conn.data_version()
-    if version != conn.written_version + 1:  # type: ignore[attr-defined]
+    if version != conn.written_version + commits:  # type: ignore[attr-defined]
         row = next(iter(conn.execute(sql.SUPERVISOR_EPOCH)), None)
         conn.supervisor_epoch = "0" if row is None else str(row[0])  # type: ignore[attr-defined]
         version = conn.data_version()
     conn.written_version = version  # type: ignore[attr-defined]
-    return SubmitOutcome("inserted", tid)
 
 
 def submit_one(conn: apsw.Connection, t: NewTask, now_ms: int, fx: flow.Effects | None = None) -> SubmitOutcome:
     """Insert one task; the caller holds a write transaction (so the key check and insert are atomic)."""
     existing = None
     scopes = _NO_SCOPES
-    conn.supervisor_epoch = "0"  # type: ignore[attr-defined]  # no supervisor has ever started on this file
     for row in conn.execute(sql.SUBMIT_CONTEXT, (t.key,)):
         if row[0] == "task":
             existing = _active(row[1:])
-        elif row[0] == "epoch":
-            conn.supervisor_epoch = str(row[1])  # type: ignore[attr-defined]
         else:
             if scopes is _NO_SCOPES:
                 scopes = PausedScopes()
