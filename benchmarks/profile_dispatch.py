@@ -1,6 +1,7 @@
 """Where the time goes when the supervisor drains queued no-ops: a quick diagnostic, not a benchmark.
 
     python -m benchmarks.profile_dispatch [--durability normal] [--tasks 10000] [--workers 2] [--top 25]
+                                          [--no-profile]
 
 Runs ``Scheduler.run()`` in the main thread under cProfile (so only the supervisor's event loop is
 profiled), with a stopper thread that calls ``stop()`` once the executors have logged every completion.
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--sort", default="tottime", help="pstats sort key (tottime, cumulative, ...)")
     p.add_argument("--out", type=Path, help="also dump the raw profile here (pstats format)")
+    p.add_argument("--no-profile", action="store_true", help="only the worker report, at full speed")
     args = p.parse_args(argv)
     with scratch_dir(scratch_root(), "profile") as d:
         done = DoneLog(d / "done.txt")
@@ -77,18 +79,22 @@ def main(argv: list[str] | None = None) -> int:
         with done_env(done.path):
             threading.Thread(target=stopper, name="stopper", daemon=True).start()
             t0 = time.time()
-            prof.enable()
+            if not args.no_profile:
+                prof.enable()
             sched.run()
             prof.disable()
         sched.close()
         lines = done.lines("n")
     first = min(ln.t_start for ln in lines)
     last = max(ln.t_end for ln in lines)
-    print(f"{args.tasks} no-ops, {args.workers} workers, durability={args.durability}, under cProfile:")
+    how = "without profiling" if args.no_profile else "under cProfile"
+    print(f"{args.tasks} no-ops, {args.workers} workers, durability={args.durability}, {how}:")
     print(f"  first task started {first - t0:.3f} s after run(); last ended {last - t0:.3f} s after run()")
     print(f"  steady rate (first start to last end) {len(lines) / (last - first):,.0f} tasks/s")
     for line in worker_report(lines):
         print("  " + line)
+    if args.no_profile:
+        return 0
     buf = io.StringIO()
     stats = pstats.Stats(prof, stream=buf)
     stats.sort_stats(args.sort).print_stats(args.top)
