@@ -7,9 +7,13 @@ Panels (each a grid; ``--panels`` picks them, the axis options change their valu
                value, per durability. ``prefetch=False`` is depth 1; the default sizes it adaptively.
 * ``async``    async 5 ms naps on 2 workers: max_concurrency x async_concurrency (per-worker slots)
 * ``cpu``      spin(1.6M) CPU-bound tasks: workers
+* ``short``    sync executors that block for a few ms (``time.sleep``, ``--short-ms``): workers. Tasks this long
+               go one per worker at a time, so each pays a dispatch round trip; the ideal is
+               workers x 1000 / ms tasks/s
 
 Task counts: ``--tasks`` no-ops per point (a tenth of it where dispatch goes one task per round trip:
-prefetch off, depth < 16), ``--async-tasks`` naps per slot that can run at once, ``--cpu-tasks`` spins.
+prefetch off, depth < 16), ``--async-tasks`` naps per slot that can run at once, ``--cpu-tasks`` spins,
+``--short-tasks`` sleeps per worker.
 
 Each point is a fresh scheduler, warmed up, then one ``submit_batch``; the figure is the *busy rate*,
 tasks / (last end - first start), from the executors' own timestamps. Repetitions are the outer loop and the
@@ -20,6 +24,7 @@ the curve's best median: past it, turning the knob up buys less than 10%.
 from __future__ import annotations
 
 import argparse
+import itertools
 import random
 import statistics
 import sys
@@ -30,10 +35,10 @@ from typing import Any
 
 from . import report, sweep_plots
 from .harness import Result, prefetch_cap, rates, warm_scheduler
-from .scratch import Durability, check_distinct, describe_root, scratch_root
-from .workload_tasks import Nap, Noop, Spin, bench, naps
+from .scratch import Durability, Line, check_distinct, describe_root, scratch_root
+from .workload_tasks import Doze, Nap, Noop, Spin, bench, naps
 
-PANELS = ("workers", "depth", "async", "cpu")
+PANELS = ("workers", "depth", "async", "cpu", "short")
 KNEE_SHARE = 0.9
 METRIC = "busy_tasks_per_s"
 
@@ -41,7 +46,7 @@ METRIC = "busy_tasks_per_s"
 @dataclass(frozen=True)
 class Point:
     panel: str
-    kind: str  # noop | nap | spin
+    kind: str  # noop | nap | spin | doze
     n: int
     workers: int = 2
     durability: str = "normal"
@@ -49,11 +54,13 @@ class Point:
     depth: int | None = None  # forced prefetch depth; None = adaptive
     max_concurrency: int | None = None  # None = the scheduler's default (workers x async_concurrency)
     async_concurrency: int = 16
+    ms: float = 0.0  # doze: how long each task sleeps
 
     def x(self) -> float:
         return {
             "workers": self.workers,
             "cpu": self.workers,
+            "short": self.workers,
             "depth": self.depth or 0,
             "async": self.max_concurrency or 0,
         }[self.panel]
@@ -63,6 +70,8 @@ class Point:
             return f"prefetch {'on' if self.prefetch else 'off'}, {self.durability}"
         if self.panel == "async":
             return f"async_concurrency {self.async_concurrency}"
+        if self.panel == "short":
+            return f"{self.ms:g} ms sync sleeps, {self.durability}"
         return self.durability
 
 
@@ -91,6 +100,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--tasks", type=int, default=20_000, help="no-ops per point")
     p.add_argument("--async-tasks", type=int, default=40, help="5 ms naps per point, per slot that can run at once")
     p.add_argument("--cpu-tasks", type=int, default=16, help="CPU tasks per point")
+    p.add_argument("--short-workers", type=_ints, default=[1, 2, 4, 8], help="worker counts (short panel)")
+    p.add_argument("--short-ms", type=float, default=2.0, help="how long each task of the short panel sleeps")
+    p.add_argument("--short-tasks", type=int, default=300, help="sleeps per worker per point (short panel)")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--smoke", action="store_true", help="two values per axis, tiny counts, one repetition")
     p.add_argument("--out", type=Path, help="output directory (default benchmarks/results/sweep-<time>)")
@@ -100,10 +112,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.workers, args.prefetch, args.durability = [1, 2], ["on", "off"], ["normal"]
         args.depths, args.max_concurrency, args.async_concurrency = [1, 64], [2, 16], [1, 8]
         args.tasks, args.async_tasks, args.cpu_tasks, args.repeat = 300, 5, 2, 1
+        args.short_workers, args.short_tasks = [1, 2], 20
     bad = [x for x in args.panels if x not in PANELS] + [x for x in args.prefetch if x not in ("on", "off")]
     bad += [x for x in args.durability if x not in ("normal", "full")]
-    if bad or args.repeat < 1:
-        p.error(f"invalid values {bad} (or --repeat < 1)")
+    if bad or args.repeat < 1 or not args.short_ms > 0:
+        p.error(f"invalid values {bad} (or --repeat < 1, or --short-ms not > 0)")
     args.out = args.out or report.default_out("sweep")
     return args
 
@@ -133,6 +146,10 @@ def grid(args: argparse.Namespace) -> list[Point]:
         ]
     if "cpu" in args.panels:
         points += [Point("cpu", "spin", args.cpu_tasks, workers=w) for w in args.workers]
+    if "short" in args.panels:
+        points += [
+            Point("short", "doze", args.short_tasks * w, workers=w, ms=args.short_ms) for w in args.short_workers
+        ]
     return points
 
 
@@ -156,6 +173,8 @@ def measure(root: Path, p: Point) -> Result:
     ):
         if p.kind == "nap":
             tasks: list[Any] = [Nap(i=i, ms=5.0, kind="n") for i in range(p.n)]
+        elif p.kind == "doze":
+            tasks = [Doze(i=i, ms=p.ms) for i in range(p.n)]
         else:
             tasks = [Spin(i=i) for i in range(p.n)] if p.kind == "spin" else [Noop(i=i) for i in range(p.n)]
         kind = "c" if p.kind == "spin" else "n"
@@ -164,8 +183,25 @@ def measure(root: Path, p: Point) -> Result:
         run.done.wait(run.done.count + p.n, 300.0)
         lines = run.done.lines(kind)
     out = rates(lines, t0)
+    if p.kind == "doze":
+        out.update(handoff(lines))
     out["problems"] = check_distinct(lines, p.n, f"{p.panel} point")
     return out
+
+
+def handoff(lines: list[Line]) -> dict[str, float]:
+    """For tasks that go one per worker at a time: the median time inside the executor (``body_ms``: the sleep
+    and its oversleep), and the median gap on a worker from one task's end to the start of its next
+    (``gap_ms``: the dispatch round trip, result to supervisor and next task back, that the ideal leaves out)."""
+    by_pid: dict[int, list[Line]] = {}
+    for ln in lines:
+        by_pid.setdefault(ln.pid, []).append(ln)
+    gaps: list[float] = []
+    for mine in by_pid.values():
+        mine.sort(key=lambda ln: ln.t_start)
+        gaps += [b.t_start - a.t_end for a, b in itertools.pairwise(mine)]
+    body = statistics.median(ln.t_end - ln.t_start for ln in lines)
+    return {"body_ms": body * 1000, "gap_ms": statistics.median(gaps) * 1000 if gaps else float("nan")}
 
 
 def knee(xs: list[float], medians: list[float]) -> float | None:
@@ -194,10 +230,20 @@ def summarise(points: list[Point], results: dict[Point, list[Result]]) -> dict[s
             curves[s] = {"median": med, "min": lo, "max": hi}
         knees = {s: knee(xs, c["median"]) for s, c in curves.items()}
         panels[panel] = {"x": xs, "curves": curves, "knees": knees}
+        if panel == "short":
+            for key in ("gap_ms", "body_ms"):
+                per_x = [[r[key] for p in mine if p.x() == x for r in results[p] if r["ok"]] for x in xs]
+                panels[panel][key] = [statistics.median(v) if v else float("nan") for v in per_x]
     return panels
 
 
-XLABEL = {"workers": "workers", "depth": "prefetch depth", "async": "max_concurrency", "cpu": "workers"}
+XLABEL = {
+    "workers": "workers",
+    "depth": "prefetch depth",
+    "async": "max_concurrency",
+    "cpu": "workers",
+    "short": "workers",
+}
 
 
 def tables(panels: dict[str, Any]) -> list[str]:
@@ -216,6 +262,12 @@ def tables(panels: dict[str, Any]) -> list[str]:
             rows.append([f"{x:g}", "", *cells])
         knees = ", ".join(f"{s}: {XLABEL[panel]} = {k:g}" for s, k in data["knees"].items() if k is not None)
         lines += [f"\n[{panel}] tasks/s (busy rate), median [min-max]", *report.render(rows), f"knee -> {knees}"]
+        if "gap_ms" in data:
+            per = "; ".join(
+                f"{XLABEL[panel]}={x:g}: {g:.2f} ms between tasks, {b:.2f} ms in each"
+                for x, g, b in zip(data["x"], data["gap_ms"], data["body_ms"], strict=True)
+            )
+            lines.append(f"on each worker, medians: {per}")
     return lines
 
 

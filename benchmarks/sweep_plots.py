@@ -12,6 +12,7 @@ TITLES = {
     "depth": ("no-op throughput vs prefetch depth (tasks claimed per worker), 2 workers", "prefetch depth", True),
     "async": ("async 5 ms tasks on 2 workers vs max_concurrency", "max_concurrency", True),
     "cpu": ("CPU-bound spin(1.6M) throughput vs workers", "workers", False),
+    "short": ("sync tasks that block a few ms (time.sleep) vs workers", "workers", False),
 }
 
 

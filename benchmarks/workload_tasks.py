@@ -42,6 +42,15 @@ class Spin(tm.Task):
     t_submit: float = 0.0
 
 
+class Doze(tm.Task):
+    """``time.sleep(ms)`` in a sync executor: blocking work (a sync HTTP call, a file copy) that holds its worker
+    for milliseconds but not a core. Prefetch leaves such tasks one at a time (see ``policy.dispatch``)."""
+
+    task_type: ClassVar[str] = "doze"
+    i: int
+    ms: float = 2.0
+
+
 class Nap(tm.Task):
     """``await asyncio.sleep(ms)``: an I/O-bound task, so one worker can run many at once."""
 
@@ -77,6 +86,13 @@ def run_noop(task: Noop, ctx: tm.TaskContext) -> None:
 @bench.executor(Spin)
 def run_spin(task: Spin, ctx: tm.TaskContext) -> None:
     taskbody.cpu(task.i, task.t_submit)
+
+
+@bench.executor(Doze)
+def run_doze(task: Doze, ctx: tm.TaskContext) -> None:
+    t_start = time.time()
+    time.sleep(task.ms / 1000.0)
+    taskbody.mark("n", task.i, 0.0, t_start)
 
 
 @naps.executor(Nap)
