@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
@@ -41,6 +41,7 @@ class Claiming:
         workers: list[WorkerHandle]
         durations: DurationTracker
         queue_maybe_nonempty: bool
+        claiming: bool
         pending_events: list[ev.Event]
         dispatched_now: list[Claimed]
         flow: Workflow
@@ -66,20 +67,24 @@ class Claiming:
         refill = [w for w in workers if w.sync and len(w.sync) <= depth // 2 and w.head_since >= fresh]
         if depth <= 1:
             refill = []
+        ahead = self._ahead(workers, depth)
         async_hosts = [w for w in workers if w.asyncs and not w.sync and len(w.asyncs) < cap]
         async_room = min(max(free, 0), sum(cap - len(w.asyncs) for w in async_hosts))
         fair = self.policy is not None and self.policy.fair
         # An idle worker may take many async tasks; fair shares are computed over what can start now instead.
         per_idle = max(depth, cap) if self.registry.has_async and not fair else depth
-        want = len(idle) * per_idle + sum(depth - len(w.sync) for w in refill) + async_room
+        want = len(idle) * per_idle + sum(depth - len(w.sync) for w in refill) + len(ahead) + async_room
         if want <= 0:
             return []
         caps = self.registry.domain_caps()
-        only_async = not idle and not refill  # room only on workers hosting async tasks: claim nothing else
+        only_async = not idle and not refill and not ahead  # room only on async hosts: claim nothing else
         policy = self.policy if self.policy is not None and self.policy.active else None
         slots: CapSlots | None = None
         if caps or only_async or policy is not None:
             room = queue_room(refill, depth)
+            if ahead:
+                extra = queue_room(ahead, 2)
+                room = (room[0] + extra[0], room[1] + extra[1])
             ids = self._select(want, caps, only_async, policy, now, room)
             claimed = dispatch.claim_ids(self.store.conn, ids, now)
             group_cap = self._group_cap_of(policy)
@@ -94,9 +99,41 @@ class Claiming:
                 self.queue_maybe_nonempty = False
         claimed = self.flow.on_claimed(claimed, now)  # TTL: expire instead of running, start first-attempt clocks
         if claimed:
-            self._assign(claimed, idle, refill, async_hosts, free, depth, sends, slots)
+            self._assign(claimed, idle, refill, async_hosts, free, depth, sends, slots, ahead)
             self.flow.start_ttl(sends, now)
         return claimed
+
+    def _ahead(self, workers: list[WorkerHandle], depth: int) -> list[WorkerHandle]:
+        """Workers running one sync task that is about to end, each of which may have its next task now
+        (:func:`~taskmill.policy.dispatch.ahead_at`). Only while prefetch is on and batches nothing deeper: a
+        worker's next task then waits for a round trip after each one. Each head is tried once."""
+        if depth > 1 or not self.settings.prefetch:
+            return []
+        now = time.monotonic()
+        out = []
+        for w in workers:
+            at = self._ahead_at(w)
+            if at is not None and now >= at:
+                head = w.sync[0]
+                w.ahead_tried = (head.id, head.attempt)
+                out.append(w)
+        return out
+
+    def _ahead_at(self, w: WorkerHandle) -> float | None:
+        if len(w.sync) != 1 or w.asyncs or not w.alive or w.retiring:
+            return None
+        head = w.sync[0]
+        if w.ahead_tried == (head.id, head.attempt):
+            return None
+        return self.durations.ahead_at(head.task_type, w.head_since)
+
+    def next_ahead(self) -> float | None:
+        """When the loop should wake to send a busy worker its next task ahead (monotonic); None if no worker
+        will be due or there is nothing to claim."""
+        if not (self.queue_maybe_nonempty and self.claiming and self.settings.prefetch) or self.durations.depth() > 1:
+            return None
+        due = [at for at in map(self._ahead_at, self.workers) if at is not None]
+        return min(due) if due else None
 
     @staticmethod
     def _group_cap_of(policy: SchedulingPolicy | None) -> Callable[[str | None], int] | None:
@@ -125,12 +162,15 @@ class Claiming:
 
     def _assign(self, claimed: list[Claimed], idle: list[WorkerHandle], refill: list[WorkerHandle],
                 async_hosts: list[WorkerHandle], free: int, depth: int,
-                sends: dict[WorkerHandle, list[Claimed]], slots: CapSlots | None = None) -> None:  # fmt: skip
-        """Sync tasks go round-robin over idle and refillable workers (each up to ``depth`` queued); async
-        tasks share workers up to ``async_concurrency``; ``slots`` keeps capped domains and groups within
-        their caps. What cannot be placed goes back unstarted."""
+                sends: dict[WorkerHandle, list[Claimed]], slots: CapSlots | None = None,
+                ahead: Sequence[WorkerHandle] = ()) -> None:  # fmt: skip
+        """Sync tasks go round-robin over idle and refillable workers (each up to ``depth`` queued) and those
+        due for a task ahead (one behind the one they run); async tasks share workers up to
+        ``async_concurrency``; ``slots`` keeps capped domains and groups within their caps. What cannot be
+        placed goes back unstarted."""
         cap = self.settings.async_concurrency
-        sync_targets = [*refill]
+        sync_targets = [*refill, *ahead]
+        behind = set(ahead)
         publish = self.bus.active
         placed: list[Claimed] = []
         unplaced: list[tuple[int, int]] = []  # (self.releases holds earlier ones, cleared only after commit)
@@ -158,7 +198,8 @@ class Claiming:
                 for _ in range(len(sync_targets)):
                     w = sync_targets[rr % len(sync_targets)]
                     rr += 1
-                    if len(w.sync) < limit and (w.task_limit is None or w.tasks_done + len(w.sync) < w.task_limit) \
+                    if len(w.sync) < (2 if w in behind else limit) \
+                            and (w.task_limit is None or w.tasks_done + len(w.sync) < w.task_limit) \
                             and (slots is None or slots.admits(c, w)):  # fmt: skip
                         target = w
                         w.sync.append(c)

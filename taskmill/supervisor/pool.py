@@ -127,6 +127,7 @@ class WorkerHandle:
         self.task_limit: int | None = None
         self.rss = 0
         self.head_since = 0.0  # monotonic time the current head of ``sync`` started (approximately)
+        self.ahead_tried: tuple[int, int] | None = None  # the head a next task was last claimed ahead for
         self.last_seen = 0.0  # monotonic time of the last frame (hang detection)
         self.slot: ExecutingSlot | None = None  # what its main thread executes (read once it is dead)
         self.bell: socket.socket | None = None  # rung after a frame that must land while it runs something

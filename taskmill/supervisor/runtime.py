@@ -350,6 +350,9 @@ class Supervisor(Staffing):
             if d.policy_wake is not None:
                 timeout = min(timeout, max(0.0, d.policy_wake - now))
                 d.policy_wake = None
+            ahead = d.next_ahead()
+            if ahead is not None:
+                timeout = min(timeout, max(0.0, ahead - now))
             if deadline is not None:
                 timeout = min(timeout, max(0.0, deadline - now))
             if backoff:

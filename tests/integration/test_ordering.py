@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+import pytest
+
 import taskmill as tm
+import taskmill.policy.dispatch as dispatch_policy
 from tests.helpers import all_workers_up, entries, intervals, max_overlap, wait_for
 from tests.integration import domains as D
 
@@ -147,3 +151,37 @@ def test_an_upgraded_task_runs_ahead_of_older_ones(make_scheduler: Any, log: str
     s.start()
     assert s.wait_until_idle(10)
     assert [e["tag"] for e in entries(log, "start")] == ["late", "old0", "old1", "old2", "old3"]
+
+
+def _peak_running(s: tm.Scheduler, timeout: float) -> int:
+    """The most tasks in status ``running`` at once until the queue is empty, sampled every ~2 ms."""
+    peak, deadline = 0, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counts = s.status_counts()
+        peak = max(peak, counts["running"])
+        if not counts["pending"] and not counts["running"]:
+            return peak
+        time.sleep(0.002)
+    raise AssertionError(f"the queue did not drain in {timeout}s")
+
+
+@pytest.mark.parametrize("prefetch", [True, False])
+def test_a_worker_gets_its_next_task_of_a_few_ms_as_the_one_it_runs_is_about_to_end(
+    make_scheduler: Any, log: str, monkeypatch: pytest.MonkeyPatch, prefetch: bool
+) -> None:
+    """Tasks of a few milliseconds go to a worker one at a time (prefetch batches only shorter ones), so each
+    would wait a dispatch round trip after the one before. The supervisor sends the next one once the running
+    one is due to end within the prefetch budget (``policy.dispatch.ahead_at``): on a one-worker pool a second
+    task is then ``running`` (queued on the worker) while the first still executes. The budget is widened to
+    30 ms here so that no stall of the machine can hide that window. ``prefetch=False`` never queues."""
+    monkeypatch.setattr(dispatch_policy, "PREFETCH_BUDGET_MS", 30.0)  # read at each call, in this process
+    s = make_scheduler(workers=1, prefetch=prefetch)
+    h = s.domain(D.main)
+    s.start()
+    h.submit_batch([D.Note(log=log, tag=f"w{i}", sleep=0.04) for i in range(4)])  # the type's duration, steady
+    assert s.wait_until_idle(20)
+    tags = [f"t{i}" for i in range(6)]
+    h.submit_batch([D.Note(log=log, tag=t, sleep=0.04) for t in tags])
+    assert _peak_running(s, 20) == (2 if prefetch else 1)
+    assert [e["tag"] for e in entries(log, "start")][4:] == tags  # in order, and still one at a time:
+    assert max_overlap(intervals(log)) == 1

@@ -9,7 +9,14 @@ import pytest
 
 from taskmill import RetryPolicy
 from taskmill.policy.dedup import duplicate_share, probe_pays, skip_action
-from taskmill.policy.dispatch import MAX_PREFETCH, DurationTracker, prefetch_depth
+from taskmill.policy.dispatch import (
+    AHEAD_MAX_MS,
+    MAX_PREFETCH,
+    PREFETCH_BUDGET_MS,
+    DurationTracker,
+    ahead_at,
+    prefetch_depth,
+)
 from taskmill.policy.retention import prune_interval
 from taskmill.policy.retry import backoff_delay, decide_failure
 
@@ -147,6 +154,29 @@ def test_observing_a_results_message_at_once_averages_as_one_at_a_time() -> None
         one.observe(t, us)
     many.observe_many(samples)
     assert many._avg == pytest.approx(one._avg) and many._seen == one._seen and many.depth() == one.depth()
+    assert many._spread == pytest.approx(one._spread)
+
+
+def test_the_next_task_goes_out_when_the_running_one_is_due_to_end_within_the_prefetch_budget() -> None:
+    assert ahead_at(100.0, 10.0, 1.0) == pytest.approx(100.0 + (10.0 - PREFETCH_BUDGET_MS) / 1000)
+    assert ahead_at(100.0, PREFETCH_BUDGET_MS / 2, 0.1) == 100.0  # due to end within the budget from the start
+    assert ahead_at(100.0, AHEAD_MAX_MS, 1.0) is not None
+    assert ahead_at(100.0, AHEAD_MAX_MS * 1.01, 1.0) is None  # long: the round trip is a small share of it
+    assert ahead_at(100.0, 10.0, 6.0) is None  # durations spread wide: a queued task could wait long behind it
+    assert ahead_at(100.0, None, None) is None
+
+
+def test_a_steady_type_is_sent_ahead_after_a_few_runs_and_an_erratic_one_never() -> None:
+    t = DurationTracker(clock=lambda: 0.0)
+    t.observe("steady", 10_000)
+    assert t.ahead_at("steady", 1.0) is None  # one sample proves nothing yet
+    t.observe_many([("steady", 10_200), ("steady", 9_900), ("steady", 10_100)])
+    assert t.ahead_at("steady", 1.0) == pytest.approx(1.0 + (t._avg["steady"] - PREFETCH_BUDGET_MS) / 1000)
+    t.observe_many([("erratic", us) for us in (5_000, 45_000) * 10])
+    assert t.ahead_at("erratic", 1.0) is None
+    t.observe_many([("steady", 48_000), ("steady", 2_000)])  # the steady type turns erratic: no longer ahead
+    assert t.ahead_at("steady", 1.0) is None
+    assert t.ahead_at("unknown", 1.0) is None
 
 
 # -- resubmitting an active key (on_duplicate="skip") --------------------------------------------------------
