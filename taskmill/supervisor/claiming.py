@@ -42,6 +42,7 @@ class Claiming:
         durations: DurationTracker
         queue_maybe_nonempty: bool
         claiming: bool
+        paused: bool
         pending_events: list[ev.Event]
         dispatched_now: list[Claimed]
         flow: Workflow
@@ -129,8 +130,11 @@ class Claiming:
 
     def next_ahead(self) -> float | None:
         """When the loop should wake to send a busy worker its next task ahead (monotonic); None if no worker
-        will be due or there is nothing to claim."""
-        if not (self.queue_maybe_nonempty and self.claiming and self.settings.prefetch) or self.durations.depth() > 1:
+        will be due, or the turn would claim nothing (an empty queue, a global pause, a stop): a due worker is
+        marked only by a claim, so waking for it then would spin the loop."""
+        if not (self.queue_maybe_nonempty and self.claiming and self.settings.prefetch) or self.paused:
+            return None
+        if self.durations.depth() > 1:
             return None
         due = [at for at in map(self._ahead_at, self.workers) if at is not None]
         return min(due) if due else None

@@ -61,6 +61,7 @@ class Dispatcher(Claiming, Outcomes):
         self.next_due_ms: int | None = None
         self.check_due = True
         self.claiming = True
+        self.paused = False  # everything paused, as the last turn read it: no claims, nothing to send ahead
         self.shutting_down = False
         self.since_prune = 0
         retention = settings.retention
@@ -129,6 +130,7 @@ class Dispatcher(Claiming, Outcomes):
             # The global pause as this transaction sees it: a turn can run before the wake-up that reported a
             # pause was handled, yet see tasks submitted after it; reading it here keeps them unclaimed.
             version, epoch, paused = store_control.turn_state(self.store.conn)
+            self.paused = paused
             self.flow.refresh(version, epoch)
             self._write_outcomes(now, sends)
             self.flow.write(now)
