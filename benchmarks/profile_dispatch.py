@@ -21,23 +21,18 @@ import statistics
 import sys
 import threading
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import taskmill as tm
 
-from .scratch import DoneLog, Line, done_env, scratch_dir, scratch_root
+from .scratch import DoneLog, Line, by_worker, done_env, scratch_dir, scratch_root
 from .workload_tasks import Noop, bench
 
 
 def worker_report(lines: list[Line]) -> list[str]:
     """Per worker pid: busy share of its active span, and the gaps between one task's end and the next."""
-    by_pid: dict[int, list[Line]] = defaultdict(list)
-    for ln in lines:
-        by_pid[ln.pid].append(ln)
     out = []
-    for pid, mine in sorted(by_pid.items()):
-        mine.sort(key=lambda ln: ln.t_start)
+    for pid, mine in sorted(by_worker(lines).items()):
         if len(mine) < 2:
             out.append(f"worker {pid}: {len(mine)} task(s)")
             continue

@@ -119,6 +119,17 @@ class DoneLog:
         return out
 
 
+def by_worker(lines: list[Line]) -> dict[int, list[Line]]:
+    """Each worker pid's executions in the order they started: one worker runs its sync tasks one after another,
+    so ``b.t_start - a.t_end`` of neighbours is how long it waited between them."""
+    out: dict[int, list[Line]] = {}
+    for ln in lines:
+        out.setdefault(ln.pid, []).append(ln)
+    for mine in out.values():
+        mine.sort(key=lambda ln: ln.t_start)
+    return out
+
+
 def check_distinct(lines: list[Line], expected: int, what: str) -> list[str]:
     """Every ``i`` in ``0..expected-1`` completed exactly once."""
     seen = [ln.i for ln in lines]

@@ -35,7 +35,7 @@ from typing import Any
 
 from . import report, sweep_plots
 from .harness import Result, prefetch_cap, rates, warm_scheduler
-from .scratch import Durability, Line, check_distinct, describe_root, scratch_root
+from .scratch import Durability, Line, by_worker, check_distinct, describe_root, scratch_root
 from .workload_tasks import Doze, Nap, Noop, Spin, bench, naps
 
 PANELS = ("workers", "depth", "async", "cpu", "short")
@@ -193,13 +193,7 @@ def handoff(lines: list[Line]) -> dict[str, float]:
     """For tasks that go one per worker at a time: the median time inside the executor (``body_ms``: the sleep
     and its oversleep), and the median gap on a worker from one task's end to the start of its next
     (``gap_ms``: the dispatch round trip, result to supervisor and next task back, that the ideal leaves out)."""
-    by_pid: dict[int, list[Line]] = {}
-    for ln in lines:
-        by_pid.setdefault(ln.pid, []).append(ln)
-    gaps: list[float] = []
-    for mine in by_pid.values():
-        mine.sort(key=lambda ln: ln.t_start)
-        gaps += [b.t_start - a.t_end for a, b in itertools.pairwise(mine)]
+    gaps = [b.t_start - a.t_end for mine in by_worker(lines).values() for a, b in itertools.pairwise(mine)]
     body = statistics.median(ln.t_end - ln.t_start for ln in lines)
     return {"body_ms": body * 1000, "gap_ms": statistics.median(gaps) * 1000 if gaps else float("nan")}
 

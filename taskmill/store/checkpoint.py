@@ -56,7 +56,6 @@ class Checkpointer:
         self.runs = 0  # checkpoints run, for tests and benchmarks
         self.defers = durability == "normal"  # waits for a lull (module doc)
         self.last_commit = 0.0  # monotonic time of this process's last commit to the file (connection._wal_hook)
-        self._latest = 0  # the WAL's frames at the last request
 
     @classmethod
     def acquire(cls, path: str, durability: Durability) -> Checkpointer:
@@ -94,7 +93,6 @@ class Checkpointer:
         """A commit left ``frames`` frames in the WAL: checkpoint soon, off the caller's thread."""
         with self._lock:
             self._frames = max(self._frames, frames)
-            self._latest = frames
             if self._thread is None or not self._thread.is_alive():
                 self._closing = False
                 self._thread = threading.Thread(target=self._run, name="taskmill-checkpoint", daemon=True)
@@ -104,7 +102,7 @@ class Checkpointer:
 
     def _await_lull(self, burst_pages: int) -> None:
         """Until no commit for :data:`LULL_S`, the WAL has ``burst_pages`` frames, or release (lock held)."""
-        while not self._closing and self._latest < burst_pages:
+        while not self._closing and self._frames < burst_pages:
             quiet = time.monotonic() - self.last_commit
             if quiet >= LULL_S:
                 return

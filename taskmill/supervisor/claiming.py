@@ -82,10 +82,7 @@ class Claiming:
         policy = self.policy if self.policy is not None and self.policy.active else None
         slots: CapSlots | None = None
         if caps or only_async or policy is not None:
-            room = queue_room(refill, depth)
-            if ahead:
-                extra = queue_room(ahead, 2)
-                room = (room[0] + extra[0], room[1] + extra[1])
+            room = queue_room({**dict.fromkeys(refill, depth), **dict.fromkeys(ahead, 2)})
             ids = self._select(want, caps, only_async, policy, now, room)
             claimed = dispatch.claim_ids(self.store.conn, ids, now)
             group_cap = self._group_cap_of(policy)

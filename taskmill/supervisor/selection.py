@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import apsw
 import msgspec
@@ -112,14 +112,14 @@ class CapSlots:
                 self.used[key] += 1
 
 
-def queue_room(workers: Sequence[WorkerHandle], depth: int) -> tuple[Counter[str], Counter[str | None]]:
-    """Tasks of each domain and group that may still queue behind ``workers`` (those about to be refilled)
-    that already hold one: they take no new slot, so a cap does not stop them (``Claiming._assign`` places
-    them only there)."""
+def queue_room(targets: Mapping[WorkerHandle, int]) -> tuple[Counter[str], Counter[str | None]]:
+    """Tasks of each domain and group that may still queue behind the workers of ``targets`` (those about to be
+    refilled, or sent a task ahead, each up to its queue length) that already hold one: they take no new slot,
+    so a cap does not stop them (``Claiming._assign`` places them only there)."""
     domains: Counter[str] = Counter()
     groups: Counter[str | None] = Counter()
-    for w in workers:
-        room = depth - len(w.sync)
+    for w, length in targets.items():
+        room = length - len(w.sync)
         if room > 0 and w.sync:
             for d in {c.domain for c in w.sync}:
                 domains[d] += room
