@@ -213,12 +213,18 @@ RECOVER_PAUSED = """
 UPDATE tasks INDEXED BY idx_paused SET pause_duration_ms = pause_duration_ms + (?1 - paused_at_ms), paused_at_ms = ?1
 WHERE status = 'paused' AND paused_at_ms IS NOT NULL AND finished_at IS NULL
 """
+# Pruning never deletes the row holding the largest id: new ids are the largest plus one (schema.py), so that
+# row is what keeps an id from being handed out twice. It is finished history like any other; a history pruned
+# to N rows holds N + 1 while that row is older than the newest N.
 PRUNE_IDS_BY_COUNT = """
-SELECT id FROM tasks INDEXED BY idx_finished WHERE finished_at IS NOT NULL
-ORDER BY finished_at DESC, id DESC LIMIT (+?2 + 0) OFFSET (+?1 + 0)
+SELECT id FROM (
+    SELECT id FROM tasks INDEXED BY idx_finished WHERE finished_at IS NOT NULL
+    ORDER BY finished_at DESC, id DESC LIMIT (+?2 + 0) OFFSET (+?1 + 0)
+) WHERE id < (SELECT max(id) FROM tasks)
 """
 PRUNE_IDS_BY_AGE = """
-SELECT id FROM tasks INDEXED BY idx_finished WHERE finished_at IS NOT NULL AND finished_at < +?1 LIMIT (+?2 + 0)
+SELECT id FROM tasks INDEXED BY idx_finished WHERE finished_at IS NOT NULL AND finished_at < +?1
+    AND id < (SELECT max(id) FROM tasks) LIMIT (+?2 + 0)
 """
 DELETE_IDS = "DELETE FROM tasks NOT INDEXED WHERE id IN (SELECT value FROM json_each(+?))"
 DELETE_TAGS_OF_IDS = "DELETE FROM task_tags WHERE task_id IN (SELECT value FROM json_each(+?))"

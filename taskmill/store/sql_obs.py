@@ -18,7 +18,7 @@ COUNTERS = "SELECT name, label, value FROM counters"
 # Rows created after ``?1``: new tasks (any process, any path) and in-place supersedes (their copy rows). Copies of
 # finished runs (requeue, recurring occurrences) only move the watermark.
 # A range of row ids, not "the next N rows": a rowid range needs no list of ids built first (~35% cheaper).
-# Ids are handed out in increasing order (AUTOINCREMENT); deleted rows only make a slice smaller. The last row (task_type
+# Ids are handed out in increasing order (schema.py); deleted rows only make a slice smaller. The last row (task_type
 # NULL) is the newest id in the same snapshot, so the caller knows where the committed rows end.
 NEW_ROWS = """
 SELECT task_type, group_key, SUM(run_of IS NULL OR status = 'superseded') FROM tasks

@@ -312,7 +312,7 @@ def _insert_plain(
     def flush() -> None:
         if loose:
             conn.executemany(sql.INSERT_TASK, [_row_params(rows[k], reasons[k], now_ms) for k in loose])
-            last = conn.last_insert_rowid()  # inside BEGIN IMMEDIATE AUTOINCREMENT hands out consecutive ids
+            last = conn.last_insert_rowid()  # inside BEGIN IMMEDIATE, ids are consecutive
             ids.extend(range(last - len(loose) + 1, last + 1))
             loose.clear()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import apsw
@@ -10,7 +11,7 @@ import pytest
 
 import taskmill as tm
 from taskmill.errors import SchemaError
-from taskmill.store import Store
+from taskmill.store import Store, schema
 from taskmill.store.schema import SCHEMA_VERSION
 from tests.integration import domains as D
 
@@ -159,6 +160,57 @@ def test_pruning_all_history_never_touches_active_tasks(db: Path, log: str) -> N
         assert client.task(tid) is not None and client.task(queued.id) is not None  # type: ignore[arg-type]
         assert client.prune_history_by_age(0.000001) == 0
         assert client.pending_count() == 2
+
+
+def test_ids_are_never_handed_out_twice_once_the_newest_rows_are_pruned(db: Path, log: str) -> None:
+    """New ids are the largest plus one (no AUTOINCREMENT): pruning keeps the row holding the largest id, even
+    when that row is history, so a task submitted after pruning everything never gets a pruned row's id."""
+    with tm.connect(db) as client:
+        tid = _make_history(client, log, 3)  # the newest id is the last copy of a replaced version: history
+        rows = sorted(r.hid for r in client.history_of(tid))
+        assert len(rows) == 3 and rows[-1] > tid
+        assert client.prune_history_by_count(0) == 2
+        assert [r.hid for r in client.history()] == [rows[-1]]
+        assert client.prune_history_by_count(0) == 0
+        after = client.domain(D.main).submit(D.Note(log=log, tag="after"))
+        assert after.id is not None and after.id > rows[-1]
+        client.domain(D.main).submit(D.Keyed(log=log, k="same", tag="v9"), on_duplicate="supersede")
+        copy = max(r.hid for r in client.history())  # a copy of the replaced version: the newest id, history
+        assert copy > after.id
+        time.sleep(0.05)
+        assert client.prune_history_by_age(0.0000001) == 1  # by age, the same guard: the copy stays
+        assert [r.hid for r in client.history()] == [copy]
+        assert client.domain(D.main).submit(D.Note(log=log, tag="last")).id > copy  # type: ignore[operator]
+
+
+def test_new_databases_write_no_sqlite_sequence_and_old_ones_keep_working(
+    db: Path, tmp_path: Path, log: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database created before ids dropped AUTOINCREMENT has the same table layout: it still works, with
+    the ``sqlite_sequence`` write the new schema saves."""
+
+    def tables(path: Path) -> set[str]:
+        conn = apsw.Connection(str(path))
+        try:
+            return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.close()
+
+    with tm.connect(db) as client:
+        client.domain(D.main).submit(D.Note(log=log, tag="new"))
+    assert "sqlite_sequence" not in tables(db)
+    old = tmp_path / "old.db"
+    v1 = list(schema._V1)
+    v1[0] = v1[0].replace("id INTEGER PRIMARY KEY,", "id INTEGER PRIMARY KEY AUTOINCREMENT,")
+    assert v1[0] != schema._V1[0]
+    monkeypatch.setattr(schema, "MIGRATIONS", [v1, *schema.MIGRATIONS[1:]])
+    Store(old).close()
+    monkeypatch.undo()
+    assert "sqlite_sequence" in tables(old)
+    with tm.connect(old) as client:
+        tid = _make_history(client, log, 2)
+        assert client.prune_history_by_count(0) == 1
+        assert client.domain(D.main).submit(D.Note(log=log, tag="after")).id > tid + 2  # type: ignore[operator]
 
 
 def test_history_is_listed_newest_first(db: Path, log: str) -> None:
