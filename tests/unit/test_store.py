@@ -203,9 +203,9 @@ def test_new_databases_write_no_sqlite_sequence_and_old_ones_keep_working(
     v1 = list(schema._V1)
     v1[0] = v1[0].replace("id INTEGER PRIMARY KEY,", "id INTEGER PRIMARY KEY AUTOINCREMENT,")
     assert v1[0] != schema._V1[0]
-    monkeypatch.setattr(schema, "MIGRATIONS", [v1, *schema.MIGRATIONS[1:]])
-    Store(old).close()
-    monkeypatch.undo()
+    with monkeypatch.context() as patched:
+        patched.setattr(schema, "MIGRATIONS", [v1, *schema.MIGRATIONS[1:]])
+        Store(old).close()
     assert "sqlite_sequence" in tables(old)
     with tm.connect(old) as client:
         tid = _make_history(client, log, 2)
