@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 import taskmill as tm
-from taskmill.store import checkpoint, connection
+from taskmill.store import checkpoint, connection, walroom
 from taskmill.store.checkpoint import Checkpointer
 from tests.integration import domains as D
 
@@ -166,3 +167,67 @@ def test_with_full_durability_checkpoints_do_not_wait_for_a_lull(db: Path, monke
         while cp.runs == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert cp.runs > 0
+
+
+def _wal_size(db: Path) -> int:
+    return os.path.getsize(f"{db}-wal")
+
+
+def test_with_full_durability_a_new_wal_gets_a_laps_room_as_zeros_ahead_of_a_burst(db: Path) -> None:
+    """The first checkpoint request of a new WAL makes room for the frames a lap writes, so that the commits of a
+    burst write over zeros instead of growing the file, each sync writing its size too (walroom.py)."""
+    room = walroom.room_bytes(4096)
+    with tm.connect(db, durability="full") as client:
+        h = client.domain(D.main)
+        h.submit(D.Note(log="-", tag="first"))
+        assert _wal_size(db) < room // 10
+        n = 1
+        while client._store().conn.wal_frames < connection.CHECKPOINT_PAGES:  # type: ignore[attr-defined]
+            h.submit(D.Note(log="-", tag=f"{n}"))
+            n += 1
+        deadline = time.monotonic() + 10.0
+        while _wal_size(db) < room and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _wal_size(db) >= room
+        for i in range(50):  # commits go on over the room
+            h.submit(D.Note(log="-", tag=f"after{i}"))
+        assert client.pending_count() == n + 50
+
+
+def test_with_normal_durability_the_wal_grows_only_with_its_frames(db: Path) -> None:
+    """Commits do not sync: growing the file costs them little, and the room is not worth its zeros."""
+    with tm.connect(db, durability="normal") as client:
+        h = client.domain(D.main)
+        cp = client._store().conn.checkpointer
+        assert isinstance(cp, Checkpointer) and not cp.makes_room
+        n = 0
+        while client._store().conn.wal_frames < connection.CHECKPOINT_PAGES + 100:  # type: ignore[attr-defined]
+            h.submit(D.Note(log="-", tag=f"{n}"))
+            n += 1
+        frames = client._store().conn.wal_frames  # type: ignore[attr-defined]
+        time.sleep(0.1)  # the lull's checkpoint
+        assert _wal_size(db) <= walroom.WAL_HEADER + frames * (walroom.FRAME_HEADER + 4096)
+
+
+def test_the_room_keeps_every_frame_and_recovery_stops_where_the_frames_end(db: Path, tmp_path: Path) -> None:
+    """The zeros go only past the file's end, and a WAL recovered from disk after a crash (no ``-shm``) ends at
+    its last frame: every committed task is there."""
+    with tm.connect(db, durability="full") as client:
+        h = client.domain(D.main)
+        ids = {h.submit(D.Note(log="-", tag=f"a{i}")).id for i in range(30)}
+        before = Path(f"{db}-wal").read_bytes()
+        assert walroom.make_room(client._store().conn)
+        after = Path(f"{db}-wal").read_bytes()
+        assert len(after) == walroom.room_bytes(4096) > len(before)
+        assert after[: len(before)] == before
+        assert after[len(before) :].count(0) == len(after) - len(before)
+        assert walroom.make_room(client._store().conn)  # room already: nothing written
+        ids |= {h.submit(D.Note(log="-", tag=f"b{i}")).id for i in range(30)}
+        assert client._store().conn.wal_frames < connection.CHECKPOINT_PAGES  # type: ignore[attr-defined]
+        crashed = tmp_path / "crashed"
+        crashed.mkdir()
+        for suffix in ("", "-wal"):  # the files as a crash leaves them: the database file holds none of the tasks
+            shutil.copyfile(f"{db}{suffix}", f"{crashed / 'tasks.db'}{suffix}")
+    with tm.connect(crashed / "tasks.db") as recovered:
+        assert recovered.pending_count() == 60
+        assert {t.id for t in recovered.pending_tasks()} == ids
