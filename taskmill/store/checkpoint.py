@@ -17,8 +17,8 @@ writer back for up to ~30 ms. A burst now runs with none, and the checkpoint aft
 however often the burst wrote it. The WAL grows meanwhile, within the room ``journal_size_limit`` leaves it
 anyway (``connection.WAL_SIZE_LIMIT``); commits do not sync, so a longer WAL costs them nothing. With "full"
 they do, and one that grows the WAL past the file's end syncs its new size too (twice the time), so there
-checkpoints run at once and the WAL is written over in place; the thread's first pass over a new WAL also writes
-the room for a lap as zeros ahead of the commits (walroom.py). A power cut under "normal" loses the commits
+checkpoints run at once and the WAL is written over in place; the thread's passes early in a new WAL's lap also
+write room for the lap as zeros, a step ahead of the commits (walroom.py). A power cut under "normal" loses the commits
 since the last checkpoint, which during a burst may be the burst so far.
 """
 
@@ -133,7 +133,7 @@ class Checkpointer:
                         return
                     if self.defers:  # a burst's WAL restarts past what it may reach before its first pass
                         conn.restart_base = conn.restart_pages = BURST_PAGES + RESTART_PAGES  # type: ignore[attr-defined]
-                if self.makes_room and frames < RESTART_PAGES:  # early in a lap: before the file has grown much
+                if self.makes_room and frames < RESTART_PAGES:  # early in a lap: a step of room ahead of it
                     self.makes_room = make_room(conn)  # once it could not, not again for this file
                 conn.wal_frames = frames  # type: ignore[attr-defined]
                 checkpoint_passive(conn)

@@ -174,24 +174,24 @@ def _wal_size(db: Path) -> int:
 
 
 def test_with_full_durability_a_new_wal_gets_a_laps_room_as_zeros_ahead_of_a_burst(db: Path) -> None:
-    """The first checkpoint request of a new WAL makes room for the frames a lap writes, so that the commits of a
-    burst write over zeros instead of growing the file, each sync writing its size too (walroom.py)."""
+    """Checkpoint requests early in a new WAL's lap make room for the frames the lap writes, a step at a time
+    ahead of them, so that a burst's commits write over zeros instead of growing the file, each sync writing its
+    size too (walroom.py)."""
     room = walroom.room_bytes(4096)
     with tm.connect(db, durability="full") as client:
         h = client.domain(D.main)
         h.submit(D.Note(log="-", tag="first"))
         assert _wal_size(db) < room // 10
         n = 1
-        while client._store().conn.wal_frames < connection.CHECKPOINT_PAGES:  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 30.0
+        while _wal_size(db) < room and time.monotonic() < deadline:
             h.submit(D.Note(log="-", tag=f"{n}"))
             n += 1
-        deadline = time.monotonic() + 10.0
-        while _wal_size(db) < room and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert _wal_size(db) >= room
-        for i in range(50):  # commits go on over the room
+        assert _wal_size(db) == room  # made in steps: no commit grew the file past them
+        for i in range(100):  # commits go on over the room
             h.submit(D.Note(log="-", tag=f"after{i}"))
-        assert client.pending_count() == n + 50
+        assert _wal_size(db) == room
+        assert client.pending_count() == n + 100
 
 
 def test_with_normal_durability_the_wal_grows_only_with_its_frames(db: Path) -> None:
@@ -217,11 +217,15 @@ def test_the_room_keeps_every_frame_and_recovery_stops_where_the_frames_end(db: 
         ids = {h.submit(D.Note(log="-", tag=f"a{i}")).id for i in range(30)}
         before = Path(f"{db}-wal").read_bytes()
         assert walroom.make_room(client._store().conn)
+        assert _wal_size(db) == len(before) + walroom.STEP_BYTES  # a step at a time
+        while _wal_size(db) < walroom.room_bytes(4096):
+            assert walroom.make_room(client._store().conn)
         after = Path(f"{db}-wal").read_bytes()
-        assert len(after) == walroom.room_bytes(4096) > len(before)
+        assert len(after) == walroom.room_bytes(4096)
         assert after[: len(before)] == before
         assert after[len(before) :].count(0) == len(after) - len(before)
         assert walroom.make_room(client._store().conn)  # room already: nothing written
+        assert _wal_size(db) == walroom.room_bytes(4096)
         ids |= {h.submit(D.Note(log="-", tag=f"b{i}")).id for i in range(30)}
         assert client._store().conn.wal_frames < connection.CHECKPOINT_PAGES  # type: ignore[attr-defined]
         crashed = tmp_path / "crashed"
