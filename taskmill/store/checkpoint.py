@@ -17,9 +17,9 @@ writer back for up to ~30 ms. A burst now runs with none, and the checkpoint aft
 however often the burst wrote it. The WAL grows meanwhile, within the room ``journal_size_limit`` leaves it
 anyway (``connection.WAL_SIZE_LIMIT``); commits do not sync, so a longer WAL costs them nothing. With "full"
 they do, and one that grows the WAL past the file's end syncs its new size too (twice the time), so there
-checkpoints run at once and the WAL is written over in place; the thread's passes early in a new WAL's lap also
-write room for the lap as zeros, a step ahead of the commits (walroom.py). A power cut under "normal" loses the commits
-since the last checkpoint, which during a burst may be the burst so far.
+checkpoints run at once and the WAL is written over in place; the thread's passes early in a new WAL's lap
+also write room for the lap as zeros, a step ahead of the commits (walroom.py). A power cut under "normal" loses
+the commits since the last checkpoint, which during a burst may be the burst so far.
 """
 
 from __future__ import annotations

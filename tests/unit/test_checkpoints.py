@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import threading
@@ -235,3 +236,31 @@ def test_the_room_keeps_every_frame_and_recovery_stops_where_the_frames_end(db: 
     with tm.connect(crashed / "tasks.db") as recovered:
         assert recovered.pending_count() == 60
         assert {t.id for t in recovered.pending_tasks()} == ids
+
+
+def test_room_that_cannot_be_made_changes_nothing_and_is_not_tried_again(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk (or any error) while making room: commits go on as before, and the file is not tried again."""
+    tries: list[int] = []
+
+    def no_space(fd: int, data: object, offset: int) -> int:
+        tries.append(offset)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "pwrite", no_space)  # Python's only: SQLite writes its frames itself
+    with tm.connect(db, durability="full") as client:
+        h = client.domain(D.main)
+        cp = client._store().conn.checkpointer
+        assert isinstance(cp, Checkpointer) and cp.makes_room
+        for n in range(600):  # ~1,900 frames: more than one checkpoint request
+            h.submit(D.Note(log="-", tag=f"{n}"))
+        deadline = time.monotonic() + 10.0
+        while cp.makes_room and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not cp.makes_room
+        for n in range(600, 900):
+            h.submit(D.Note(log="-", tag=f"{n}"))
+        assert len(tries) == 1
+        assert _wal_size(db) < walroom.room_bytes(4096)
+        assert client.pending_count() == 900
