@@ -16,7 +16,7 @@ from .. import faults
 from ..errors import InvalidState, NotFound
 from ..outcome import SubmitOutcome
 from ..task import IoBudget
-from . import control, deps, dispatch, flow, queries, recurring, sql, sql_obs, stats, tags
+from . import control, deps, dispatch, flow, queries, recurring, sql, sql_obs, sql_queries, stats, tags
 from . import sql_flow as q
 from .connection import Durability, open_connection, read_tx, translate_errors, write_tx
 from .records import Candidate, ChildRecord, Claimed, HistoryRecord, NewTask, TaskRecord, TypeStats, ms_to_s
@@ -89,10 +89,10 @@ class Store:
 
     # -- queries ---------------------------------------------------------------------------------------
     def task(self, task_id: int) -> TaskRecord | None:
-        return queries.one_task(self.conn, sql.TASK_BY_ID, (task_id,))
+        return queries.one_task(self.conn, sql_queries.TASK_BY_ID, (task_id,))
 
     def task_by_key(self, key: str) -> TaskRecord | None:
-        return queries.one_task(self.conn, sql.TASK_BY_KEY, (key,))
+        return queries.one_task(self.conn, sql_queries.TASK_BY_KEY, (key,))
 
     def tasks_by_status(
         self, status: str, limit: int = 100, offset: int = 0, domain: str | None = None
@@ -105,19 +105,19 @@ class Store:
             query = q.TASKS_BY_STATUS_DOMAIN.format(cols=sql.TASK_COLUMNS)
             return queries.tasks(self.conn, query, (status, domain, limit, offset))
         if status == "pending":
-            return queries.tasks(self.conn, sql.PENDING_TASKS, (limit, offset))
-        return queries.tasks(self.conn, sql.TASKS_BY_STATUS, (status, limit, offset))
+            return queries.tasks(self.conn, sql_queries.PENDING_TASKS, (limit, offset))
+        return queries.tasks(self.conn, sql_queries.TASKS_BY_STATUS, (status, limit, offset))
 
     def count(self, status: str, domain: str | None = None) -> int:
         if status == "pending":
-            return queries.scalar(self.conn, sql.COUNT_PENDING, (domain,))
+            return queries.scalar(self.conn, sql_queries.COUNT_PENDING, (domain,))
         if domain is None:
-            return queries.scalar(self.conn, sql.COUNT_BY_STATUS, (status,))
-        return queries.scalar(self.conn, sql.COUNT_BY_STATUS_DOMAIN, (status, domain))
+            return queries.scalar(self.conn, sql_queries.COUNT_BY_STATUS, (status,))
+        return queries.scalar(self.conn, sql_queries.COUNT_BY_STATUS_DOMAIN, (status, domain))
 
     def busy(self) -> bool:
         """Whether anything is pending (due or delayed) or running: cheap enough to poll during a drain."""
-        return bool(queries.scalar(self.conn, sql.BUSY))
+        return bool(queries.scalar(self.conn, sql_queries.BUSY))
 
     def status_counts(self) -> dict[str, int]:
         with read_tx(self.conn):
@@ -125,12 +125,12 @@ class Store:
 
     def pending_by_domain_priority(self) -> list[tuple[str, int, int]]:
         """(domain, priority, pending count), queue depth for dashboards."""
-        return [(str(d), int(p), int(n)) for d, p, n in self.conn.execute(sql.PENDING_BY_DOMAIN_PRIORITY)]
+        return [(str(d), int(p), int(n)) for d, p, n in self.conn.execute(sql_queries.PENDING_BY_DOMAIN_PRIORITY)]
 
     def pending_by_type(self, domain: str | None = None) -> dict[str, int]:
         if domain is not None:
             return {t: int(n) for t, n in self.conn.execute(sql_obs.PENDING_BY_TYPE_DOMAIN, (domain,))}
-        return {t: int(n) for t, n in self.conn.execute(sql.PENDING_BY_TYPE)}
+        return {t: int(n) for t, n in self.conn.execute(sql_queries.PENDING_BY_TYPE)}
 
     def running_io_totals(self, domain: str | None = None) -> IoBudget:
         """The expected IO (``expected_io``) of the running tasks, summed."""
@@ -139,36 +139,36 @@ class Store:
     def history(self, limit: int = 50, offset: int = 0, domain: str | None = None) -> list[HistoryRecord]:
         if domain is not None:
             return queries.histories(self.conn, sql_obs.HISTORY_PAGE_DOMAIN, (domain, limit, offset))
-        return queries.histories(self.conn, sql.HISTORY_PAGE, (limit, offset))
+        return queries.histories(self.conn, sql_queries.HISTORY_PAGE, (limit, offset))
 
     def history_by_type(self, task_type: str, limit: int = 50, offset: int = 0) -> list[HistoryRecord]:
-        return queries.histories(self.conn, sql.HISTORY_BY_TYPE, (task_type, limit, offset))
+        return queries.histories(self.conn, sql_queries.HISTORY_BY_TYPE, (task_type, limit, offset))
 
     def history_by_key(self, key: str, limit: int = 50) -> list[HistoryRecord]:
-        return queries.histories(self.conn, sql.HISTORY_BY_KEY, (key, limit))
+        return queries.histories(self.conn, sql_queries.HISTORY_BY_KEY, (key, limit))
 
     def history_of_task(self, task_id: int) -> list[HistoryRecord]:
         """Every finished run of a task id (a requeued task has several), newest first."""
-        return queries.histories(self.conn, sql.HISTORY_OF_TASK, (task_id,))
+        return queries.histories(self.conn, sql_queries.HISTORY_OF_TASK, (task_id,))
 
     def history_by_status(
         self, status: str, limit: int = 50, offset: int = 0, domain: str | None = None
     ) -> list[HistoryRecord]:
         if status == "completed":
-            return queries.histories(self.conn, sql.HISTORY_COMPLETED, (domain, limit, offset))
-        return queries.histories(self.conn, sql.HISTORY_BY_STATUS, (status, domain, limit, offset))
+            return queries.histories(self.conn, sql_queries.HISTORY_COMPLETED, (domain, limit, offset))
+        return queries.histories(self.conn, sql_queries.HISTORY_BY_STATUS, (status, domain, limit, offset))
 
     def history_count(self) -> int:
-        return queries.scalar(self.conn, sql.HISTORY_COUNT)
+        return queries.scalar(self.conn, sql_queries.HISTORY_COUNT)
 
     def history_status_counts(self) -> dict[str, int]:
-        return {s: int(n) for s, n in self.conn.execute(sql.HISTORY_STATUS_COUNTS)}
+        return {s: int(n) for s, n in self.conn.execute(sql_queries.HISTORY_STATUS_COUNTS)}
 
     # -- observability --------------------------------------------------------------------------------
     def recent_avg_duration(self, task_type: str, sample: int = 20, scan: int = 200) -> tuple[float | None, int]:
         """(mean seconds, runs averaged) over the newest ``sample`` completed runs of ``task_type`` found among
         its newest ``scan`` finished rows; (None, 0) without any."""
-        row = next(iter(self.conn.execute(sql.RECENT_DURATION, (task_type, sample, scan))), None)
+        row = next(iter(self.conn.execute(sql_queries.RECENT_DURATION, (task_type, sample, scan))), None)
         if row is None or not row[1] or row[0] is None:
             return None, 0
         return float(row[0]) / 1000.0, int(row[1])
@@ -176,11 +176,11 @@ class Store:
     def paused_group_info(self) -> list[tuple[str, int, int | None, int]]:
         """(group, paused_at ms, resume_at ms or None, tasks held by the group pause) per paused group."""
         with read_tx(self.conn):
-            return [(g, at, resume, queries.scalar(self.conn, sql.GROUP_PAUSED_COUNT, (g,)))
+            return [(g, at, resume, queries.scalar(self.conn, sql_queries.GROUP_PAUSED_COUNT, (g,)))
                     for g, at, resume in control.paused_groups(self.conn)]  # fmt: skip
 
     def latest_history_of_task(self, task_id: int) -> HistoryRecord | None:
-        found = queries.histories(self.conn, sql.LATEST_HISTORY_OF_TASK, (task_id,))
+        found = queries.histories(self.conn, sql_queries.LATEST_HISTORY_OF_TASK, (task_id,))
         return found[0] if found else None
 
     def tasks_of_domain(self, status: str, domain: str, limit: int = 100, offset: int = 0) -> list[TaskRecord]:
@@ -241,7 +241,7 @@ class Store:
         The dead-letter row is removed only if the task was queued again, so a failed re-submit loses nothing.
         """
         with write_tx(self.conn):
-            found = queries.histories(self.conn, sql.HISTORY_ROW, (task_id,))
+            found = queries.histories(self.conn, sql_queries.HISTORY_ROW, (task_id,))
             if not found:
                 if self.task(task_id) is not None:
                     raise InvalidState(f"task {task_id} is still active, not dead-lettered")
@@ -251,7 +251,7 @@ class Store:
                 raise InvalidState(f"task {task_id} is {rec.status}, not dead-lettered")
             if domain is not None and rec.domain != domain:
                 raise InvalidState(f"task {task_id} belongs to domain {rec.domain!r}, not {domain!r}")
-            row = next(iter(self.conn.execute(sql.RESUBMIT_SOURCE, (task_id,))))
+            row = next(iter(self.conn.execute(sql_queries.RESUBMIT_SOURCE, (task_id,))))
             new = NewTask(
                 task_type=row[0], domain=row[1], key=row[2], label=row[3], priority=row[4], payload=row[5],
                 created_at=now_ms(), expected_read_bytes=row[6], expected_write_bytes=row[7],
@@ -273,7 +273,7 @@ class Store:
 
     def blocked(self, limit: int = 100, offset: int = 0, domain: str | None = None) -> list[TaskRecord]:
         if domain is None:
-            return queries.tasks(self.conn, sql.TASKS_BY_STATUS, ("blocked", limit, offset))
+            return queries.tasks(self.conn, sql_queries.TASKS_BY_STATUS, ("blocked", limit, offset))
         query = q.TASKS_BY_STATUS_DOMAIN.format(cols=sql.TASK_COLUMNS)
         return queries.tasks(self.conn, query, ("blocked", domain, limit, offset))
 

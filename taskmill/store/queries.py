@@ -7,7 +7,7 @@ from typing import Any
 import apsw
 import msgspec
 
-from . import sql
+from . import sql_queries
 from .records import HistoryRecord, TaskRecord, ms_to_s
 
 _tags_decoder = msgspec.json.Decoder(dict[str, str])
@@ -57,7 +57,7 @@ def scalar(conn: apsw.Connection, query: str, args: tuple[Any, ...] = ()) -> int
 
 def status_counts(conn: apsw.Connection) -> dict[str, int]:
     counts = {"pending": 0, "running": 0, "paused": 0, "waiting": 0, "blocked": 0}
-    for status, n in conn.execute(sql.COUNTS):
+    for status, n in conn.execute(sql_queries.COUNTS):
         counts[status] = int(n)
-    counts["pending"] = scalar(conn, sql.COUNT_PENDING, (None,))
+    counts["pending"] = scalar(conn, sql_queries.COUNT_PENDING, (None,))
     return counts

@@ -5,8 +5,8 @@ end grows the file, and its sync then also has to write the new size through the
 5,000-submit burst into a fresh database ran its first ~1,300 submits at ~1,850/s on ext4 here, and the rest, once
 the WAL was written over in place, at ~3,300/s. A WAL is written over in place only after its first RESTART, which
 under sustained load comes at ``RESTART_PAGES`` frames (``connection.checkpoint_passive``), ~16 MiB of growth that
-every new WAL (a new database, or the first connection after the last one closed) paid again. Written once as
-zeros and synced when the WAL first asks for a checkpoint, that room costs ~16 ms and turns the rest of the lap
+every new WAL (a new database, or the first connection after the last one closed) paid again. Written as zeros
+and synced once the WAL first asks for a checkpoint, that room costs ~16 ms in all and turns the rest of the lap
 into overwrites: the same burst, 5 alternating pairs, 3,593 → 4,321/s. With "normal" commits do not sync, and the
 same room bought ~7% for 64 MiB of zeros: not done.
 

@@ -29,6 +29,9 @@ REFILL_HEAD_AGE_S = 0.01
 header = ev.header_of
 
 
+AHEAD_QUEUE = 2  # a worker sent a task ahead holds the one it runs and that one
+
+
 class Claiming:
     if TYPE_CHECKING:
         store: Store
@@ -82,7 +85,7 @@ class Claiming:
         policy = self.policy if self.policy is not None and self.policy.active else None
         slots: CapSlots | None = None
         if caps or only_async or policy is not None:
-            room = queue_room({**dict.fromkeys(refill, depth), **dict.fromkeys(ahead, 2)})
+            room = queue_room({**dict.fromkeys(refill, depth), **dict.fromkeys(ahead, AHEAD_QUEUE)})
             ids = self._select(want, caps, only_async, policy, now, room)
             claimed = dispatch.claim_ids(self.store.conn, ids, now)
             group_cap = self._group_cap_of(policy)
@@ -199,7 +202,7 @@ class Claiming:
                 for _ in range(len(sync_targets)):
                     w = sync_targets[rr % len(sync_targets)]
                     rr += 1
-                    if len(w.sync) < (2 if w in behind else limit) \
+                    if len(w.sync) < (AHEAD_QUEUE if w in behind else limit) \
                             and (w.task_limit is None or w.tasks_done + len(w.sync) < w.task_limit) \
                             and (slots is None or slots.admits(c, w)):  # fmt: skip
                         target = w

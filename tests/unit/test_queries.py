@@ -341,10 +341,13 @@ def test_migration_moves_dedup_to_the_key_prefix_index(db: Path, log: str) -> No
 def test_key_lookups_keep_their_parameters_away_from_the_planner() -> None:
     """A bare parameter compared with the indexed key prefix makes SQLite plan the statement again on every run
     (``SUBMIT_CONTEXT`` went from 7.7 to 62.5 µs): every lookup through ``idx_key_prefix`` takes ``+?N``."""
-    from taskmill.store import sql_control, sql_flow, sql_obs, sql_policy
+    from taskmill.store import sql_control, sql_flow, sql_obs, sql_policy, sql_queries
 
     texts = [
-        v for m in (sql, sql_control, sql_flow, sql_obs, sql_policy) for v in vars(m).values() if isinstance(v, str)
+        v
+        for m in (sql, sql_control, sql_flow, sql_obs, sql_policy, sql_queries)
+        for v in vars(m).values()
+        if isinstance(v, str)
     ]
     lookups = [t for t in texts if "INDEXED BY idx_key_prefix" in t]
     assert len(lookups) >= 6
