@@ -30,6 +30,14 @@ import taskmill as tm
 
 uploads = tm.Domain("uploads")
 CHUNK = 64 * 1024
+_printing = threading.Lock()
+
+
+def say(line: str) -> None:
+    """Print a whole line: the display thread and the main thread both print, and ``print`` writes the text and
+    its newline separately, so two threads' lines could otherwise run into each other."""
+    with _printing:
+        print(line, flush=True)
 
 
 class Upload(tm.Task, frozen=True):
@@ -67,14 +75,16 @@ def show(events: tm.Subscription, ticks: tm.Subscription, stop: threading.Event)
             if e.header is None or isinstance(e, tm.Progress):
                 continue
             extra = f" (attempt {e.attempt})" if isinstance(e, tm.Dispatched) else ""
-            print(f"  [{type(e).__name__.lower()}] {Path(e.header.label).name}{extra}", flush=True)
+            say(f"  [{type(e).__name__.lower()}] {Path(e.header.label).name}{extra}")
         if done:
             return
         p = ticks.get(timeout=0.05)
         if p is not None and p.bytes_total:
             eta = "?" if p.eta is None else f"{p.eta:.1f}s"
-            print(f"    {Path(p.label).name:<12} {p.bytes_completed / p.bytes_total:6.1%}"
-                  f"  {p.throughput_bps / 1e6:5.1f} MB/s  eta {eta}", flush=True)  # fmt: skip
+            say(
+                f"    {Path(p.label).name:<12} {p.bytes_completed / p.bytes_total:6.1%}"
+                f"  {p.throughput_bps / 1e6:5.1f} MB/s  eta {eta}"
+            )
 
 
 def status(scheduler: tm.Scheduler, task_id: int) -> str:
@@ -126,26 +136,26 @@ def main(argv: list[str] | None = None) -> int:
         display.start()
         h = scheduler.domain(uploads)
 
-        print("user: upload video.mp4 in the background")
+        say("user: upload video.mp4 in the background")
         video = h.submit(job("video.mp4"), priority=tm.Priority.BACKGROUND).id
         wait_until("the video is a quarter sent", lambda: (sent(scheduler, video) or 0) > 0.25)
 
-        print("user: add three photos")
+        say("user: add three photos")
         photos = [h.submit(job(f"photo{i}.jpg")).id for i in (1, 2, 3)]
-        print("user: remove photo3.jpg from the queue")
+        say("user: remove photo3.jpg from the queue")
         assert h.cancel(photos[2])
 
-        print("user: upload report.pdf now")
+        say("user: upload report.pdf now")
         report = h.submit(job("report.pdf"), priority=tm.Priority.REALTIME).id
         wait_until("the report is uploaded", lambda: status(scheduler, report) == "completed")
 
         wait_until("photo1 is being sent", lambda: sent(scheduler, photos[0]) is not None)
-        print("user: pause the queue")
+        say("user: pause the queue")
         h.pause()
         wait_until("photo1 has stopped", lambda: status(scheduler, photos[0]) == "paused")
         time.sleep(0.3)
-        print(f"while paused: photo1 {status(scheduler, photos[0])}, video {status(scheduler, video)}")
-        print("user: resume the queue")
+        say(f"while paused: photo1 {status(scheduler, photos[0])}, video {status(scheduler, video)}")
+        say("user: resume the queue")
         h.resume()
         scheduler.wait_until_idle(timeout=120)
         stop.set()
