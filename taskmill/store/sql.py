@@ -37,6 +37,18 @@ def key_is(value: str) -> str:
     return f"unhex(substr(key, 1, 8)) = unhex(substr({value}, 1, 8)) AND key = {value}"
 
 
+def pending_rows(columns: str, scope: str = "") -> str:
+    """``columns`` of every pending row (``AND scope``, if given): the due ones through ``idx_ready`` and the delayed
+    ones through ``idx_delayed``. Each partial index holds one half, so the two seeks joined by UNION ALL replace a
+    scan of the table."""
+    where = "status = 'pending' AND finished_at IS NULL" + (f" AND {scope}" if scope else "")
+    return (
+        f"SELECT {columns} FROM tasks INDEXED BY idx_ready WHERE {where} AND run_after IS NULL\n"
+        f"    UNION ALL\n"
+        f"    SELECT {columns} FROM tasks INDEXED BY idx_delayed WHERE {where} AND run_after IS NOT NULL"
+    )
+
+
 # -- submission -----------------------------------------------------------------------------------------
 INSERT_TASK = """
 INSERT INTO tasks (task_type, domain, key, label, priority, payload, created_at,

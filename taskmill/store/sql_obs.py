@@ -7,7 +7,7 @@ finished tasks that carry tags).
 
 from __future__ import annotations
 
-from .sql import HISTORY_COLUMNS, TASK_COLUMNS
+from .sql import HISTORY_COLUMNS, TASK_COLUMNS, pending_rows
 
 # -- metric counters (see schema._V4) ----------------------------------------------------------------------
 BUMP = (
@@ -100,19 +100,14 @@ _COUNT_BY_KEY_PREFIX = (
 COUNT_BY_KEY_PREFIX = [_COUNT_BY_KEY_PREFIX.format(join=j) for j in ("", _SCOPE)]
 
 # -- active tasks, scoped to a domain ------------------------------------------------------------------------
-_PENDING = "status = 'pending' AND finished_at IS NULL AND domain = +?1"
 PENDING_TASKS_DOMAIN = f"""
 SELECT * FROM (
-    SELECT {TASK_COLUMNS} FROM tasks INDEXED BY idx_ready WHERE {_PENDING} AND run_after IS NULL
-    UNION ALL
-    SELECT {TASK_COLUMNS} FROM tasks INDEXED BY idx_delayed WHERE {_PENDING} AND run_after IS NOT NULL
+    {pending_rows(TASK_COLUMNS, "domain = +?1")}
 ) ORDER BY priority, id LIMIT (+?2 + 0) OFFSET (+?3 + 0)
 """
 PENDING_BY_TYPE_DOMAIN = f"""
 SELECT task_type, COUNT(*) FROM (
-    SELECT task_type FROM tasks INDEXED BY idx_ready WHERE {_PENDING} AND run_after IS NULL
-    UNION ALL
-    SELECT task_type FROM tasks INDEXED BY idx_delayed WHERE {_PENDING} AND run_after IS NOT NULL
+    {pending_rows("task_type", "domain = +?1")}
 ) GROUP BY task_type
 """
 RUNNING_IO = """

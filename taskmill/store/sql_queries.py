@@ -6,7 +6,7 @@ None runs on the dispatch hot path.
 
 from __future__ import annotations
 
-from .sql import HISTORY_COLUMNS, TASK_COLUMNS, key_is
+from .sql import HISTORY_COLUMNS, TASK_COLUMNS, key_is, pending_rows
 
 # -- tasks and counts --------------------------------------------------------------------------------------------
 TASK_BY_ID = f"SELECT {TASK_COLUMNS} FROM tasks NOT INDEXED WHERE id = +? AND finished_at IS NULL"
@@ -23,9 +23,7 @@ ORDER BY priority, id LIMIT (+? + 0) OFFSET (+? + 0)
 _PENDING = "status = 'pending' AND finished_at IS NULL"
 PENDING_TASKS = f"""
 SELECT * FROM (
-    SELECT {TASK_COLUMNS} FROM tasks INDEXED BY idx_ready WHERE {_PENDING} AND run_after IS NULL
-    UNION ALL
-    SELECT {TASK_COLUMNS} FROM tasks INDEXED BY idx_delayed WHERE {_PENDING} AND run_after IS NOT NULL
+    {pending_rows(TASK_COLUMNS)}
 ) ORDER BY priority, id LIMIT (+? + 0) OFFSET (+? + 0)
 """
 COUNT_BY_STATUS = (
@@ -53,16 +51,12 @@ COUNTS = (
 )
 PENDING_BY_DOMAIN_PRIORITY = f"""
 SELECT domain, priority, COUNT(*) FROM (
-    SELECT domain, priority FROM tasks INDEXED BY idx_ready WHERE {_PENDING} AND run_after IS NULL
-    UNION ALL
-    SELECT domain, priority FROM tasks INDEXED BY idx_delayed WHERE {_PENDING} AND run_after IS NOT NULL
+    {pending_rows("domain, priority")}
 ) GROUP BY domain, priority ORDER BY domain, priority
 """
 PENDING_BY_TYPE = f"""
 SELECT task_type, COUNT(*) FROM (
-    SELECT task_type FROM tasks INDEXED BY idx_ready WHERE {_PENDING} AND run_after IS NULL
-    UNION ALL
-    SELECT task_type FROM tasks INDEXED BY idx_delayed WHERE {_PENDING} AND run_after IS NOT NULL
+    {pending_rows("task_type")}
 ) GROUP BY task_type
 """
 _HIST = f"SELECT {HISTORY_COLUMNS} FROM tasks"
